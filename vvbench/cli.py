@@ -1,0 +1,131 @@
+"""The `vvbench` command group: parse, call, exit code (0 ok, 1 check failed, 2 bad input)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vvbench import __version__
+from vvbench.cli_knobs import knob_options, overrides_from_flags
+from vvbench.errors import VVBenchError
+from vvbench.runtime.presets import PRESETS
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+DEMO_TEXT = (
+    "Welcome to vvbench. This sample comes from the reference runtime, a model with the shapes "
+    "of VibeVoice and random weights. It sounds like speech, with pitch, rhythm and pauses, "
+    "but it has no words."
+)
+
+
+class VVBenchGroup(click.Group):
+    """Turns VVBenchError into one line and exit 2; `--debug` shows the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except VVBenchError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            err_console.print(f"vvbench: error: {exc}", markup=False, highlight=False)
+            ctx.exit(exc.exit_code)
+
+
+def _config(config_path: str | None, preset: str | None, kwargs: dict):
+    from vvbench.runtime.config import load_runtime_config
+
+    overrides = overrides_from_flags(kwargs)
+    if preset is not None:
+        overrides["preset"] = preset
+    return load_runtime_config(config_path, overrides=overrides)
+
+
+preset_option = click.option("--preset", type=str, default=None, help=f"model shapes: {', '.join(PRESETS)} (default tiny)")
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="RuntimeConfig YAML/JSON file")
+
+
+@click.group(cls=VVBenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="show tracebacks")
+@click.option("-v", "--verbose", count=True, help="log more (-v info, -vv debug)")
+@click.version_option(__version__, prog_name="vvbench")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
+    """Benchmark, monitor and autotune text-to-speech serving."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _print_synth(result: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for note in result.get("notes", []):
+        err_console.print(f"note: {note}", markup=False)
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("wrote", result["out"]),
+        ("preset / device", f"{result['preset']} / {result['device']}"),
+        ("voice / seed", f"{result['voice']} / {result['seed']}"),
+        ("audio", f"{result['audio_s']:.2f} s ({result['frames']} frames)"),
+        ("wall", f"{result['wall_s']:.2f} s (model load {result['load_s']:.2f} s, apart)"),
+        ("RTF", f"{result['rtf']:.3f}  (wall / audio; RTFx {1 / result['rtf']:.1f})" if result["rtf"] else "n/a"),
+        ("first chunk", f"{result['ttfc_s']:.3f} s" if result["ttfc_s"] is not None else "n/a"),
+        ("stages", ", ".join(f"{k} {v:.2f}s" for k, v in result["stage_s"].items() if v)),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="WAV file to write")
+@click.option("--voice", default="alloy", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--speed", type=float, default=1.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@preset_option
+@config_option
+@knob_options
+def synth(text: str, out: str, voice: str, seed: int, speed: float, as_json: bool, preset, config_path, **kwargs) -> None:
+    """Synthesise TEXT once through the engine and write a WAV file."""
+    from vvbench.oneshot import synthesize_to_file
+
+    config = _config(config_path, preset, kwargs)
+    result = synthesize_to_file(config, text, out, voice=voice, seed=seed, speed=speed)
+    _print_synth(result, as_json)
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(dir_okay=False), default="vvbench-demo.wav", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def demo(out: str, as_json: bool) -> None:
+    """Synthesise a sample on the embedded `tiny` reference runtime (no server, no GPU needed)."""
+    from vvbench.oneshot import synthesize_to_file
+    from vvbench.runtime.config import load_runtime_config
+
+    config = load_runtime_config(None, overrides={"preset": "tiny"})
+    result = synthesize_to_file(config, DEMO_TEXT, out, voice="alloy", seed=0)
+    _print_synth(result, as_json)
+    if not as_json:
+        console.print(f"Listen to {Path(out).resolve()} — the reference runtime has random weights: speech-like, not words.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

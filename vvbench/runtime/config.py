@@ -1,0 +1,268 @@
+"""`RuntimeConfig`: every knob of the reference runtime, in one pydantic model.
+
+Each field carries `hot` in its JSON-schema extras: hot knobs may change on a running engine
+(`Engine.reconfigure`, the service's `POST /admin/config`); the rest need a restart. Precedence
+when loading: defaults < file (YAML or JSON) < `VVBENCH_*` environment < explicit overrides (CLI
+flags). Errors name the field, the offending value and what is allowed.
+
+Choices where the design is silent:
+- `diffusion_steps` as an adaptive policy `{min, max, per_char}` gives each request
+  `clamp(round(max - per_char * chars), min, max)` steps: short interactive turns keep full
+  quality, long passages trade steps for throughput so long-form RTF stays below one.
+- `noise_db` is the level of the added white noise in dBFS (e.g. -30), not an SNR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vvbench.errors import ConfigError
+from vvbench.runtime.presets import PRESETS, Preset, get_preset
+
+ENV_PREFIX = "VVBENCH_"
+
+
+def _hot(description: str, **kw: Any) -> Any:
+    return Field(description=description, json_schema_extra={"hot": True}, **kw)
+
+
+def _restart(description: str, **kw: Any) -> Any:
+    return Field(description=description, json_schema_extra={"hot": False}, **kw)
+
+
+class AdaptiveSteps(BaseModel):
+    """Per-request diffusion steps: clamp(round(max - per_char * chars), min, max)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: int = Field(ge=1, le=1000, description="fewest solver steps any request gets")
+    max: int = Field(ge=1, le=1000, description="steps for the shortest inputs")
+    per_char: float = Field(ge=0.0, description="steps removed per input character")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AdaptiveSteps":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        return self
+
+    def steps_for(self, chars: int) -> int:
+        return int(min(self.max, max(self.min, round(self.max - self.per_char * chars))))
+
+
+class Faults(BaseModel):
+    """Injected failures, so the watchdog and the reliability tests have real faults to catch."""
+
+    model_config = ConfigDict(extra="forbid")
+    leak_mb_per_request: float = Field(0.0, ge=0.0, le=65536, description="memory kept forever per finished request (MiB); on the model's device")
+    crash_after_requests: int | None = Field(None, ge=1, description="the process exits (code 70) after this many finished requests")
+    hang_after_requests: int | None = Field(None, ge=1, description="the engine loop stops making progress after this many finished requests")
+    noise_db: float | None = Field(None, le=0.0, ge=-120.0, description="add white noise at this level (dBFS) to every sample")
+
+
+class RuntimeConfig(BaseModel):
+    """Every knob of the reference runtime. See the module docstring for precedence and choices."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    preset: str = _restart("model shapes: " + ", ".join(PRESETS), default="tiny")
+    device: str = _restart("auto | cpu | cuda | cuda:N (auto: cuda when available)", default="auto")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _restart("weights and activations dtype (auto: the preset's default; float32 on CPU for bf16 presets is not forced)", default="auto")
+    weights_seed: int = _restart("seed of the random weights", default=0, ge=0)
+    offload: dict[str, str] = _restart("component or layer range -> device, e.g. {'lm.layers.0-13': 'cuda', 'lm.layers.14-27': 'cpu'}", default_factory=dict)
+    offload_mode: Literal["stream", "compute"] = _restart("CPU-resident parts: stream weights to the GPU just in time, or compute on the CPU", default="stream")
+    diffusion_steps: int | AdaptiveSteps | None = _hot("solver steps (int), an adaptive policy {min, max, per_char}, or null for the preset default", default=None)
+    cfg_scale: float | None = _hot("classifier-free guidance scale (null: preset default)", default=None, ge=0.0, le=20.0)
+    max_batch: int = _restart("streams stepped together (slots)", default=8, ge=1, le=256)
+    batch_window_ms: float = _hot("how long an idle engine waits for more arrivals before stepping a new batch", default=5.0, ge=0.0, le=10_000)
+    first_chunk_frames: int = _hot("frames in the first streamed chunk (time to first audio)", default=2, ge=1, le=10_000)
+    chunk_frames: int = _hot("frames per later chunk (continuity vs overhead)", default=8, ge=1, le=10_000)
+    threads: int | None = _hot("torch intra-op threads (null: torch's default)", default=None, ge=1, le=1024)
+    compile: bool = _restart("torch.compile the per-frame modules", default=False)
+    cudnn_benchmark: bool = _hot("torch.backends.cudnn.benchmark (CUDA only)", default=False)
+    empty_cache_every: int = _hot("torch.cuda.empty_cache() every N finished requests (0: never; CUDA only)", default=0, ge=0)
+    batch_invariant: bool = _restart("run every step at max_batch rows so a seed gives identical audio alone or in any batch", default=True)
+    max_queue: int = _hot("requests waiting for a slot before new ones are refused", default=64, ge=0, le=100_000)
+    request_timeout_s: float = _hot("a request not finished after this long is cancelled", default=600.0, gt=0.0)
+    max_input_chars: int = _hot("longest input text accepted", default=4096, ge=1, le=2_000_000)
+    faults: Faults = _hot("injected failures", default_factory=Faults)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        if v not in PRESETS:
+            raise ValueError(f"unknown preset {v!r}; allowed: {', '.join(PRESETS)}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, v: str) -> str:
+        ok = v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
+        if not ok:
+            raise ValueError(f"unknown device {v!r}; allowed: auto, cpu, cuda, cuda:N")
+        return v
+
+    @model_validator(mode="after")
+    def _offload_matches_preset(self) -> "RuntimeConfig":
+        from vvbench.runtime.offload import parse_offload_map
+
+        if self.offload:
+            try:
+                parse_offload_map(self.offload, get_preset(self.preset))
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def preset_spec(self) -> Preset:
+        return get_preset(self.preset)
+
+    def steps_for(self, chars: int) -> int:
+        """Diffusion solver steps a request of `chars` characters gets (0 for presets without diffusion)."""
+        spec = self.preset_spec
+        if spec.diffusion is None:
+            return 0
+        if self.diffusion_steps is None:
+            return spec.diffusion.default_steps
+        if isinstance(self.diffusion_steps, int):
+            return self.diffusion_steps
+        return self.diffusion_steps.steps_for(chars)
+
+    def effective_cfg_scale(self) -> float:
+        spec = self.preset_spec
+        if self.cfg_scale is not None:
+            return self.cfg_scale
+        return spec.diffusion.cfg_scale if spec.diffusion else 0.0
+
+    def notes(self) -> list[str]:
+        """Knobs that were set but do not apply to this preset or machine (said, not failed)."""
+        out = []
+        spec = self.preset_spec
+        if spec.diffusion is None:
+            for knob in ("diffusion_steps", "cfg_scale"):
+                if knob in self.model_fields_set and getattr(self, knob) is not None:
+                    out.append(f"{knob} does not apply to preset {spec.name} (codec-token LM, no diffusion head): ignored")
+        return out
+
+    @field_validator("diffusion_steps")
+    @classmethod
+    def _positive_steps(cls, v: Any) -> Any:
+        if isinstance(v, int) and not (1 <= v <= 1000):
+            raise ValueError(f"must be between 1 and 1000 (got {v}); or an adaptive policy {{min, max, per_char}}")
+        return v
+
+
+def knob_fields() -> dict[str, dict[str, Any]]:
+    """Name -> {hot, description, default} for every knob, faults flattened as `faults.<name>`."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, f in RuntimeConfig.model_fields.items():
+        extra = f.json_schema_extra or {}
+        if name == "faults":
+            for fname, ff in Faults.model_fields.items():
+                out[f"faults.{fname}"] = {"hot": True, "description": ff.description, "default": ff.default}
+            continue
+        default = f.default_factory() if f.default_factory else f.default
+        out[name] = {"hot": bool(extra.get("hot")), "description": f.description, "default": default}
+    return out
+
+
+HOT_KNOBS = frozenset(k.split(".")[0] for k, v in knob_fields().items() if v["hot"])
+
+
+def format_validation_error(exc: ValidationError, source: str | None = None) -> str:
+    """One line per problem: `[source: ]dotted.path: message (got value)`."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("int", "AdaptiveSteps", "function-after[_ordered(), AdaptiveSteps]")))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown knob; allowed: " + ", ".join(RuntimeConfig.model_fields)
+        elif err["type"].startswith("literal_error") or err["type"] in ("enum",):
+            pass
+        got = err.get("input")
+        shown = "" if isinstance(got, (dict, list)) or err["type"] == "extra_forbidden" else f" (got {got!r})"
+        parts.append(f"{loc}: {msg}{shown}" if loc else msg)
+    prefix = f"{source}: " if source else ""
+    return prefix + "; ".join(dict.fromkeys(parts))
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of knobs at the top level, got {type(data).__name__}")
+    return data
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """`VVBENCH_MAX_BATCH=16`, `VVBENCH_FAULTS__NOISE_DB=-30`: values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    fields = set(RuntimeConfig.model_fields)
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        top, _, sub = name.partition("__")
+        if top not in fields:
+            continue
+        value = yaml.safe_load(raw) if raw != "" else None
+        if sub:
+            out.setdefault(top, {})[sub] = value
+        else:
+            out[top] = value
+    return out
+
+
+def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge (later wins); used for file < env < flags and for hot patches."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and k != "offload":
+            out[k] = merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_runtime_config(
+    path: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RuntimeConfig:
+    """Build a RuntimeConfig from defaults < file < VVBENCH_* env < overrides."""
+    data: dict[str, Any] = {}
+    source = None
+    if path is not None:
+        source = str(path)
+        data = _read_file(Path(path))
+    data = merge(data, _env_overrides(os.environ if env is None else env))
+    if overrides:
+        data = merge(data, {k: v for k, v in overrides.items() if v is not None})
+    return validate_config(data, source)
+
+
+def validate_config(data: Mapping[str, Any], source: str | None = None) -> RuntimeConfig:
+    """Validate a mapping of knobs, turning pydantic's errors into one ConfigError line."""
+    try:
+        return RuntimeConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def dump_config(config: RuntimeConfig) -> str:
+    """YAML text of a config (what the tuner writes, what `--config` reads back)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

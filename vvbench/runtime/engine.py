@@ -1,0 +1,339 @@
+"""The engine: continuous batching at frame granularity around the reference model.
+
+One background thread owns the model. Each iteration it (1) expires, cancels and admits
+requests — new requests join the running batch at the next frame boundary, and an idle engine
+waits up to `batch_window_ms` for more arrivals before stepping a new batch; (2) prefills prompt
+tokens of newly admitted streams, at most `PREFILL_BUDGET` tokens per iteration so a long-form
+prompt never stalls the running streams for long; (3) steps every active stream by one frame;
+(4) hands out chunks (`first_chunk_frames`, then every `chunk_frames`) and frees finished slots.
+
+Clients use `submit()` -> `RequestHandle` (iterate chunks, cancel), `stats()`, `reconfigure()`
+for the hot knobs, and `close()`. Bad input raises `InputError`, a full queue `CapacityError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+
+from vvbench.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
+from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, merge, validate_config
+from vvbench.runtime.faults import FaultInjector
+from vvbench.runtime.loader import LoadedModel, load_model
+from vvbench.runtime.prompt import PromptBuilder
+from vvbench.runtime.request import RequestHandle, RequestState, SynthesisRequest
+from vvbench.runtime.stepper import STAGES, FrameStepper
+from vvbench.runtime.stream import Stream
+from vvbench.runtime.synth import StreamSynth
+from vvbench.runtime.text import plan_prosody
+from vvbench.runtime.voices import get_voice
+
+log = logging.getLogger("vvbench.engine")
+
+PREFILL_BUDGET = 512
+SPEED_RANGE = (0.25, 4.0)
+
+
+class Engine:
+    """Continuous-batching TTS engine over the reference model (see module docstring)."""
+
+    def __init__(self, config: RuntimeConfig | None = None, *, start: bool = True):
+        self.config = config or RuntimeConfig()
+        for note in self.config.notes():
+            log.warning(note)
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        self.loaded: LoadedModel = load_model(self.config)
+        self.preset = self.loaded.preset
+        self.device = self.loaded.device
+        self.prompts = PromptBuilder(self.loaded)
+        self.stepper = FrameStepper(self.loaded, slots=self.config.max_batch, batch_invariant=self.config.batch_invariant)
+        self.faults = FaultInjector(self.device)
+        self._lock = threading.Condition()
+        self._pending: list[tuple[int, int, Stream | None, RequestHandle]] = []
+        self._seq = 0
+        self._slots: list[Stream | None] = [None] * self.config.max_batch
+        self._stop = False
+        self._started_at = time.time()
+        self._last_progress = time.monotonic()
+        self._counts: Counter = Counter()
+        self._batch_sizes: Counter = Counter()
+        self._stage_s: dict[str, float] = {k: 0.0 for k in STAGES}
+        self._frames = 0
+        self._steps = 0
+        self._thread = threading.Thread(target=self._run, name="vvbench-engine", daemon=True)
+        if start:
+            self._thread.start()
+
+    # -- client API -----------------------------------------------------------------------
+    def plan(self, text: str, speed: float = 1.0, voice: str = "alloy"):
+        """The prosody plan of a text (duration, frames) without running anything."""
+        return plan_prosody(text, speed=speed, sample_rate=24_000, voice=voice)
+
+    def submit(self, request: SynthesisRequest) -> RequestHandle:
+        """Queue a request; returns its handle. Raises InputError or CapacityError."""
+        cfg = self.config
+        text = request.text if isinstance(request.text, str) else ""
+        if not text.strip():
+            raise InputError("input must contain text", param="input")
+        if len(text) > cfg.max_input_chars:
+            raise InputError(f"input is {len(text)} characters; the limit is {cfg.max_input_chars}", param="input")
+        if not (SPEED_RANGE[0] <= request.speed <= SPEED_RANGE[1]):
+            raise InputError(f"speed must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]} (got {request.speed})", param="speed")
+        voice = get_voice(request.voice)
+        if request.diffusion_steps is not None and not (1 <= request.diffusion_steps <= 1000):
+            raise InputError("diffusion_steps must be between 1 and 1000", param="diffusion_steps")
+        seed = request.resolved_seed()
+        plan = plan_prosody(text, speed=request.speed, sample_rate=24_000, voice=voice.name)
+        n_frames = plan.n_frames(self.preset.samples_per_frame)
+        if request.start_frame < 0 or request.start_frame > n_frames:
+            raise InputError(f"start_frame must be within 0..{n_frames}", param="start_frame")
+        handle = RequestHandle(request, n_frames=n_frames, samples_per_frame=self.preset.samples_per_frame, sample_rate=24_000)
+        with self._lock:
+            if self._stop:
+                raise EngineError("engine is closed")
+            if len(self._pending) >= cfg.max_queue:
+                raise CapacityError(f"queue is full ({cfg.max_queue} waiting)", retry_after_s=self._retry_after_s())
+            self._seq += 1
+            self._pending.append((request.priority, self._seq, None, handle))
+            self._pending.sort(key=lambda p: (p[0], p[1]))
+            handle._plan = plan  # type: ignore[attr-defined]
+            handle._voice = voice  # type: ignore[attr-defined]
+            handle._seed = seed  # type: ignore[attr-defined]
+            self._lock.notify_all()
+        return handle
+
+    def synthesize(self, request: SynthesisRequest, timeout: float | None = None) -> tuple[np.ndarray, RequestHandle]:
+        """Submit and wait: the whole audio and the finished handle."""
+        handle = self.submit(request)
+        return handle.audio(timeout), handle
+
+    def reconfigure(self, patch: dict) -> RuntimeConfig:
+        """Apply hot knobs between frames; restart-only knobs raise ConfigError naming them."""
+        cold = sorted(k for k in patch if k not in HOT_KNOBS)
+        if cold:
+            raise ConfigError(f"{', '.join(cold)}: needs a restart; hot knobs: {', '.join(sorted(HOT_KNOBS))}")
+        new = validate_config(merge(self.config.model_dump(), patch))
+        with self._lock:
+            self.config = new
+            if new.threads:
+                torch.set_num_threads(new.threads)
+            if torch.cuda.is_available():
+                torch.backends.cudnn.benchmark = new.cudnn_benchmark
+            self._lock.notify_all()
+        return new
+
+    def stats(self) -> dict:
+        """Queue, streams, batch sizes, per-stage seconds, memory and config, as plain JSON types."""
+        with self._lock:
+            active = [s for s in self._slots if s is not None]
+            pending = len(self._pending)
+            kv = sum(c.nbytes for s in active for c in (*s.kv_pos, *(s.kv_neg or ())))
+            now = time.monotonic()
+            busy = bool(active or pending)
+            out = {
+                "preset": self.preset.name,
+                "device": str(self.device),
+                "queue_depth": pending,
+                "active_streams": len(active),
+                "prefilling_streams": sum(1 for s in active if s.in_prefill),
+                "max_batch": self.config.max_batch,
+                "steps": self._steps,
+                "frames": self._frames,
+                "audio_s": self._frames * self.preset.samples_per_frame / 24_000,
+                "requests": dict(self._counts),
+                "batch_sizes": {str(k): v for k, v in sorted(self._batch_sizes.items())},
+                "stage_s": dict(self._stage_s),
+                "weights_bytes": self.loaded.weights_bytes,
+                "kv_cache_bytes": kv,
+                "conv_cache_bytes": self.stepper.state_bytes(),
+                "leak_bytes": self.faults.leaked_bytes,
+                "uptime_s": time.time() - self._started_at,
+                "stalled_s": (now - self._last_progress) if busy else 0.0,
+                "hung": self.faults.hung,
+                "config": self.config.model_dump(mode="json"),
+            }
+        out.update(self.loaded.allocator_stats())
+        return out
+
+    def warmup(self, frames: int = 2) -> None:
+        """Run one short request so first-call costs (allocations, compile) are paid up front."""
+        req = SynthesisRequest(text="Warm up.", voice="alloy", seed=0)
+        self.synthesize(req, timeout=600)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the engine thread; unfinished requests end cancelled."""
+        with self._lock:
+            self._stop = True
+            self._lock.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        with self._lock:
+            for _, _, _, h in self._pending:
+                h._finish(RequestState.CANCELLED, RequestCancelled("engine closed"))
+            self._pending.clear()
+            for i, s in enumerate(self._slots):
+                if s is not None:
+                    s.handle._finish(RequestState.CANCELLED, RequestCancelled("engine closed"))
+                    self._slots[i] = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- engine thread --------------------------------------------------------------------
+    def _retry_after_s(self) -> float:
+        done = self._counts.get("done", 0)
+        if not done:
+            return 1.0
+        per_frame = sum(self._stage_s.values()) / max(1, self._steps)
+        return float(min(60.0, max(1.0, per_frame * 100)))
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if self._stop:
+                        return
+                    self._expire_and_cancel()
+                    if self.faults.should_hang(self._counts.get("done", 0), self.config.faults):
+                        self._lock.wait(0.5)
+                        continue
+                    self._admit()
+                    active = [s for s in self._slots if s is not None]
+                    if not active:
+                        self._last_progress = time.monotonic()
+                        if not self._pending:
+                            self._lock.wait(0.5)
+                        continue
+                self._work(active)
+        except Exception as exc:  # noqa: BLE001 - a model failure must end requests, not hang them
+            log.exception("engine thread failed")
+            with self._lock:
+                self._stop = True
+                for _, _, _, h in self._pending:
+                    h._finish(RequestState.FAILED, EngineError(f"engine failed: {exc}"))
+                for s in self._slots:
+                    if s is not None:
+                        s.handle._finish(RequestState.FAILED, EngineError(f"engine failed: {exc}"))
+
+    def _expire_and_cancel(self) -> None:
+        now = time.monotonic()
+        timeout = self.config.request_timeout_s
+        keep = []
+        for item in self._pending:
+            h = item[3]
+            if h.cancelled:
+                h._finish(RequestState.CANCELLED, RequestCancelled(f"request {h.id} was cancelled"))
+                self._counts["cancelled"] += 1
+            elif now - h.t_submit > timeout:
+                h._finish(RequestState.FAILED, RequestCancelled(f"request {h.id} timed out after {timeout:g} s in the queue"))
+                self._counts["timeout"] += 1
+            else:
+                keep.append(item)
+        self._pending = keep
+        for i, s in enumerate(self._slots):
+            if s is None:
+                continue
+            if s.handle.cancelled:
+                s.handle._finish(RequestState.CANCELLED, RequestCancelled(f"request {s.handle.id} was cancelled"))
+                self._counts["cancelled"] += 1
+                self._free(i)
+            elif now - s.handle.t_submit > timeout:
+                s.handle._finish(RequestState.FAILED, RequestCancelled(f"request {s.handle.id} timed out after {timeout:g} s"))
+                self._counts["timeout"] += 1
+                self._free(i)
+
+    def _admit(self) -> None:
+        if not self._pending:
+            return
+        free = [i for i, s in enumerate(self._slots) if s is None]
+        if not free:
+            return
+        running = any(s is not None for s in self._slots)
+        oldest = min(h.t_submit for _, _, _, h in self._pending)
+        window_s = self.config.batch_window_ms / 1000.0
+        if not running and len(self._pending) < len(free) and time.monotonic() - oldest < window_s:
+            self._lock.wait(max(0.0, window_s - (time.monotonic() - oldest)))
+            return
+        self.faults.maybe_crash(self._counts.get("done", 0), self.config.faults)
+        while self._pending and free:
+            _, _, _, handle = self._pending.pop(0)
+            slot = free.pop(0)
+            self._slots[slot] = self._make_stream(handle, slot)
+
+    def _make_stream(self, handle: RequestHandle, slot: int) -> Stream:
+        req = handle.request
+        cfg = self.config
+        plan, voice, seed = handle._plan, handle._voice, handle._seed  # type: ignore[attr-defined]
+        handle.stage_s["queue"] = time.monotonic() - handle.t_submit
+        handle.state = RequestState.PREFILL
+        prompt, x0 = self.prompts.build(req.text, voice)
+        kv_pos, kv_neg = self.prompts.caches(prompt.shape[0], handle.n_frames)
+        steps = req.diffusion_steps if req.diffusion_steps is not None else cfg.steps_for(len(req.text))
+        gen = torch.Generator().manual_seed(seed)
+        self.stepper.reset_slot(slot)
+        synth = StreamSynth(voice, plan, sample_rate=24_000, samples_per_frame=self.preset.samples_per_frame,
+                            seed=seed, noise_dbfs=cfg.faults.noise_db)
+        return Stream(
+            handle=handle, plan=plan, synth=synth, slot=slot, prompt=prompt, kv_pos=kv_pos, kv_neg=kv_neg,
+            generator=gen, steps=steps if self.preset.has_diffusion else 0,
+            cfg_scale=req.cfg_scale if req.cfg_scale is not None else cfg.effective_cfg_scale(),
+            first_chunk_frames=req.first_chunk_frames or cfg.first_chunk_frames,
+            chunk_frames=req.chunk_frames or cfg.chunk_frames,
+            x=x0, n_frames=handle.n_frames, start_frame=req.start_frame,
+        )
+
+    def _free(self, slot: int) -> None:
+        self._slots[slot] = None
+        if not self.config.batch_invariant:
+            # Keep active streams in the first slots so only those rows run.
+            last = max((i for i, s in enumerate(self._slots) if s is not None), default=-1)
+            if last > slot:
+                s = self._slots[last]
+                self._slots[last] = None
+                self.stepper.move_slot(last, slot)
+                s.slot = slot
+                self._slots[slot] = s
+
+    def _work(self, active: list[Stream]) -> None:
+        budget = PREFILL_BUDGET
+        for s in active:
+            if s.in_prefill and budget > 0:
+                t0 = time.perf_counter()
+                budget -= self.stepper.prefill(s, budget)
+                dt = time.perf_counter() - t0
+                s.handle.stage_s["prefill"] = s.handle.stage_s.get("prefill", 0.0) + dt
+                self._stage_s["prefill"] += dt
+        ready = [s for s in active if not s.in_prefill]
+        if ready:
+            for s in ready:
+                s.handle.state = RequestState.RUNNING
+            frames, times = self.stepper.step(ready)
+            for stage, sec in times.items():
+                self._stage_s[stage] += sec
+                for s in ready:
+                    s.handle.stage_s[stage] = s.handle.stage_s.get(stage, 0.0) + sec
+            self._steps += 1
+            self._frames += len(ready)
+            self._batch_sizes[len(ready)] += 1
+            for s, audio in zip(ready, frames):
+                chunk = s.take_frame(audio)
+                s.handle.frames_done = s.frame
+                if chunk is not None:
+                    s.handle._deliver(chunk)
+        with self._lock:
+            self._last_progress = time.monotonic()
+            for s in ready:
+                if s.done and self._slots[s.slot] is s:
+                    s.handle._finish(RequestState.DONE)
+                    self._counts["done"] += 1
+                    self._free(s.slot)
+                    self.faults.after_request(self.config.faults, self._counts["done"], self.config.empty_cache_every)
