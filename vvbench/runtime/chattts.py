@@ -62,9 +62,7 @@ class CodeDecoder(StreamingStack):
             + [CausalConv1d(c, spec.mel_bins, 1)]
         )
         width = c // spec.codebooks
-        self.quantizer_embed = nn.ModuleList(
-            Embedding(spec.codebook_size, width) for _ in range(spec.codebooks)
-        )
+        self.quantizer_embed = nn.ModuleList(Embedding(spec.codebook_size, width) for _ in range(spec.codebooks))
         self.proj = nn.Linear(width * spec.codebooks, c)
 
     def _embed(self, codes: torch.Tensor) -> torch.Tensor:
@@ -116,12 +114,8 @@ class ChatTTSCodec(nn.Module):
     def __init__(self, spec: CodecSpec, hidden: int):
         super().__init__()
         self.spec = spec
-        self.code_embed = nn.ModuleList(
-            Embedding(spec.codebook_size, hidden) for _ in range(spec.codebooks)
-        )
-        self.heads = nn.ModuleList(
-            nn.Linear(hidden, spec.codebook_size, bias=False) for _ in range(spec.codebooks)
-        )
+        self.code_embed = nn.ModuleList(Embedding(spec.codebook_size, hidden) for _ in range(spec.codebooks))
+        self.heads = nn.ModuleList(nn.Linear(hidden, spec.codebook_size, bias=False) for _ in range(spec.codebooks))
         self.decoder = CodeDecoder(spec)
         self.vocoder = Vocoder(spec)
 

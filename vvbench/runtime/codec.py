@@ -118,7 +118,12 @@ class ConvNeXtBlock(nn.Module):
 
 
 class StreamingStack(nn.Module):
-    """A chain of causal ops with one state tensor per op that has a past to remember."""
+    """A chain of causal ops with one state tensor per op that has a past to remember.
+
+    An op provides `state_shape()` (per-row (channels, samples), or None when stateless),
+    `stream(x, state)` (one chunk [M, C, L], state updated in place), `sequence(x)` (a whole
+    sequence from a zero past) and `flops(steps_in)`.
+    """
 
     def __init__(self, ops: Sequence[nn.Module]):
         super().__init__()
@@ -136,12 +141,14 @@ class StreamingStack(nn.Module):
         return sum(c * t for c, t in self._shapes()) * dtype_bytes
 
     def stream(self, x: torch.Tensor, state: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Run one chunk [M, C, L] through every op, updating `state` (from `init_state`) in place."""
         it = iter(state)
         for op in self.ops:
             x = op.stream(x, next(it) if op.state_shape() is not None else None)
         return x
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Run a whole sequence [M, C, T] from a zero past, without state (the reference path)."""
         for op in self.ops:
             x = op.sequence(x)
         return x

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vvbench.runtime.layers import RMSNorm, SwiGLU
@@ -30,9 +29,7 @@ _FREQ_DIM = 256
 def timestep_embedding(t: torch.Tensor, dim: int = _FREQ_DIM, max_period: float = 10_000.0):
     """Sinusoidal embedding [M, dim] of float timesteps [M] (cos half first, as in DiT)."""
     half = dim // 2
-    freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
-    )
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None, :]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -134,9 +131,7 @@ class DPMSolver:
         acp = _cosine_alphas_cumprod(train_timesteps)
         train_sigmas = [math.sqrt((1 - a) / a) for a in acp]
         # linspace spacing: `steps` timesteps from T-1 down, rounded (diffusers' default).
-        self.timesteps = [
-            round(i * (train_timesteps - 1) / steps) for i in range(steps, 0, -1)
-        ]
+        self.timesteps = [round(i * (train_timesteps - 1) / steps) for i in range(steps, 0, -1)]
         # Integer timesteps, so interpolating the training sigmas is plain indexing.
         self.sigmas = [train_sigmas[t] for t in self.timesteps] + [0.0]
 

@@ -52,9 +52,7 @@ class KVCache:
 
     def _check_room(self, n: int) -> None:
         if self.length + n > self.capacity:
-            raise EngineError(
-                f"KV cache full: {self.length} + {n} tokens exceed its capacity of {self.capacity}"
-            )
+            raise EngineError(f"KV cache full: {self.length} + {n} tokens exceed its capacity of {self.capacity}")
 
 
 class Qwen2Attention(nn.Module):
@@ -94,9 +92,7 @@ class QwenLM(nn.Module):
     # -- positions -----------------------------------------------------------------------------
     def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotary tables cos, sin [len(positions), head_dim] in the model's compute dtype."""
-        return rope_cos_sin(
-            positions, self.spec.head_dim, self.spec.rope_theta, self.embed.weight.dtype
-        )
+        return rope_cos_sin(positions, self.spec.head_dim, self.spec.rope_theta, self.embed.weight.dtype)
 
     def _qkv(self, layer: Qwen2DecoderLayer, h: torch.Tensor, cos, sin):
         """Projected and rotated q [N, heads, hd], k [N, kv, hd] and v [N, kv, hd] for N rows."""
@@ -160,9 +156,7 @@ class QwenLM(nn.Module):
 
     def step(self, x: torch.Tensor, caches: Sequence[KVCache | None]) -> torch.Tensor:
         """All layers and the final norm for M rows at their caches' positions; advances by 1."""
-        positions = torch.tensor(
-            [c.length if c is not None else 0 for c in caches], device=x.device
-        )
+        positions = torch.tensor([c.length if c is not None else 0 for c in caches], device=x.device)
         cos, sin = self.rope(positions)
         for i in range(len(self.layers)):
             x = self.layer_step(i, x, cos, sin, caches)

@@ -20,7 +20,7 @@ def test_timesteps_and_sigmas_follow_diffusers_linspace():
     solver = DPMSolver(10)
     assert solver.timesteps == [999, 899, 799, 699, 599, 500, 400, 300, 200, 100]
     assert solver.sigmas[-1] == 0.0
-    assert all(a > b for a, b in zip(solver.sigmas, solver.sigmas[1:]))
+    assert all(a > b for a, b in zip(solver.sigmas, solver.sigmas[1:], strict=False))
     assert DPMSolver(5).timesteps == [999, 799, 599, 400, 200]
     with pytest.raises(ValueError):
         DPMSolver(0)

@@ -11,7 +11,7 @@ from vvbench.errors import EngineError
 from vvbench.runtime.layers import apply_rope
 from vvbench.runtime.lm import KVCache, QwenLM
 from vvbench.runtime.model import build_model
-from vvbench.runtime.presets import PRESETS, LMSpec
+from vvbench.runtime.presets import PRESETS, LMSpec, Preset
 
 M = 8
 
@@ -130,8 +130,6 @@ def test_logits_use_tied_embedding_or_own_head(lm):
 
 def test_residual_stream_stays_order_one_through_28_layers():
     spec = LMSpec(layers=28, hidden=128, heads=4, kv_heads=2, ffn=384, vocab=256)
-    from vvbench.runtime.presets import Preset
-
     preset = Preset(
         name="deep", description="", family="vibevoice", lm=spec, diffusion=None, decoder=None, semantic=None
     )
