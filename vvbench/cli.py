@@ -18,7 +18,6 @@ from vvbench.errors import VVBenchError
 from vvbench.runtime.presets import PRESETS
 
 console = Console(stderr=False)
-err_console = Console(stderr=True)
 
 DEMO_TEXT = (
     "Welcome to vvbench. This sample comes from the reference runtime, a model with the shapes "
@@ -36,7 +35,7 @@ class VVBenchGroup(click.Group):
         except VVBenchError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()
-            err_console.print(f"vvbench: error: {exc}", markup=False, highlight=False)
+            click.echo(f"vvbench: error: {' '.join(str(exc).split())}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -71,7 +70,7 @@ def _print_synth(result: dict, as_json: bool) -> None:
         click.echo(json.dumps(result, indent=2))
         return
     for note in result.get("notes", []):
-        err_console.print(f"note: {note}", markup=False)
+        click.echo(f"note: {note}", err=True)
     table = Table(show_header=False, box=None)
     rows = [
         ("wrote", result["out"]),
@@ -120,6 +119,55 @@ def demo(out: str, as_json: bool) -> None:
     _print_synth(result, as_json)
     if not as_json:
         console.print(f"Listen to {Path(out).resolve()} — the reference runtime has random weights: speech-like, not words.")
+
+
+def _gib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**30:.3f}"
+
+
+@cli.command()
+@click.option("--streams", type=int, default=None, help="concurrent streams (default: max_batch)")
+@click.option("--max-audio-min", type=float, default=5.0, show_default=True, help="longest audio per stream, minutes")
+@click.option("--budget", type=str, default=None, help="memory per device, e.g. 80GiB (default: the device's total)")
+@click.option("--json", "as_json", is_flag=True)
+@preset_option
+@config_option
+@knob_options
+def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs) -> None:
+    """Predict memory per device: weights, KV caches, conv caches, activations; what fits."""
+    from vvbench.errors import InputError
+    from vvbench.runtime.plan import memory_plan
+    from vvbench.units import parse_bytes
+
+    if streams is not None and streams < 1:
+        raise InputError("--streams must be at least 1", param="streams")
+    if max_audio_min <= 0:
+        raise InputError("--max-audio-min must be positive", param="max_audio_min")
+    config = _config(config_path, preset, kwargs)
+    result = memory_plan(config, streams=streams, max_audio_min=max_audio_min,
+                         budget_bytes=parse_bytes(budget) if budget else None)
+    data = result.to_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for note in data["notes"]:
+        click.echo(f"note: {note}", err=True)
+    head = Table(title=f"{data['preset']} ({data['dtype']}): {data['streams']} streams x {data['max_audio_min']:g} min (GiB)", show_header=True)
+    for col in ("device", "weights", "KV", "conv", "activ.", "overhead", "total", "budget"):
+        head.add_column(col, justify="right")
+    for dev, d in data["devices"].items():
+        head.add_row(dev, _gib(d["weights"]), _gib(d["kv_cache"]), _gib(d["conv_cache"]), _gib(d["activations"]),
+                     _gib(d["overhead"]), _gib(d["total"]), _gib(data["budget_bytes"][dev]))
+    console.print(head)
+    facts = Table(show_header=False, box=None)
+    facts.add_row("parameters", ", ".join(f"{k} {v / 1e6:,.1f}M" for k, v in data["params"].items() if k != "lm_layers")
+                  + f"  (total {data['params_total'] / 1e9:.3f}B)")
+    facts.add_row("weight bytes", f"{data['weights_bytes']:,} = params x {data['dtype']} size")
+    facts.add_row("KV per token", f"{data['kv_bytes_per_token']:,} B per cache (x2 with CFG)")
+    facts.add_row("KV per stream", _gib(data["kv_bytes_per_stream"]) + f" GiB at {data['max_audio_min']:g} min ({data['tokens_per_audio_s']:.2f} text tokens per audio second)")
+    facts.add_row("max streams", f"{data['max_streams']} at {data['max_audio_min']:g} min each")
+    facts.add_row("max audio", f"{data['max_audio_min_fit']} min per stream at {data['streams']} streams")
+    console.print(facts)
 
 
 def main() -> None:

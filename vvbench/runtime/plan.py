@@ -103,6 +103,13 @@ class MemoryPlan:
         }
 
 
+def stream_kv_bytes(preset: Preset, prompt_tokens: int, frames: int, dtype_bytes: int) -> int:
+    """KV bytes the engine allocates for one stream: (prompt + frames + 1) tokens, plus frames + 1 with CFG."""
+    cond = prompt_tokens + frames + 1
+    uncond = frames + 1 if preset.uses_cfg else 0
+    return (cond + uncond) * preset.lm.kv_bytes_per_token(dtype_bytes)
+
+
 def _component_bytes(model, dtype_bytes: int) -> dict[str, int]:
     from vvbench.runtime.model import component_modules
 
@@ -161,9 +168,7 @@ def memory_plan(config: RuntimeConfig, *, streams: int | None = None, max_audio_
     def stream_kv(minutes: float) -> int:
         frames = math.ceil(minutes * frames_per_min)
         prompt = preset.voice_prompt_tokens + math.ceil(minutes * 60 * tok_s) + 2
-        cond = prompt + frames + 1
-        uncond = frames + 1 if preset.uses_cfg else 0
-        return (cond + uncond) * kv_tok
+        return stream_kv_bytes(preset, prompt, frames, dbytes)
 
     per_stream = stream_kv(max_audio_min)
     conv_rows = 0

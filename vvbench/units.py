@@ -1,0 +1,52 @@
+"""One parser each for byte sizes (`20GiB`, `512MB`, `1.5e9`), durations (`30s`, `5m`) and shares (`90%`)."""
+
+from __future__ import annotations
+
+import re
+
+from vvbench.errors import ConfigError
+
+_BYTES = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_SECONDS = {"": 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_NUM = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
+
+
+def parse_bytes(text: str | int | float, what: str = "size") -> int:
+    """`20GiB` -> 21474836480; plain numbers are bytes. Units: B, KB/MB/GB/TB (10^n), KiB..TiB (2^n)."""
+    if isinstance(text, (int, float)):
+        value, unit = float(text), ""
+    else:
+        m = re.fullmatch(_NUM + r"\s*([a-zA-Z]*)", text.strip())
+        if not m or m.group(2).lower() not in _BYTES:
+            raise ConfigError(f"{what}: cannot read {text!r} as a size; use e.g. 512MiB, 20GiB, 1.5e9")
+        value, unit = float(m.group(1)), m.group(2).lower()
+    if value < 0:
+        raise ConfigError(f"{what}: must not be negative (got {text!r})")
+    return int(value * _BYTES[unit])
+
+
+def parse_duration(text: str | int | float, what: str = "duration") -> float:
+    """`30s` -> 30.0, `5m` -> 300.0, `250ms` -> 0.25; plain numbers are seconds."""
+    if isinstance(text, (int, float)):
+        value, unit = float(text), ""
+    else:
+        m = re.fullmatch(_NUM + r"\s*([a-zA-Z]*)", text.strip())
+        if not m or m.group(2).lower() not in _SECONDS:
+            raise ConfigError(f"{what}: cannot read {text!r} as a duration; use e.g. 250ms, 30s, 5m, 1h")
+        value, unit = float(m.group(1)), m.group(2).lower()
+    if value < 0:
+        raise ConfigError(f"{what}: must not be negative (got {text!r})")
+    return value * _SECONDS[unit]
+
+
+def parse_fraction(text: str | float, what: str = "share") -> float:
+    """`90%` -> 0.9, `0.9` -> 0.9; must lie in 0..1."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise ConfigError(f"{what}: cannot read {text!r} as a share; use e.g. 90% or 0.9") from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{what}: must be between 0 and 1 (0%..100%), got {text!r}")
+    return value
