@@ -15,14 +15,20 @@ def synthesize_to_file(config: RuntimeConfig, text: str, out: str | Path, *, voi
                        seed: int | None = 0, speed: float = 1.0) -> dict:
     """Build the engine, synthesise `text` once, write a WAV; return the figures as a dict.
 
-    `wall_s` runs from submission to the last chunk (model loading is `load_s`, apart);
+    `wall_s` runs from submission to the last chunk (model loading is `load_s`, and with
+    `compile` the warm-up that compiles is `warmup_s`, both apart);
     `rtf = wall_s / audio_s` (below 1 is faster than real time); `ttfc_s` is the time to the
     first chunk.
     """
     t0 = time.perf_counter()
     engine = Engine(config)
     load_s = time.perf_counter() - t0
+    warmup_s = None
     try:
+        if config.compile:  # first calls compile (tens of seconds on CPU): keep that out of the figures
+            t_w = time.perf_counter()
+            engine.warmup()
+            warmup_s = time.perf_counter() - t_w
         request = SynthesisRequest(text=text, voice=voice, seed=seed, speed=speed)
         t1 = time.perf_counter()
         handle = engine.submit(request)
@@ -52,8 +58,9 @@ def synthesize_to_file(config: RuntimeConfig, text: str, out: str | Path, *, voi
         "rtf": wall_s / audio_s if audio_s else None,
         "ttfc_s": ttfc_s,
         "load_s": load_s,
+        "warmup_s": warmup_s,
         "frames": handle.n_frames,
         "stage_s": {k: v for k, v in handle.timings().items() if k not in ("total", "first_chunk")},
         "device": stats["device"],
-        "notes": config.notes(),
+        "notes": config.notes() + engine.loaded.notes,
     }

@@ -81,8 +81,9 @@ class Engine:
         text = request.text if isinstance(request.text, str) else ""
         if not text.strip():
             raise InputError("input must contain text", param="input")
-        if len(text) > cfg.max_input_chars:
-            raise InputError(f"input is {len(text)} characters; the limit is {cfg.max_input_chars}", param="input")
+        limit = request.max_input_chars if request.max_input_chars is not None else cfg.max_input_chars
+        if len(text) > limit:
+            raise InputError(f"input is {len(text)} characters; the limit is {limit}", param="input")
         if not (SPEED_RANGE[0] <= request.speed <= SPEED_RANGE[1]):
             raise InputError(f"speed must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]} (got {request.speed})", param="speed")
         voice = get_voice(request.voice)
@@ -226,10 +227,15 @@ class Engine:
 
     def _expire_and_cancel(self) -> None:
         now = time.monotonic()
-        timeout = self.config.request_timeout_s
+        default_timeout = self.config.request_timeout_s
+
+        def timeout_of(h: RequestHandle) -> float:
+            return h.request.timeout_s if h.request.timeout_s is not None else default_timeout
+
         keep = []
         for item in self._pending:
             h = item[3]
+            timeout = timeout_of(h)
             if h.cancelled:
                 h._finish(RequestState.CANCELLED, RequestCancelled(f"request {h.id} was cancelled"))
                 self._counts["cancelled"] += 1
@@ -242,6 +248,7 @@ class Engine:
         for i, s in enumerate(self._slots):
             if s is None:
                 continue
+            timeout = timeout_of(s.handle)
             if s.handle.cancelled:
                 s.handle._finish(RequestState.CANCELLED, RequestCancelled(f"request {s.handle.id} was cancelled"))
                 self._counts["cancelled"] += 1

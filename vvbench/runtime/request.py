@@ -44,6 +44,8 @@ class SynthesisRequest:
     `priority`: lower runs first (the service gives short interactive requests 0 and long-form
     jobs 1). `start_frame` resumes a request part-way (long-form jobs after a restart): frames
     before it are computed but not delivered, so the audio is identical to an uninterrupted run.
+    `max_input_chars` and `timeout_s` override the engine's knobs for this request (the service's
+    long-form jobs have their own, larger input limit, and no timeout).
     """
 
     text: str
@@ -56,6 +58,8 @@ class SynthesisRequest:
     chunk_frames: int | None = None
     priority: int = 0
     start_frame: int = 0
+    max_input_chars: int | None = None
+    timeout_s: float | None = None
     request_id: str = field(default_factory=lambda: f"req-{os.getpid()}-{next(_ids)}")
 
     def resolved_seed(self) -> int:

@@ -130,6 +130,19 @@ def test_queue_full_and_cancel():
         assert e.stats()["requests"]["cancelled"] == 1
 
 
+def test_per_request_input_limit_and_timeout_override_the_knobs():
+    cfg = RuntimeConfig(preset="tiny", max_batch=1, max_input_chars=20, request_timeout_s=0.3, batch_window_ms=0)
+    with Engine(cfg) as e:
+        with pytest.raises(InputError):
+            e.submit(SynthesisRequest(text="x " * 20, seed=0))
+        long = e.submit(SynthesisRequest(text="A longer text for this one. " * 2, seed=0, max_input_chars=100, timeout_s=60))
+        short = e.submit(SynthesisRequest(text="Times out.", seed=1))  # waits behind `long` past 0.3 s
+        assert len(long.audio(timeout=60)) > 0
+        with pytest.raises(RequestCancelled, match="timed out"):
+            short.audio(timeout=60)
+        assert short.state is RequestState.FAILED
+
+
 def test_reconfigure_hot_and_restart_only(engine):
     new = engine.reconfigure({"chunk_frames": 5, "faults": {"leak_mb_per_request": 0}})
     assert new.chunk_frames == 5 and engine.config.chunk_frames == 5
@@ -162,3 +175,24 @@ def test_without_batch_invariance_streams_compact_and_finish():
         hs = [e.submit(SynthesisRequest(text=t, seed=i)) for i, t in enumerate(MIXED[:4])]
         outs = [h.audio(timeout=120) for h in hs]
     assert all(len(o) == h.n_frames * 3200 for o, h in zip(outs, hs))
+
+
+@pytest.mark.parametrize("offload, mode", [({"lm.layers.0-1": "cuda", "lm.layers.2-3": "cpu", "decoder": "cpu"}, "stream"),
+                                           ({"lm": "cpu", "diffusion": "cpu"}, "compute")])
+def test_offload_maps_resolve_to_cpu_and_give_identical_audio(offload, mode):
+    req = dict(text="Where the layers live must not change the audio.", seed=11)
+    with Engine(RuntimeConfig(preset="tiny", max_batch=2)) as e:
+        ref, _ = e.synthesize(SynthesisRequest(**req), timeout=60)
+    with Engine(RuntimeConfig(preset="tiny", max_batch=2, offload=offload, offload_mode=mode)) as e:
+        assert any("offload map resolves to CPU" in n for n in e.loaded.notes)
+        out, _ = e.synthesize(SynthesisRequest(**req), timeout=60)
+    assert md5(out) == md5(ref)
+
+
+@pytest.mark.slow
+def test_compile_knob_runs_and_stays_deterministic():
+    with Engine(RuntimeConfig(preset="tiny", max_batch=2, compile=True)) as e:
+        e.warmup()
+        a, h = e.synthesize(SynthesisRequest(text="Compiled.", seed=1), timeout=600)
+        b, _ = e.synthesize(SynthesisRequest(text="Compiled.", seed=1), timeout=600)
+    assert len(a) == h.n_frames * 3200 and md5(a) == md5(b)
