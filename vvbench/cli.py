@@ -170,6 +170,42 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
     console.print(facts)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (loopback by default)")
+@click.option("--port", type=int, default=8000, show_default=True, help="port to bind; 0 picks a free one")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="vvbench-data", show_default=True,
+              help="jobs database and chunk files")
+@click.option("--api-key", envvar="VVBENCH_API_KEY", default=None, help="require `Authorization: Bearer KEY` on /v1 and /admin [env VVBENCH_API_KEY]")
+@click.option("--max-job-streams", type=int, default=None, help="engine slots long-form jobs may hold at once (default max_batch // 2, at least 1)")
+@click.option("--max-job-chars", type=int, default=None, help="longest job input accepted (default 200000)")
+@click.option("--job-chunk-frames", type=int, default=None, help="frames per persisted job chunk (default about 10 s of audio)")
+@click.option("--rate-limit", type=float, default=None, help="requests per second per API key or client address (default: no limit)")
+@click.option("--rate-burst", type=int, default=None, help="token-bucket size for --rate-limit (default max(1, ceil(rate)))")
+@click.option("--memory-guard", default=None, help="refuse new work (503) above this memory use: bytes (8GiB, 500MB) or a fraction (0.9)")
+@click.option("--short-first/--no-short-first", default=True, show_default=True,
+              help="streaming requests before jobs and jobs capped at --max-job-streams; off: one FIFO queue")
+@click.option("--health-stall-s", type=float, default=None, help="/healthz fails after this long without engine progress while work waits (default 30)")
+@click.option("--drain-timeout-s", type=float, default=None, help="on SIGTERM, how long in-flight requests may take (default 30)")
+@preset_option
+@config_option
+@knob_options
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, data_dir: str, api_key, max_job_streams, max_job_chars, job_chunk_frames,
+          rate_limit, rate_burst, memory_guard, short_first, health_stall_s, drain_timeout_s, preset, config_path, **kwargs) -> None:
+    """Run the TTS service (OpenAI-compatible /v1/audio/speech, jobs, metrics) until SIGTERM."""
+    from vvbench.server.main import serve as run_service
+    from vvbench.server.settings import build_settings
+
+    config = _config(config_path, preset, kwargs)
+    settings = build_settings(
+        data_dir=data_dir, api_key=api_key, max_job_streams=max_job_streams, max_job_chars=max_job_chars,
+        job_chunk_frames=job_chunk_frames, rate_limit_rps=rate_limit, rate_burst=rate_burst, memory_guard=memory_guard,
+        short_first=short_first, health_stall_s=health_stall_s, drain_timeout_s=drain_timeout_s)
+    verbose = logging.getLogger().level <= logging.INFO
+    run_service(config, settings, host=host, port=port, access_log=verbose,
+                on_listening=lambda url: click.echo(f"vvbench serve: listening on {url}"))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(obj={})

@@ -10,7 +10,8 @@ Terms (all exact arithmetic from the shapes, except where marked as an estimate)
   tokenizer and prosody plan on a reference paragraph;
 - conv caches: the streaming decoder/encoder states of all `max_batch` slots (allocated once);
 - activations (estimate): the largest transient of one step or one prefill chunk;
-- overhead (estimate): a CUDA context per GPU.
+- overhead (estimate): a CUDA context per GPU; on a CPU exec device, the fixed runtime overhead
+  measured by bench/plan_memory.py.
 The plan also answers how many streams fit in the device's memory at the requested length, and
 how many minutes each stream may reach at the requested stream count.
 """
@@ -27,6 +28,10 @@ from vvbench.runtime.offload import resolve_placement
 from vvbench.runtime.presets import SAMPLE_RATE, Preset
 
 CUDA_CONTEXT_BYTES = 512 * 1024**2
+# What a CPU process holds beyond the tensors counted here (allocator caches, kernel code,
+# thread pools, Python objects of the engine): measured with bench/plan_memory.py as a fixed
+# ~75-80 MiB for tiny and small (docs/benchmarks.md), independent of the model size.
+CPU_RUNTIME_OVERHEAD_BYTES = 80 * 1024**2
 PREFILL_CHUNK = 512
 _REFERENCE_TEXT = (
     "The quarterly numbers came in ahead of plan, and the team spent most of the meeting on what "
@@ -185,6 +190,8 @@ def memory_plan(config: RuntimeConfig, *, streams: int | None = None, max_audio_
     for d, plan in devices.items():
         if d.startswith("cuda"):
             plan.overhead = CUDA_CONTEXT_BYTES
+    if exec_dev == "cpu":
+        main.overhead = CPU_RUNTIME_OVERHEAD_BYTES
 
     budgets = {d: (budget_bytes if budget_bytes is not None else _budget(d)) for d in devices}
     free = budgets[exec_dev] - (main.total - main.kv_cache)

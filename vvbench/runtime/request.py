@@ -105,7 +105,7 @@ class RequestHandle:
         self.stage_s: dict[str, float] = {"queue": 0.0}
         self._items: deque = deque()
         self._cond = threading.Condition()
-        self._async: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
+        self._waker: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._cancel = threading.Event()
 
     # -- engine side ----------------------------------------------------------------------
@@ -113,10 +113,11 @@ class RequestHandle:
         with self._cond:
             self._items.append(item)
             self._cond.notify_all()
-            targets = list(self._async)
-        for loop, q in targets:
+            waker = self._waker
+        if waker is not None:
+            loop, event = waker
             try:
-                loop.call_soon_threadsafe(q.put_nowait, item)
+                loop.call_soon_threadsafe(event.set)
             except RuntimeError:  # the consumer's loop has closed; nobody is listening
                 pass
 
@@ -157,36 +158,46 @@ class RequestHandle:
             raise self.error or EngineError(f"request {self.id} failed")
 
     def chunks(self, timeout: float | None = None) -> Iterator[AudioChunk]:
-        """Yield chunks as they are produced; raise if the request fails or is cancelled."""
-        pos = 0
+        """Yield chunks as they are produced; raise if the request fails or is cancelled.
+
+        A handle has one consumer: a chunk is handed out once and then dropped, so a long-form
+        request never holds its whole audio in memory.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._cond:
-                while pos >= len(self._items):
+                while not self._items:
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         raise TimeoutError(f"no audio from request {self.id} within {timeout} s")
                     self._cond.wait(left)
-                item = self._items[pos]
-            pos += 1
+                item = self._items.popleft()
             if item is _END:
                 self._raise_if_failed()
                 return
             yield item
 
     async def achunks(self) -> AsyncIterator[AudioChunk]:
-        """`async for` over the chunks, from an asyncio event loop (the service)."""
-        q: asyncio.Queue = asyncio.Queue()
+        """`async for` over the chunks from an asyncio event loop (the service); one consumer."""
+        event = asyncio.Event()
         with self._cond:
-            for item in self._items:
-                q.put_nowait(item)
-            self._async.append((asyncio.get_running_loop(), q))
-        while True:
-            item = await q.get()
-            if item is _END:
-                self._raise_if_failed()
-                return
-            yield item
+            self._waker = (asyncio.get_running_loop(), event)
+        try:
+            while True:
+                with self._cond:
+                    item = self._items.popleft() if self._items else None
+                    if item is None:
+                        event.clear()  # under the lock: a push after this sets it again
+                if item is None:
+                    await event.wait()
+                    continue
+                if item is _END:
+                    self._raise_if_failed()
+                    return
+                yield item
+        finally:
+            with self._cond:
+                self._waker = None
 
     def audio(self, timeout: float | None = None) -> np.ndarray:
         """All the audio, once the request has finished (blocking)."""

@@ -91,8 +91,19 @@ def error_for(exc: Exception) -> APIError:
     return APIError(500, "internal error", type="server_error", code="internal_error")
 
 
+_UNION_TAGS = {"str", "int", "float", "bool", "none", "bytes"}
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic puts the union member tried (`str`, `VoiceRef`, `list[...]`) into an error's loc."""
+    text = str(part)
+    return text in _UNION_TAGS or text[:1].isupper() or "[" in text or text.startswith("function-")
+
+
 def _param_of(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "path", "query", "header") else [str(p) for p in loc]
+    if loc and loc[0] in ("body", "path", "query", "header"):
+        loc = loc[1:]
+    parts = [str(p) for p in loc if isinstance(p, int) or not _is_union_tag(p)]
     return ".".join(parts) or None
 
 
@@ -131,7 +142,9 @@ async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONRe
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
-    return error_json(exc.status_code, message, code=codes.get(exc.status_code), headers=getattr(exc, "headers", None))
+    param = "body" if exc.status_code == 413 else None
+    return error_json(exc.status_code, message, param=param, code=codes.get(exc.status_code),
+                      headers=getattr(exc, "headers", None))
 
 
 async def _api_handler(request: Request, exc: Exception) -> JSONResponse:

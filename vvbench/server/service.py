@@ -99,13 +99,17 @@ class Service:
             raise unavailable("the model is loading; retry shortly", "loading", 2)
         return self.engine
 
-    def check_memory(self) -> None:
-        """Raise 503 when memory use is over the guard."""
+    def memory_over(self) -> str | None:
+        """A message when memory use is over the guard, else None."""
         if self.guard is None or self.engine is None:
-            return
+            return None
         device = str(self.engine.device)
         stats = self.engine.stats() if device.startswith("cuda") else None
-        message = self.guard.over(device, stats)
+        return self.guard.over(device, stats)
+
+    def check_memory(self) -> None:
+        """Raise 503 when memory use is over the guard."""
+        message = self.memory_over()
         if message:
             self.count_rejection("memory_guard")
             raise unavailable(message, "memory_guard", 5)

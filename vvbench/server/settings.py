@@ -93,3 +93,18 @@ class ServiceSettings(BaseModel):
     def max_body_bytes(self, max_input_chars: int) -> int:
         """Largest request body worth reading: the longest input as escaped JSON, plus room."""
         return 6 * max(max_input_chars, self.max_job_chars) + 64 * 1024
+
+
+def build_settings(**given) -> ServiceSettings:
+    """ServiceSettings from command-line values (None: the default); errors as ConfigError naming the option."""
+    from pydantic import ValidationError
+
+    values = {k: v for k, v in given.items() if v is not None}
+    if "memory_guard" in values:
+        values["memory_guard"] = parse_memory_guard(values["memory_guard"])
+    try:
+        return ServiceSettings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{loc}: {err['msg']} (got {err.get('input')!r})") from None

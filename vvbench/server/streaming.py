@@ -26,6 +26,8 @@ import json
 import logging
 import time
 
+from starlette.responses import Response
+
 from vvbench.errors import VVBenchError
 from vvbench.runtime.request import AudioChunk, RequestHandle
 from vvbench.server.errors import error_for
@@ -67,11 +69,14 @@ def _sse(event: dict) -> bytes:
     return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
 
 
-class SpeechResponse:
+class SpeechResponse(Response):
     """ASGI response streaming (or collecting) one request's audio; see the module docstring."""
 
     def __init__(self, handle: RequestHandle, service, *, response_format: str, stream_format: str,
                  stream: bool, t_request: float, input_tokens: int, headers: dict[str, str]):
+        # Not Response.__init__: status and headers are decided when the first chunk arrives.
+        self.status_code = 200
+        self.background = None
         self.handle = handle
         self.service = service
         self.fmt = response_format
@@ -79,7 +84,7 @@ class SpeechResponse:
         self.stream = stream or self.sse
         self.t_request = t_request
         self.input_tokens = input_tokens
-        self.headers = headers
+        self.extra_headers = headers
         self.disconnected = False
         self.ttfa_s: float | None = None
         self.audio_samples = 0
@@ -118,7 +123,7 @@ class SpeechResponse:
 
     def _start(self, extra: dict[str, str]) -> dict:
         media = MEDIA_TYPES["sse" if self.sse else self.fmt]
-        headers = {**self.headers, "content-type": media, **extra}
+        headers = {**self.extra_headers, "content-type": media, **extra}
         if self.sse:
             headers["cache-control"] = "no-cache"
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
@@ -128,7 +133,7 @@ class SpeechResponse:
         err = error_for(exc)
         body = json.dumps({"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        headers += [(k.lower().encode(), v.encode()) for k, v in {**self.headers, **err.headers}.items()]
+        headers += [(k.lower().encode(), v.encode()) for k, v in {**self.extra_headers, **err.headers}.items()]
         await send({"type": "http.response.start", "status": err.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return err.code or "error"

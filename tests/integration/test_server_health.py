@@ -1,0 +1,43 @@
+"""Health and readiness against real servers: the hang fault turns /healthz to 503; OpenAPI is complete."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+
+def test_healthz_turns_503_when_the_engine_hangs(serve_factory):
+    # The warm-up request is the first finished request; the hang starts after the second.
+    server = serve_factory.start("--hang-after-requests", "2", name="hang")
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.post("/v1/audio/speech", json={"input": "The last words.", "stream": False}).status_code == 200
+        deadline = time.monotonic() + 5
+        while c.get("/healthz").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        resp = c.get("/healthz")
+        assert resp.status_code == 503 and "hung" in resp.json()["detail"]
+        assert "vvbench_engine_hung 1.0" in c.get("/metrics").text
+
+
+def test_readyz_and_healthz_on_a_ready_server(http):
+    assert http.get("/readyz").json() == {"status": "ready", "detail": None}
+    assert http.get("/healthz").json()["status"] == "ok"
+
+
+def test_openapi_describes_every_endpoint_and_the_error_shape(http):
+    spec = http.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path, method in [("/v1/audio/speech", "post"), ("/v1/jobs", "post"), ("/v1/jobs", "get"), ("/v1/jobs/{job_id}", "get"),
+                         ("/v1/jobs/{job_id}", "delete"), ("/v1/jobs/{job_id}/chunks/{index}", "get"),
+                         ("/v1/jobs/{job_id}/audio", "get"), ("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"),
+                         ("/v1/stats", "get"), ("/admin/config", "post"), ("/v1/voices", "get")]:
+        assert method in paths[path], (path, method)
+        responses = paths[path][method]["responses"]
+        assert "422" not in responses
+    speech = paths["/v1/audio/speech"]["post"]["responses"]
+    for status in ("400", "413", "429", "503"):
+        assert speech[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    detail = spec["components"]["schemas"]["ErrorDetail"]["properties"]
+    assert set(detail) == {"message", "type", "param", "code"}

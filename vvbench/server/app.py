@@ -1,0 +1,101 @@
+"""`create_app`: the FastAPI application around one engine.
+
+Lifespan: open the job store, start loading and warming the engine in the background (the port
+answers meanwhile; see `service.py`), start the job runner once ready; on shutdown persist jobs
+and close the engine. The OpenAPI document is rewritten so that it tells the truth about errors:
+FastAPI's 422 entries are removed (validation errors are 400 with the OpenAI error shape, which
+every route declares) and 404/405/413 are declared where they can happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from vvbench import __version__
+from vvbench.runtime.config import RuntimeConfig
+from vvbench.server import jobs, ops, speech
+from vvbench.server.errors import ErrorResponse, install_error_handlers
+from vvbench.server.jobrunner import JobRunner
+from vvbench.server.jobstore import JobStore
+from vvbench.server.metrics import ServiceMetrics
+from vvbench.server.middleware import ServiceMiddleware
+from vvbench.server.security import guards
+from vvbench.server.service import Service
+from vvbench.server.settings import ServiceSettings
+
+log = logging.getLogger("vvbench.server")
+
+DESCRIPTION = (
+    "Reference TTS service of vvbench: OpenAI-compatible `/v1/audio/speech` (plus `seed` and `stream`), "
+    "long-form jobs persisted across restarts, admission control, health, readiness and metrics. "
+    "Every error is `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`."
+)
+
+
+def create_app(config: RuntimeConfig, data_dir: str | Path | None = None, api_key: str | None = None,
+               settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the app. `settings` carries every service option; `data_dir`/`api_key` override it."""
+    settings = settings or ServiceSettings()
+    overrides = {k: v for k, v in (("data_dir", data_dir), ("api_key", api_key)) if v is not None}
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    service = Service(config, settings)
+    service.metrics = ServiceMetrics(service)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = JobStore(settings.data_dir)
+        service.jobs = JobRunner(service, store)
+        starter = asyncio.create_task(service.start(), name="vvbench-start")
+        try:
+            yield
+        finally:
+            service.begin_drain()
+            if not starter.done():
+                await asyncio.wait({starter}, timeout=600)
+            await service.stop()
+            store.close()
+            log.info("stopped")
+
+    app = FastAPI(title="vvbench TTS service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(ServiceMiddleware, service=service)
+    app.include_router(ops.probes)
+    deps = guards(settings.api_key)
+    for router in (speech.router, jobs.router, ops.api, ops.admin):
+        app.include_router(router, dependencies=deps)
+    _rewrite_openapi(app)
+    return app
+
+
+def _rewrite_openapi(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            comps.pop(name, None)
+        comps.setdefault("ErrorResponse", ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}"))
+        ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+        for path, item in schema.get("paths", {}).items():
+            for method, op in item.items():
+                responses = op.setdefault("responses", {})
+                responses.pop("422", None)
+                responses.setdefault("404", {"description": "no such route or resource", **ref})
+                responses.setdefault("405", {"description": "method not allowed", **ref})
+                if method in ("post", "put", "patch"):
+                    responses.setdefault("400", {"description": "bad input", **ref})
+                    responses.setdefault("413", {"description": "request body too large", **ref})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

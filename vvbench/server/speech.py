@@ -1,0 +1,89 @@
+"""`POST /v1/audio/speech`: OpenAI-compatible speech, streamed as the engine produces it.
+
+Works with the official `openai` client (`client.audio.speech.create(...)` and
+`client.audio.speech.with_streaming_response.create(...)`; pass `seed` and `stream` through
+`extra_body`). Input over the hot `max_input_chars` knob is a 400 naming `input` (413 is kept for
+bodies too large to read). Every answer carries `X-Request-Id`, `X-Seed` and `Server-Timing` (see
+`streaming.py` for what a streamed response can report).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import APIRouter, Request
+
+from vvbench.errors import CapacityError
+from vvbench.runtime.request import SynthesisRequest
+from vvbench.runtime.voices import get_voice
+from vvbench.server.admission import JOB_PRIORITY, STREAM_PRIORITY
+from vvbench.server.errors import APIError, error_responses
+from vvbench.server.schemas import SpeechRequest
+from vvbench.server.streaming import SpeechResponse
+
+log = logging.getLogger("vvbench.server")
+
+router = APIRouter()
+
+_AUDIO = {"schema": {"type": "string", "format": "binary"}}
+SPEECH_RESPONSES = {
+    200: {
+        "description": "the audio: WAV (a streaming header with unknown sizes when stream=true), raw PCM16, "
+                       "or SSE events speech.audio.delta / speech.audio.done",
+        "content": {"audio/wav": _AUDIO, "audio/pcm": _AUDIO, "text/event-stream": {"schema": {"type": "string"}}},
+        "headers": {
+            "X-Request-Id": {"schema": {"type": "string"}, "description": "the request's id"},
+            "X-Seed": {"schema": {"type": "string"}, "description": "the seed used (send it back for identical audio)"},
+            "Server-Timing": {"schema": {"type": "string"}, "description": "per-stage milliseconds"},
+        },
+    },
+    **error_responses(400, 401, 413, 429, 503),
+}
+
+
+def check_input(text: str, limit: int, what: str = "max_input_chars") -> None:
+    """400 naming `input` for empty, whitespace-only or over-long text."""
+    if not text.strip():
+        raise APIError(400, "input must contain text (it is empty or only whitespace)", param="input", code="empty_input")
+    if len(text) > limit:
+        raise APIError(400, f"input is {len(text)} characters; the limit is {limit} ({what})",
+                       param="input", code="string_above_max_length")
+
+
+def resolve_voice(name: str) -> str:
+    """The canonical voice name; 400 naming `voice` when unknown."""
+    return get_voice(name).name
+
+
+def request_priority(service, *, job: bool) -> int:
+    """Engine priority for a streaming request or a job (short-first, see admission.py)."""
+    if job and service.settings.short_first:
+        return JOB_PRIORITY
+    return STREAM_PRIORITY
+
+
+@router.post("/v1/audio/speech", responses=SPEECH_RESPONSES, response_model=None, summary="Synthesise speech",
+             operation_id="createSpeech")
+async def create_speech(body: SpeechRequest, request: Request):
+    """Synthesise `input` with `voice`; stream it (default) or return it whole (`stream: false`)."""
+    service = request.app.state.service
+    engine = service.require_engine()
+    check_input(body.input, engine.config.max_input_chars)
+    voice = resolve_voice(body.voice_name())
+    service.check_memory()
+    service.record_model(body.model)
+    request_id = request.scope.get("state", {}).get("request_id") or f"req_{time.time_ns():x}"
+    synth = SynthesisRequest(text=body.input, voice=voice, seed=body.seed, speed=body.speed,
+                             priority=request_priority(service, job=False), request_id=request_id)
+    try:
+        handle = engine.submit(synth)
+    except CapacityError:
+        service.count_rejection("queue_full")
+        raise
+    log.info("speech %s: %d chars, voice %s, seed %s, model %r", request_id, len(body.input), voice, synth.seed, body.model)
+    headers = {"X-Request-Id": request_id, "X-Seed": str(synth.seed)}
+    t_request = request.scope.get("state", {}).get("t_start", time.monotonic())
+    return SpeechResponse(handle, service, response_format=body.response_format, stream_format=body.stream_format,
+                          stream=body.stream, t_request=t_request,
+                          input_tokens=len(engine.prompts.tokenizer.encode(body.input)), headers=headers)
