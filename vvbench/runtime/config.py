@@ -71,9 +71,9 @@ class RuntimeConfig(BaseModel):
 
     preset: str = _restart("model shapes: " + ", ".join(PRESETS), default="tiny")
     device: str = _restart("auto | cpu | cuda | cuda:N (auto: cuda when available)", default="auto")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _restart("weights and activations dtype (auto: the preset's default; float32 on CPU for bf16 presets is not forced)", default="auto")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _restart("weights and activations dtype (auto: the preset's default: bfloat16 for the VibeVoice shapes, float32 for tiny, small and chattts)", default="auto")
     weights_seed: int = _restart("seed of the random weights", default=0, ge=0)
-    offload: dict[str, str] = _restart("component or layer range -> device, e.g. {'lm.layers.0-13': 'cuda', 'lm.layers.14-27': 'cpu'}", default_factory=dict)
+    offload: dict[str, str] = _restart("component or layer range -> device: {'lm.layers.0-13': 'cuda', 'lm.layers.14-27': 'cpu'} in a file, lm.layers.0-13=cuda,lm.layers.14-27=cpu as a flag", default_factory=dict)
     offload_mode: Literal["stream", "compute"] = _restart("CPU-resident parts: stream weights to the GPU just in time, or compute on the CPU", default="stream")
     diffusion_steps: int | AdaptiveSteps | None = _hot("solver steps (int), an adaptive policy {min, max, per_char}, or null for the preset default", default=None)
     cfg_scale: float | None = _hot("classifier-free guidance scale (null: preset default)", default=None, ge=0.0, le=20.0)

@@ -176,7 +176,9 @@ class FrameStepper:
         for s in streams:
             by_steps[s.steps].append(s.slot)
         for steps, slots in sorted(by_steps.items()):
-            solver = self._solvers.setdefault(steps, DPMSolver(steps, self.preset.diffusion.train_timesteps))
+            solver = self._solvers.get(steps)
+            if solver is None:
+                solver = self._solvers[steps] = DPMSolver(steps, self.preset.diffusion.train_timesteps)
             out = solver.sample(m.diffusion, noise, h_pos, h_neg, cfg)
             idx = torch.tensor(slots, device=self.device)
             latent[idx] = out[idx]

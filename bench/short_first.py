@@ -1,0 +1,116 @@
+"""Short-first admission: TTFA of streaming clients while long-form jobs run, with and without it.
+
+For each mode (`--short-first`, `--no-short-first`) this starts `vvbench serve` on loopback
+(default: `small` preset, 2 slots, so that slots are contended), submits `--jobs` long-form jobs,
+then runs 3 closed-loop streaming clients that each send `--requests` short requests. Per
+streaming request it records the time from sending to the first audio byte (TTFA) and whether it
+succeeded (a request still waiting after `--request-timeout-s` fails with 503). Reported per
+mode: successes, TTFA p50 and p95 of the successful requests, and how far the jobs got.
+
+Short-first: streaming requests are priority 0 and jobs priority 1, and jobs hold at most
+`max_batch // 2` slots. Without it: one FIFO queue, and jobs may hold every slot.
+
+    python bench/short_first.py --preset small --jobs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vvbench.server.child import ServerChild  # noqa: E402
+
+SHORT = ["Yes, that works for me.", "Please hold on a second.", "The meeting starts at noon.",
+         "Thanks, see you tomorrow.", "Could you repeat that?", "It is raining again."]
+LONG = "This is a long-form narration that goes on and on, paragraph after paragraph, for many minutes. " * 40
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def client(url: str, idx: int, n: int, out: list, lock: threading.Lock) -> None:
+    rng = random.Random(idx)
+    with httpx.Client(base_url=url, timeout=600) as c:
+        for i in range(n):
+            body = {"input": rng.choice(SHORT), "seed": idx * 1000 + i, "response_format": "pcm"}
+            t0 = time.perf_counter()
+            first, status = None, None
+            with c.stream("POST", "/v1/audio/speech", json=body) as resp:
+                status = resp.status_code
+                for chunk in resp.iter_raw():
+                    if chunk and first is None and status == 200:
+                        first = time.perf_counter() - t0
+            with lock:
+                out.append((status, first))
+
+
+def run_mode(args, short_first: bool) -> dict:
+    data_dir = tempfile.mkdtemp(prefix="vvbench-bench-")
+    flags = ["--preset", args.preset, "--max-batch", str(args.max_batch), "--batch-window-ms", "5",
+             "--request-timeout-s", str(args.request_timeout_s), "--data-dir", data_dir,
+             "--short-first" if short_first else "--no-short-first"]
+    child = ServerChild(flags)
+    child.start()
+    try:
+        with httpx.Client(base_url=child.url, timeout=60) as c:
+            jobs = [c.post("/v1/jobs", json={"input": LONG, "seed": j}).json()["id"] for j in range(args.jobs)]
+            time.sleep(1.0)  # let the job runner hand the jobs to the engine first, as in production
+            results: list = []
+            lock = threading.Lock()
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=client, args=(child.url, k, args.requests, results, lock)) for k in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            progress = [c.get(f"/v1/jobs/{j}").json()["progress"] for j in jobs]
+            for j in jobs:
+                c.delete(f"/v1/jobs/{j}")
+    finally:
+        child.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    ok = [f for s, f in results if s == 200 and f is not None]
+    return {"mode": "short-first" if short_first else "no-short-first", "requests": len(results), "ok": len(ok),
+            "ttfa_p50_s": statistics.median(ok) if ok else None, "ttfa_p95_s": pct(ok, 95) if ok else None,
+            "job_progress": progress, "wall_s": wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--max-batch", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--requests", type=int, default=6, help="requests per streaming client")
+    ap.add_argument("--request-timeout-s", type=float, default=30.0)
+    args = ap.parse_args()
+    load_before = os.getloadavg()[0]
+    rows = [run_mode(args, True), run_mode(args, False)]
+    print(f"preset {args.preset}, max_batch {args.max_batch}, {args.jobs} long job(s), 3 streaming clients x "
+          f"{args.requests} requests, request_timeout_s {args.request_timeout_s:g}; "
+          f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
+    print("| mode | streaming ok / sent | TTFA p50 (s) | TTFA p95 (s) | job progress at the end | wall (s) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        p50 = f"{r['ttfa_p50_s']:.2f}" if r["ttfa_p50_s"] is not None else "n/a"
+        p95 = f"{r['ttfa_p95_s']:.2f}" if r["ttfa_p95_s"] is not None else "n/a"
+        prog = ", ".join(f"{p:.0%}" for p in r["job_progress"])
+        print(f"| {r['mode']} | {r['ok']} / {r['requests']} | {p50} | {p95} | {prog} | {r['wall_s']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

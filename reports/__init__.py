@@ -1,0 +1,1 @@
+"""Run directory -> tables, plots, HTML and Markdown (DESIGN.md section 9); never imports torch or locust."""
