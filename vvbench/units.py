@@ -12,32 +12,28 @@ _SECONDS = {"": 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _NUM = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
 
 
-def parse_bytes(text: str | int | float, what: str = "size") -> int:
-    """`20GiB` -> 21474836480; plain numbers are bytes. Units: B, KB/MB/GB/TB (10^n), KiB..TiB (2^n)."""
+def _number_unit(text: str | int | float, units: dict, what: str, kind: str, examples: str) -> float:
+    """Read `<number><unit>` (unit from `units`, plain numbers in the base unit) -> base units."""
     if isinstance(text, (int, float)):
         value, unit = float(text), ""
     else:
         m = re.fullmatch(_NUM + r"\s*([a-zA-Z]*)", text.strip())
-        if not m or m.group(2).lower() not in _BYTES:
-            raise ConfigError(f"{what}: cannot read {text!r} as a size; use e.g. 512MiB, 20GiB, 1.5e9")
+        if not m or m.group(2).lower() not in units:
+            raise ConfigError(f"{what}: cannot read {text!r} as a {kind}; use e.g. {examples}")
         value, unit = float(m.group(1)), m.group(2).lower()
     if value < 0:
         raise ConfigError(f"{what}: must not be negative (got {text!r})")
-    return int(value * _BYTES[unit])
+    return value * units[unit]
+
+
+def parse_bytes(text: str | int | float, what: str = "size") -> int:
+    """`20GiB` -> 21474836480; plain numbers are bytes. Units: B, KB/MB/GB/TB (10^n), KiB..TiB (2^n)."""
+    return int(_number_unit(text, _BYTES, what, "size", "512MiB, 20GiB, 1.5e9"))
 
 
 def parse_duration(text: str | int | float, what: str = "duration") -> float:
     """`30s` -> 30.0, `5m` -> 300.0, `250ms` -> 0.25; plain numbers are seconds."""
-    if isinstance(text, (int, float)):
-        value, unit = float(text), ""
-    else:
-        m = re.fullmatch(_NUM + r"\s*([a-zA-Z]*)", text.strip())
-        if not m or m.group(2).lower() not in _SECONDS:
-            raise ConfigError(f"{what}: cannot read {text!r} as a duration; use e.g. 250ms, 30s, 5m, 1h")
-        value, unit = float(m.group(1)), m.group(2).lower()
-    if value < 0:
-        raise ConfigError(f"{what}: must not be negative (got {text!r})")
-    return value * _SECONDS[unit]
+    return _number_unit(text, _SECONDS, what, "duration", "250ms, 30s, 5m, 1h")
 
 
 def parse_fraction(text: str | float, what: str = "share") -> float:
