@@ -59,6 +59,7 @@ class Engine:
         self._seq = 0
         self._slots: list[Stream | None] = [None] * self.config.max_batch
         self._stop = False
+        self._failure: str | None = None
         self._started_at = time.time()
         self._last_progress = time.monotonic()
         self._counts: Counter = Counter()
@@ -97,7 +98,7 @@ class Engine:
         handle = RequestHandle(request, n_frames=n_frames, samples_per_frame=self.preset.samples_per_frame, sample_rate=24_000)
         with self._lock:
             if self._stop:
-                raise EngineError("engine is closed")
+                raise EngineError(self._failure or "engine is closed")
             if len(self._pending) >= cfg.max_queue:
                 raise CapacityError(f"queue is full ({cfg.max_queue} waiting)", retry_after_s=self._retry_after_s())
             self._seq += 1
@@ -219,6 +220,7 @@ class Engine:
             log.exception("engine thread failed")
             with self._lock:
                 self._stop = True
+                self._failure = f"engine failed: {exc}"
                 for _, _, _, h in self._pending:
                     h._finish(RequestState.FAILED, EngineError(f"engine failed: {exc}"))
                 for s in self._slots:
@@ -273,8 +275,15 @@ class Engine:
         self.faults.maybe_crash(self._counts.get("done", 0), self.config.faults)
         while self._pending and free:
             _, _, _, handle = self._pending.pop(0)
-            slot = free.pop(0)
-            self._slots[slot] = self._make_stream(handle, slot)
+            slot = free[0]
+            try:
+                self._slots[slot] = self._make_stream(handle, slot)
+            except (RuntimeError, MemoryError) as exc:  # e.g. its KV cache does not fit: fail it alone
+                log.error("request %s could not start: %s", handle.id, exc)
+                handle._finish(RequestState.FAILED, EngineError(f"request could not start: {exc}"))
+                self._counts["failed"] += 1
+                continue
+            free.pop(0)
 
     def _make_stream(self, handle: RequestHandle, slot: int) -> Stream:
         req = handle.request
