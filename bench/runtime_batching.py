@@ -55,8 +55,8 @@ def run_round(engine: Engine, batch: int, text: str, seed0: int) -> tuple[float,
     return wall, {"frames": frames, "steps": steps, "stage_s": delta}
 
 
-def bench_point(preset: str, batch: int, invariant: bool, text: str) -> dict:
-    cfg = RuntimeConfig(preset=preset, max_batch=batch, batch_window_ms=2000, batch_invariant=invariant)
+def bench_point(preset: str, batch: int, invariant: bool, text: str, threads: int | None = None) -> dict:
+    cfg = RuntimeConfig(preset=preset, max_batch=batch, batch_window_ms=2000, batch_invariant=invariant, threads=threads)
     with Engine(cfg) as engine:
         run_round(engine, batch, text, 1000)  # warm-up: allocations, first-call costs
         wall, r = run_round(engine, batch, text, 0)
@@ -81,15 +81,18 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 2, 4, 8, 16, 32])
     ap.add_argument("--invariance", choices=["on", "off", "both"], default="on")
     ap.add_argument("--text-repeats", type=int, default=1, help="longer requests: repeat the text")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (the `threads` knob)")
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args()
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.invariance]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     roof = matmul_gflops()
     rows = []
     for preset in args.presets:
         for invariant in modes:
             for b in args.batches:
-                rows.append(bench_point(preset, b, invariant, TEXT * args.text_repeats))
+                rows.append(bench_point(preset, b, invariant, TEXT * args.text_repeats, args.threads))
                 r = rows[-1]
                 print(f"# {preset} B={b} inv={invariant}: {r['frames_per_s']:.1f} frames/s", flush=True)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
