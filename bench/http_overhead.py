@@ -1,7 +1,8 @@
 """HTTP overhead of the service on an idle machine: time to first audio over HTTP minus engine-only.
 
 For each batch window (default 0 and 50 ms) this starts `vvbench serve` on loopback, sends
-`--requests` streaming requests one after another (idle between them), and records per request:
+`--requests` streaming requests one after another (idle between them; each is dropped after its
+first audio, so the next finds the engine idle), and records per request:
 the client's time from sending the request to the first audio byte, and the server's own
 `first_chunk` from `Server-Timing` (engine submit -> first chunk). It then stops the server and
 times the same requests on an embedded `Engine` with the same config in this process (submit ->
@@ -59,8 +60,9 @@ def over_http(preset: str, window_ms: float, n: int, warmup: int) -> dict:
                 with c.stream("POST", "/v1/audio/speech", json={"input": TEXT, "seed": i, "response_format": "pcm"}) as resp:
                     resp.raise_for_status()
                     for chunk in resp.iter_raw():
-                        if chunk and first is None:
+                        if chunk:
                             first = time.perf_counter() - t0
+                            break  # leaving the block disconnects; the server cancels the rest
                     timing = resp.headers["server-timing"]
                 if i >= warmup:
                     client_s.append(first)
@@ -83,10 +85,11 @@ def engine_only(preset: str, window_ms: float, n: int, warmup: int) -> list[floa
         for i in range(warmup + n):
             t0 = time.perf_counter()
             handle = engine.submit(SynthesisRequest(text=TEXT, seed=i))
-            first = None
-            for _ in handle.chunks():
-                if first is None:
-                    first = time.perf_counter() - t0
+            next(handle.chunks())
+            first = time.perf_counter() - t0
+            handle.cancel()  # as the HTTP client disconnects after its first audio
+            while not handle.state.finished:
+                time.sleep(0.01)
             if i >= warmup:
                 out.append(first)
             time.sleep(0.2)

@@ -2,7 +2,8 @@
 
 For each mode (`--short-first`, `--no-short-first`) this starts `vvbench serve` on loopback
 (default: `small` preset, 2 slots, so that slots are contended), submits `--jobs` long-form jobs,
-then runs 3 closed-loop streaming clients that each send `--requests` short requests. Per
+then runs 3 closed-loop streaming clients that each send `--requests` short requests (with
+`--job-after-s S` the jobs arrive S seconds after the clients started instead). Per
 streaming request it records the time from sending to the first audio byte (TTFA) and whether it
 succeeded (a request still waiting after `--request-timeout-s` fails with 503). Reported per
 mode: successes, TTFA p50 and p95 of the successful requests, and how far the jobs got.
@@ -67,14 +68,22 @@ def run_mode(args, short_first: bool) -> dict:
     child.start()
     try:
         with httpx.Client(base_url=child.url, timeout=60) as c:
-            jobs = [c.post("/v1/jobs", json={"input": LONG, "seed": j}).json()["id"] for j in range(args.jobs)]
-            time.sleep(1.0)  # let the job runner hand the jobs to the engine first, as in production
+            def submit_jobs() -> list[str]:
+                return [c.post("/v1/jobs", json={"input": LONG, "seed": j}).json()["id"] for j in range(args.jobs)]
+
+            jobs = []
+            if args.job_after_s is None:
+                jobs = submit_jobs()
+                time.sleep(1.0)  # the jobs hold their slots before the clients arrive
             results: list = []
             lock = threading.Lock()
             t0 = time.perf_counter()
             threads = [threading.Thread(target=client, args=(child.url, k, args.requests, results, lock)) for k in range(3)]
             for t in threads:
                 t.start()
+            if args.job_after_s is not None:
+                time.sleep(args.job_after_s)  # the jobs arrive while the clients keep the slots busy
+                jobs = submit_jobs()
             for t in threads:
                 t.join()
             wall = time.perf_counter() - t0
@@ -97,10 +106,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--requests", type=int, default=6, help="requests per streaming client")
     ap.add_argument("--request-timeout-s", type=float, default=30.0)
+    ap.add_argument("--job-after-s", type=float, default=None,
+                    help="submit the jobs this long after the clients start (default: before them)")
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     rows = [run_mode(args, True), run_mode(args, False)]
-    print(f"preset {args.preset}, max_batch {args.max_batch}, {args.jobs} long job(s), 3 streaming clients x "
+    when = "before the clients" if args.job_after_s is None else f"{args.job_after_s:g} s after the clients started"
+    print(f"preset {args.preset}, max_batch {args.max_batch}, {args.jobs} long job(s) submitted {when}, 3 streaming clients x "
           f"{args.requests} requests, request_timeout_s {args.request_timeout_s:g}; "
           f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print("| mode | streaming ok / sent | TTFA p50 (s) | TTFA p95 (s) | job progress at the end | wall (s) |")

@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 import traceback
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -18,13 +17,6 @@ from vvbench.errors import VVBenchError
 from vvbench.runtime.presets import PRESETS
 
 console = Console(stderr=False)
-
-DEMO_TEXT = (
-    "Welcome to vvbench. This sample comes from the reference runtime, a model with the shapes "
-    "of VibeVoice and random weights. It sounds like speech, with pitch, rhythm and pauses, "
-    "but it has no words."
-)
-
 
 class VVBenchGroup(click.Group):
     """Turns VVBenchError into one line and exit 2; `--debug` shows the traceback."""
@@ -106,21 +98,6 @@ def synth(text: str, out: str, voice: str, seed: int, speed: float, as_json: boo
     _print_synth(result, as_json)
 
 
-@cli.command()
-@click.option("--out", "out", type=click.Path(dir_okay=False), default="vvbench-demo.wav", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def demo(out: str, as_json: bool) -> None:
-    """Synthesise a sample on the embedded `tiny` reference runtime (no server, no GPU needed)."""
-    from vvbench.oneshot import synthesize_to_file
-    from vvbench.runtime.config import load_runtime_config
-
-    config = load_runtime_config(None, overrides={"preset": "tiny"})
-    result = synthesize_to_file(config, DEMO_TEXT, out, voice="alloy", seed=0)
-    _print_synth(result, as_json)
-    if not as_json:
-        console.print(f"Listen to {Path(out).resolve()} — the reference runtime has random weights: speech-like, not words.")
-
-
 def _gib(n: int | None) -> str:
     return "n/a" if n is None else f"{n / 2**30:.3f}"
 
@@ -189,8 +166,7 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
 @preset_option
 @config_option
 @knob_options
-@click.pass_context
-def serve(ctx: click.Context, host: str, port: int, data_dir: str, api_key, max_job_streams, max_job_chars, job_chunk_frames,
+def serve(host: str, port: int, data_dir: str, api_key, max_job_streams, max_job_chars, job_chunk_frames,
           rate_limit, rate_burst, memory_guard, short_first, health_stall_s, drain_timeout_s, preset, config_path, **kwargs) -> None:
     """Run the TTS service (OpenAI-compatible /v1/audio/speech, jobs, metrics) until SIGTERM."""
     from vvbench.server.main import serve as run_service
@@ -204,6 +180,13 @@ def serve(ctx: click.Context, host: str, port: int, data_dir: str, api_key, max_
     verbose = logging.getLogger().level <= logging.INFO
     run_service(config, settings, host=host, port=port, access_log=verbose,
                 on_listening=lambda url: click.echo(f"vvbench serve: listening on {url}"))
+
+
+from vvbench.cli_run import demo_cmd, run_cmd, scenarios_group  # noqa: E402 - commands defined in their own module
+
+cli.add_command(run_cmd)
+cli.add_command(demo_cmd)
+cli.add_command(scenarios_group)
 
 
 def main() -> None:

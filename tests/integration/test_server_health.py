@@ -6,19 +6,24 @@ import time
 
 import httpx
 
+from serverkit import assert_error
 
-def test_healthz_turns_503_when_the_engine_hangs(serve_factory):
+
+def test_healthz_turns_503_when_the_engine_hangs_and_waiting_requests_time_out(serve_factory):
     # The warm-up request is the first finished request; the hang starts after the second.
-    server = serve_factory.start("--hang-after-requests", "2", name="hang")
+    server = serve_factory.start("--hang-after-requests", "2", "--request-timeout-s", "4", "--max-batch", "2", name="hang")
     with httpx.Client(base_url=server.url, timeout=60) as c:
         assert c.get("/healthz").status_code == 200
-        assert c.post("/v1/audio/speech", json={"input": "The last words.", "stream": False}).status_code == 200
+        assert c.post("/v1/audio/speech", json={"input": "Last.", "stream": False}).status_code == 200
         deadline = time.monotonic() + 5
         while c.get("/healthz").status_code == 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         resp = c.get("/healthz")
         assert resp.status_code == 503 and "hung" in resp.json()["detail"]
         assert "vvbench_engine_hung 1.0" in c.get("/metrics").text
+        stuck = c.post("/v1/audio/speech", json={"input": "Nobody will say this."})  # waits, then times out
+        err = assert_error(stuck, 503)
+        assert err["code"] == "request_timeout" and int(stuck.headers["retry-after"]) >= 1
 
 
 def test_readyz_and_healthz_on_a_ready_server(http):

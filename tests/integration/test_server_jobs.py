@@ -40,7 +40,10 @@ def test_job_lifecycle_chunks_and_audio_match_speech(http):
     job = resp.json()
     assert resp.headers["location"] == f"/v1/jobs/{job['id']}" and resp.headers["x-seed"] == "21"
     assert job["state"] in ("queued", "running") and job["expected_audio_s"] > 5
-    done = wait_job(http, job["id"], lambda j: j["state"] == "done")
+    with ThreadPoolExecutor(1) as pool:
+        speech = pool.submit(pcm_of_speech, http, SCRIPT, 21, "echo")  # the same synthesis, alongside
+        done = wait_job(http, job["id"], lambda j: j["state"] == "done")
+        reference = speech.result()
     assert done["progress"] == 1.0 and done["chunks_ready"] == done["chunks_total"] >= 1
     assert abs(done["audio_s"] - done["expected_audio_s"]) < 1e-6
     audio = http.get(f"/v1/jobs/{job['id']}/audio")
@@ -48,7 +51,7 @@ def test_job_lifecycle_chunks_and_audio_match_speech(http):
     assert wav_info(audio.content)[:3] == (24_000, 1, 2)
     chunks = [http.get(f"/v1/jobs/{job['id']}/chunks/{i}").content for i in range(done["chunks_total"])]
     assert b"".join(c[44:] for c in chunks) == audio.content[44:]
-    assert audio.content[44:] == pcm_of_speech(http, SCRIPT, 21, "echo")  # a job is the same synthesis
+    assert audio.content[44:] == reference  # a job is the same synthesis as a speech request
     assert_error(http.get(f"/v1/jobs/{job['id']}/chunks/{done['chunks_total']}"), 404, "index")
     assert any(j["id"] == job["id"] for j in http.get("/v1/jobs").json()["data"])
 

@@ -163,6 +163,16 @@ class Engine:
         out.update(self.loaded.allocator_stats())
         return out
 
+    @property
+    def alive(self) -> bool:
+        """True while the engine thread runs (False once it failed or was closed)."""
+        return self._thread.is_alive()
+
+    @property
+    def failure(self) -> str | None:
+        """Why the engine thread stopped, when it failed."""
+        return self._failure
+
     def warmup(self, frames: int = 2) -> None:
         """Run one short request so first-call costs (allocations, compile) are paid up front."""
         req = SynthesisRequest(text="Warm up.", voice="alloy", seed=0)

@@ -16,7 +16,6 @@ module decides what goes into it:
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -111,6 +110,6 @@ class MemoryGuard:
         return None
 
 
-def retry_after_s(seconds: float) -> int:
-    """Whole seconds for a Retry-After header (at least 1)."""
-    return max(1, math.ceil(seconds))
+def request_priority(short_first: bool, *, job: bool) -> int:
+    """Engine priority of a streaming request or a job (lower runs first)."""
+    return JOB_PRIORITY if job and short_first else STREAM_PRIORITY

@@ -84,8 +84,8 @@ def error_for(exc: Exception) -> APIError:
         return unavailable(str(exc), "queue_full", exc.retry_after_s)
     if isinstance(exc, ConfigError):
         return APIError(400, str(exc), code="invalid_config")
-    if isinstance(exc, RequestCancelled):
-        return unavailable(str(exc), "request_timeout", 5.0)
+    if isinstance(exc, RequestCancelled):  # timed out (request_timeout_s), or the engine is shutting down
+        return unavailable(str(exc), "request_timeout" if "timed out" in str(exc) else "cancelled", 5.0)
     if isinstance(exc, EngineError):
         return unavailable(str(exc), "engine_unavailable", 5.0)
     return APIError(500, "internal error", type="server_error", code="internal_error")

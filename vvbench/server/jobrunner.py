@@ -21,6 +21,7 @@ import math
 
 from vvbench.errors import CapacityError, RequestCancelled, VVBenchError
 from vvbench.runtime.request import RequestHandle, RequestState, SynthesisRequest
+from vvbench.server.admission import request_priority
 from vvbench.server.jobstore import JobRecord, JobStore, config_fingerprint
 from vvbench.server.schemas import JobState
 from vvbench.wavio import to_pcm16
@@ -145,7 +146,7 @@ class JobRunner:
         start = min(rec.n_frames, rec.chunks_ready * rec.chunk_frames)
         if start:
             log.info("job %s resumes at frame %d of %d (chunk %d)", rec.id, start, rec.n_frames, rec.chunks_ready)
-        priority = 1 if self.service.settings.short_first else 0
+        priority = request_priority(self.service.settings.short_first, job=True)
         return SynthesisRequest(
             text=rec.input, voice=rec.voice, seed=rec.seed, speed=rec.speed,
             diffusion_steps=rec.diffusion_steps, cfg_scale=rec.cfg_scale,

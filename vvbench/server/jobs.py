@@ -20,6 +20,7 @@ import uuid
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from vvbench.runtime.request import RequestState
 from vvbench.runtime.text import plan_prosody
 from vvbench.server.errors import APIError, error_responses, retry_after, unavailable
 from vvbench.server.jobstore import JobRecord, config_fingerprint
@@ -41,7 +42,7 @@ def _status(rec: JobRecord, runner) -> JobStatus:
     frames = rec.frames_done
     handle = runner.live(rec.id) if runner is not None else None
     if handle is not None and state is JobState.RUNNING:
-        if handle.state.value == "queued":
+        if handle.state is RequestState.QUEUED:
             state = JobState.QUEUED  # handed to the engine, still waiting for a slot
         frames = max(frames, handle.frames_done)
     progress = 1.0 if state is JobState.DONE else min(1.0, frames / max(1, rec.n_frames))

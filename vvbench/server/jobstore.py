@@ -179,7 +179,10 @@ class JobStore:
         return self.chunk_root / job_id / f"{index:06d}.pcm"
 
     def add_chunk(self, job_id: str, index: int, frames: int, pcm: bytes, *, final: bool) -> bool:
-        """Persist chunk `index` (temp file, fsync, rename), then record it; False if the job is gone."""
+        """Persist chunk `index` (temp file, fsync, rename), then record it; False if it is not the next
+        chunk of an unfinished job (deleted meanwhile, or a stale writer), and then no file is touched."""
+        if not self._expects(job_id, index):
+            return False
         path = self.chunk_path(job_id, index)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -198,11 +201,14 @@ class JobStore:
                 " WHERE id = ? AND chunks_ready = ? AND state IN ('queued', 'running')",
                 (index, frames, now, final, final, now, job_id, index))
             recorded = cur.rowcount == 1
-        if not recorded:  # deleted meanwhile (or a stale writer): leave nothing behind
-            path.unlink(missing_ok=True)
-            if self.get(job_id) is None:
-                shutil.rmtree(path.parent, ignore_errors=True)
+        if not recorded and self.get(job_id) is None:  # deleted while we wrote: leave nothing behind
+            shutil.rmtree(path.parent, ignore_errors=True)
         return recorded
+
+    def _expects(self, job_id: str, index: int) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT chunks_ready, state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row is not None and row[0] == index and row[1] in ("queued", "running")
 
     def read_chunk(self, job_id: str, index: int) -> bytes:
         return self.chunk_path(job_id, index).read_bytes()

@@ -106,5 +106,7 @@ async def reconfigure(request: Request, patch: dict[str, Any] = _PATCH) -> dict[
     try:
         new = engine.reconfigure(patch)
     except ConfigError as exc:
-        raise APIError(400, str(exc), param=next(iter(patch), None), code="invalid_value") from None
+        named = str(exc).split(":", 1)[0].split(".")[0]  # messages start with the dotted knob path
+        raise APIError(400, str(exc), param=named if named in patch else next(iter(patch), None),
+                       code="invalid_value") from None
     return {"config": new.model_dump(mode="json"), "changed": sorted(patch)}

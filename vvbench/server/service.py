@@ -147,10 +147,8 @@ class Service:
         engine = self.engine
         if engine is None:
             return True, "loading"
-        # The engine exposes no liveness flag; its thread ending means it failed or was closed.
-        thread = getattr(engine, "_thread", None)
-        if thread is not None and not thread.is_alive() and not self.draining:
-            return False, "engine thread has stopped"
+        if not engine.alive and not self.draining:
+            return False, engine.failure or "engine thread has stopped"
         stats = engine.stats()
         if stats.get("hung"):
             return False, "engine is hung (hang_after_requests fault)"

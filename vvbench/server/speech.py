@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from vvbench.errors import CapacityError
 from vvbench.runtime.request import SynthesisRequest
 from vvbench.runtime.voices import get_voice
-from vvbench.server.admission import JOB_PRIORITY, STREAM_PRIORITY
+from vvbench.server.admission import request_priority
 from vvbench.server.errors import APIError, error_responses
 from vvbench.server.schemas import SpeechRequest
 from vvbench.server.streaming import SpeechResponse
@@ -27,11 +27,16 @@ log = logging.getLogger("vvbench.server")
 router = APIRouter()
 
 _AUDIO = {"schema": {"type": "string", "format": "binary"}}
+_SSE_EVENT = {  # one server-sent event, as SSE-aware tools read a text/event-stream schema
+    "type": "object", "required": ["data"],
+    "description": "`data` is JSON: {type: speech.audio.delta, audio: base64} or {type: speech.audio.done, usage}",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string", "contentMediaType": "application/json"}},
+}
 SPEECH_RESPONSES = {
     200: {
         "description": "the audio: WAV (a streaming header with unknown sizes when stream=true), raw PCM16, "
                        "or SSE events speech.audio.delta / speech.audio.done",
-        "content": {"audio/wav": _AUDIO, "audio/pcm": _AUDIO, "text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"audio/wav": _AUDIO, "audio/pcm": _AUDIO, "text/event-stream": {"schema": _SSE_EVENT}},
         "headers": {
             "X-Request-Id": {"schema": {"type": "string"}, "description": "the request's id"},
             "X-Seed": {"schema": {"type": "string"}, "description": "the seed used (send it back for identical audio)"},
@@ -56,13 +61,6 @@ def resolve_voice(name: str) -> str:
     return get_voice(name).name
 
 
-def request_priority(service, *, job: bool) -> int:
-    """Engine priority for a streaming request or a job (short-first, see admission.py)."""
-    if job and service.settings.short_first:
-        return JOB_PRIORITY
-    return STREAM_PRIORITY
-
-
 @router.post("/v1/audio/speech", responses=SPEECH_RESPONSES, response_model=None, summary="Synthesise speech",
              operation_id="createSpeech")
 async def create_speech(body: SpeechRequest, request: Request):
@@ -75,7 +73,7 @@ async def create_speech(body: SpeechRequest, request: Request):
     service.record_model(body.model)
     request_id = request.scope.get("state", {}).get("request_id") or f"req_{time.time_ns():x}"
     synth = SynthesisRequest(text=body.input, voice=voice, seed=body.seed, speed=body.speed,
-                             priority=request_priority(service, job=False), request_id=request_id)
+                             priority=request_priority(service.settings.short_first, job=False), request_id=request_id)
     try:
         handle = engine.submit(synth)
     except CapacityError:

@@ -104,8 +104,6 @@ class SpeechResponse(Response):
             watcher.cancel()
             if not self.handle.state.finished:
                 self.handle.cancel()
-            if self.disconnected and outcome == "ok":
-                outcome = "disconnected"
             self.service.stream_closed()
             self.service.record_outcome(outcome)
             if self.service.metrics is not None:

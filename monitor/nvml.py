@@ -1,0 +1,128 @@
+"""GPU memory and utilisation through NVML (`nvidia-ml-py`, imported as `pynvml`).
+
+Every NVML call goes through `nvml()`: it returns the call's value, or `NA` when the library is
+missing, NVML cannot start (no driver: `NVMLError_LibraryNotFound`), or the call is not
+supported or fails (`pynvml.NVMLError`). `NvmlSampler` turns NA into None, and says "no GPU"
+once (in its `notes` and the log) instead of at every tick.
+
+Columns: device count, memory in use and total over all devices (`used` from `nvmlDeviceGetMemoryInfo`:
+occupancy, not the utilisation's `memory` field, which is time spent accessing memory), mean
+GPU utilisation in percent, and the memory held by the service's processes (NVML's per-process
+list; PIDs are host PIDs, so inside a container this may stay NA).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from monitor.samplers import Sampler
+
+log = logging.getLogger("vvbench.monitor")
+
+
+class _NotAvailable:
+    """The value of a failed or unsupported NVML read."""
+
+    def __repr__(self) -> str:
+        return "N/A"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NA: Any = _NotAvailable()
+
+try:
+    import pynvml as _pynvml
+except ImportError:  # pragma: no cover - a dependency, but degrade rather than crash
+    _pynvml = None
+
+_state = {"init": None, "error": None}  # init: None unknown, True ok, False failed
+
+
+def nvml(name: str, *args: Any) -> Any:
+    """The one door to NVML: `pynvml.<name>(*args)`, or NA on any NVML error."""
+    if _pynvml is None:
+        _state["error"] = "nvidia-ml-py is not installed"
+        return NA
+    try:
+        return getattr(_pynvml, name)(*args)
+    except _pynvml.NVMLError as exc:
+        _state["error"] = f"{name}: {exc}"
+        return NA
+
+
+def available() -> bool:
+    """Initialise NVML once; False (and the reason in `last_error()`) when there is no GPU to read."""
+    if _state["init"] is None:
+        _state["init"] = nvml("nvmlInit") is not NA
+    return bool(_state["init"])
+
+
+def last_error() -> str | None:
+    return _state["error"]
+
+
+def device_facts() -> list[dict]:
+    """Name, total memory and driver of each GPU (empty without NVML), for run.json's host facts."""
+    if not available():
+        return []
+    driver = nvml("nvmlSystemGetDriverVersion")
+    out = []
+    for i in range(nvml("nvmlDeviceGetCount") or 0):
+        h = nvml("nvmlDeviceGetHandleByIndex", i)
+        mem = nvml("nvmlDeviceGetMemoryInfo", h) if h is not NA else NA
+        name = nvml("nvmlDeviceGetName", h) if h is not NA else NA
+        out.append({"index": i, "name": None if name is NA else str(name),
+                    "memory_total_bytes": None if mem is NA else int(mem.total),
+                    "driver": None if driver is NA else str(driver)})
+    return out
+
+
+class NvmlSampler(Sampler):
+    """GPU memory and utilisation over all devices, and the memory of the given PIDs."""
+
+    columns = ("gpu_count", "gpu_mem_used_bytes", "gpu_mem_total_bytes", "gpu_util_pct", "gpu_proc_mem_bytes")
+
+    def __init__(self, pids: Iterable[int] | None = None):
+        super().__init__()
+        self.pids = set(pids or ())
+        self._handles: list[Any] | None = None
+
+    def _devices(self) -> list[Any]:
+        if self._handles is None:
+            if not available():
+                self.note(f"no GPU: NVML not available ({last_error()}); GPU columns are NA", level=logging.INFO)
+                self._handles = []
+            else:
+                count = nvml("nvmlDeviceGetCount") or 0
+                self._handles = [h for h in (nvml("nvmlDeviceGetHandleByIndex", i) for i in range(count)) if h is not NA]
+                if not self._handles:
+                    self.note("no GPU: NVML found no devices; GPU columns are NA", level=logging.INFO)
+        return self._handles
+
+    def read(self) -> dict:
+        handles = self._devices()
+        if not handles:
+            return {}
+        used = total = proc = 0
+        utils = []
+        proc_seen = False
+        for h in handles:
+            mem = nvml("nvmlDeviceGetMemoryInfo", h)
+            if mem is not NA:
+                used += int(mem.used)
+                total += int(mem.total)
+            util = nvml("nvmlDeviceGetUtilizationRates", h)
+            if util is not NA:
+                utils.append(float(util.gpu))
+            if self.pids:
+                for p in nvml("nvmlDeviceGetComputeRunningProcesses", h) or ():
+                    if p.pid in self.pids and p.usedGpuMemory is not None:
+                        proc += int(p.usedGpuMemory)
+                        proc_seen = True
+        return {"gpu_count": len(handles), "gpu_mem_used_bytes": used if total else None,
+                "gpu_mem_total_bytes": total or None, "gpu_util_pct": sum(utils) / len(utils) if utils else None,
+                "gpu_proc_mem_bytes": proc if proc_seen else None}

@@ -1,0 +1,88 @@
+"""The sampling loop: every sampler at a fixed rate on one thread, rows on the run's epoch clock.
+
+Each tick produces one row: `t` (epoch seconds, `time.time()`, the same clock as the request
+rows' `t_start`), every sampler's columns, and `sample_cpu_s`, the CPU time the tick itself
+took on this thread (so every run records what its own sampling cost). Ticks are scheduled on a
+fixed grid (`t0 + k / hz`); a tick that overruns skips the grid points it missed rather than
+bunching up. The loop is bounded: `max_rows` (default: 24 hours' worth) and `stop()`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from monitor.samplers import Sampler
+
+DEFAULT_HZ = 5.0
+
+
+class SampleLoop:
+    """Runs samplers at `hz` until stopped; `frame()` gives the rows as a DataFrame."""
+
+    def __init__(self, samplers: Sequence[Sampler], hz: float = DEFAULT_HZ, max_rows: int | None = None):
+        if hz <= 0:
+            raise ValueError("hz must be positive")
+        self.samplers = list(samplers)
+        self.hz = hz
+        self.max_rows = max_rows or int(24 * 3600 * hz)
+        self.rows: list[dict] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return ["t", *[c for s in self.samplers for c in s.columns], "sample_cpu_s"]
+
+    def tick(self) -> dict:
+        """One row now (also usable without the thread)."""
+        c0 = time.thread_time()
+        row: dict = {"t": time.time()}
+        for s in self.samplers:
+            row.update(s.sample())
+        row["sample_cpu_s"] = time.thread_time() - c0
+        return row
+
+    def _run(self) -> None:
+        period = 1.0 / self.hz
+        t0 = time.monotonic()
+        k = 0
+        while not self._stop.is_set() and len(self.rows) < self.max_rows:
+            self.rows.append(self.tick())
+            k = max(k + 1, int((time.monotonic() - t0) / period) + 1)
+            self._stop.wait(max(0.0, t0 + k * period - time.monotonic()))
+
+    def start(self) -> SampleLoop:
+        self._thread = threading.Thread(target=self._run, name="vvbench-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for s in self.samplers:
+            s.close()
+
+    @property
+    def notes(self) -> list[str]:
+        return [n for s in self.samplers for n in s.notes]
+
+    def frame(self) -> pd.DataFrame:
+        """The rows so far (a snapshot), with every column present."""
+        return pd.DataFrame(list(self.rows), columns=self.columns)
+
+    def write(self, path: str | Path) -> None:
+        """samples.parquet, written under a temp name and renamed."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        frame = self.frame()
+        for col in frame.columns:
+            if frame[col].dtype == object:
+                frame[col] = pd.to_numeric(frame[col], errors="coerce")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)

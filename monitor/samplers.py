@@ -1,0 +1,150 @@
+"""Samplers: one reading of a source per call, NA when the source is missing, never an exception.
+
+The `Sampler` contract (shared by `vvbench run` and the watchdog):
+
+- `columns` names every key `sample()` returns; the keys are the same at every call.
+- `sample()` never raises. A missing, dead or failing source yields NA (None) for its columns;
+  the first failure of each kind is logged once and kept in `notes` (so a report can say "no
+  GPU" once, not at every tick).
+- Values are plain numbers in base units (bytes, shares 0..1, percent of one core for CPU).
+- One thread calls `sample()` (samplers are not thread-safe); it must stay cheap at 20 Hz.
+- `close()` releases what the sampler holds; calling it twice is harmless.
+
+Here: the service's process tree (psutil: RSS, CPU), the system CPU (idle and iowait shares),
+and the service's own `/v1/stats` (queue depth, active streams, cache and allocator bytes).
+NVML lives in `monitor.nvml`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+
+import psutil
+
+log = logging.getLogger("vvbench.monitor")
+
+
+class Sampler(ABC):
+    """Base of every sampler (see the module docstring for the contract)."""
+
+    columns: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    @abstractmethod
+    def read(self) -> dict:
+        """Read the source; may raise (sample() turns any exception into NA)."""
+
+    def sample(self) -> dict:
+        try:
+            values = self.read()
+        except Exception as exc:  # noqa: BLE001 - the contract: never raise, say it once
+            self.note(f"{type(self).__name__}: {type(exc).__name__}: {exc}")
+            values = {}
+        return {c: values.get(c) for c in self.columns}
+
+    def note(self, message: str, level: int = logging.INFO) -> None:
+        """Log a problem the first time it happens (and keep it in `notes`)."""
+        if message not in self.notes:
+            self.notes.append(message)
+            log.log(level, "%s", message)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessTreeSampler(Sampler):
+    """RSS and CPU of a process and all its descendants (the tree is re-listed every `refresh_s`)."""
+
+    columns = ("rss_bytes", "cpu_percent", "procs")
+
+    def __init__(self, pid: int | None, refresh_s: float = 1.0):
+        super().__init__()
+        self.pid = pid
+        self.refresh_s = refresh_s
+        self._tree: dict[int, psutil.Process] = {}
+        self._listed = 0.0
+
+    def _refresh(self) -> None:
+        root = psutil.Process(self.pid)
+        procs = [root, *root.children(recursive=True)]
+        known = self._tree
+        self._tree = {p.pid: known.get(p.pid, p) for p in procs}
+        for p in self._tree.values():
+            if p.pid not in known:
+                p.cpu_percent(None)  # prime: the first reading of a process is meaningless
+        self._listed = time.monotonic()
+
+    def read(self) -> dict:
+        if self.pid is None:
+            return {}
+        if time.monotonic() - self._listed >= self.refresh_s or not self._tree:
+            try:
+                self._refresh()
+            except psutil.NoSuchProcess:
+                self.note(f"service process {self.pid} is gone")
+                self._tree = {}
+                return {}
+        rss, cpu, alive = 0, 0.0, 0
+        for p in list(self._tree.values()):
+            try:
+                with p.oneshot():
+                    rss += p.memory_info().rss
+                    cpu += p.cpu_percent(None)
+                alive += 1
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                self._tree.pop(p.pid, None)
+        return {"rss_bytes": rss, "cpu_percent": cpu, "procs": alive} if alive else {}
+
+
+class SystemCpuSampler(Sampler):
+    """System-wide CPU idle and iowait shares (0..1) since the previous sample."""
+
+    columns = ("sys_cpu_idle", "sys_cpu_iowait")
+
+    def __init__(self) -> None:
+        super().__init__()
+        psutil.cpu_times_percent(None)  # prime
+
+    def read(self) -> dict:
+        t = psutil.cpu_times_percent(None)
+        iowait = getattr(t, "iowait", None)
+        return {"sys_cpu_idle": t.idle / 100.0, "sys_cpu_iowait": None if iowait is None else iowait / 100.0}
+
+
+class ServiceStatsSampler(Sampler):
+    """The service's `GET /v1/stats` (vvbench's shape; other servers' missing keys are NA)."""
+
+    columns = ("queue_depth", "active_streams", "kv_cache_bytes", "conv_cache_bytes", "leak_bytes",
+               "cuda_allocated_bytes", "cuda_reserved_bytes", "stalled_s")
+
+    def __init__(self, base_url: str | None, api_key: str | None = None, timeout_s: float = 1.0):
+        super().__init__()
+        self.url = f"{base_url.rstrip('/')}/v1/stats" if base_url else None
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.timeout_s = timeout_s
+
+    def read(self) -> dict:
+        if self.url is None:
+            return {}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.url, headers=self.headers), timeout=self.timeout_s) as r:
+                data = json.load(r)
+        except urllib.error.HTTPError as exc:
+            self.note(f"{self.url} answered HTTP {exc.code}: service stats are NA")
+            return {}
+        except (OSError, ValueError) as exc:
+            self.note(f"{self.url} unreadable ({type(exc).__name__}): service stats are NA while it is")
+            return {}
+        out = {k: data.get(k) for k in self.columns if isinstance(data.get(k), (int, float))}
+        if "active_streams" not in out and isinstance(data.get("service"), dict):
+            streams = data["service"].get("active_http_streams")
+            if isinstance(streams, (int, float)):
+                out["active_streams"] = streams
+        return out

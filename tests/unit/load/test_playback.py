@@ -1,0 +1,64 @@
+"""The playback model on arrival timelines with known stalls."""
+
+import math
+
+import pytest
+
+from vvbench.load.playback import simulate
+
+RATE = 1000  # samples per second: 1 sample = 1 ms, easy arithmetic
+
+
+def steady(chunk_s: float, every_s: float, n: int, t0: float = 0.1) -> list[tuple[float, int]]:
+    """n chunks of chunk_s seconds of audio, one every every_s seconds from t0."""
+    return [(t0 + i * every_s, int(round((i + 1) * chunk_s * RATE))) for i in range(n)]
+
+
+def test_faster_than_real_time_never_stalls():
+    r = simulate(steady(0.5, 0.25, 10), RATE, start_s=0.3)
+    assert (r.max_stall_s, r.underruns, r.underrun_s) == (0.0, 0, 0.0)
+
+
+def test_everything_before_playback_means_no_stall():
+    r = simulate([(0.1, 100), (0.2, 5000)], RATE, start_s=1.0)
+    assert r.underruns == 0 and r.max_stall_s == 0.0
+
+
+def test_one_pause_gives_one_stall_of_known_length():
+    # 1 s of audio by t=0.2, playback starts at 0.3 -> runs out at 1.3; next audio at 2.0 -> 0.7 s stall
+    arrivals = [(0.1, 500), (0.2, 1000), (2.0, 1500), (2.1, 2000)]
+    r = simulate(arrivals, RATE, start_s=0.3)
+    assert r.underruns == 1
+    assert r.max_stall_s == pytest.approx(0.7)
+    assert r.underrun_s == pytest.approx(0.7)
+    assert r.stalls[0][0] == pytest.approx(1.3)
+
+
+def test_prebuffer_absorbs_a_short_pause():
+    arrivals = [(0.1, 500), (0.2, 1000), (1.25, 1500)]
+    assert simulate(arrivals, RATE, start_s=0.3).underruns == 0  # runs out at 1.3, data at 1.25
+    assert simulate(arrivals, RATE, start_s=0.2).underruns == 1  # runs out at 1.2, data at 1.25
+    assert simulate(arrivals, RATE, start_s=0.2).max_stall_s == pytest.approx(0.05)
+
+
+def test_slower_than_real_time_stalls_at_every_chunk():
+    # 0.2 s of audio every 0.3 s: after the first chunk each one comes 0.1 s too late
+    r = simulate(steady(0.2, 0.3, 5, t0=0.0), RATE, start_s=0.0)
+    assert r.underruns == 4
+    assert r.max_stall_s == pytest.approx(0.1)
+    assert r.underrun_s == pytest.approx(0.4)
+
+
+def test_longest_of_several_stalls_is_max_stall():
+    arrivals = [(0.0, 100), (0.3, 200), (1.0, 300)]  # runs out at 0.1 (wait 0.2), at 0.4 (wait 0.6)
+    r = simulate(arrivals, RATE, start_s=0.0)
+    assert r.underruns == 2
+    assert r.max_stall_s == pytest.approx(0.6)
+    assert r.underrun_s == pytest.approx(0.8)
+
+
+def test_playback_never_started_is_na():
+    for start in (None, math.nan):
+        r = simulate([(0.1, 100)], RATE, start_s=start)
+        assert math.isnan(r.max_stall_s) and r.underruns == 0
+    assert math.isnan(simulate([], RATE, start_s=0.1).max_stall_s)

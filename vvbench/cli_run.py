@@ -1,0 +1,194 @@
+"""The `run`, `demo` and `scenarios` commands (registered on the `vvbench` group in cli.py).
+
+Thin: flags -> `RunOptions` -> `vvbench.run.run_benchmark` -> tables or JSON and an exit code
+(0 every SLO met, 1 an SLO failed, 2 bad input / unreachable or dying target, 130 Ctrl-C).
+Knob flags (the same as `vvbench serve`) configure the embedded target, and fill the `{knob}`
+placeholders of a command target; they make no sense for an http target and are refused there.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from vvbench.cli_knobs import knob_options, overrides_from_flags
+from vvbench.errors import ConfigError, InputError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEMO_RUNTIME = {"preset": "tiny", "max_batch": 2}
+
+
+def _runtime(config_path, preset, overrides: dict):
+    from vvbench.runtime.config import load_runtime_config
+
+    if preset is not None:
+        overrides["preset"] = preset
+    return load_runtime_config(config_path, overrides=overrides)
+
+
+def _target_spec(kind: str, url, command_line, ready_url, api_key, service_pid, runtime_given: bool) -> dict:
+    if kind == "http":
+        if not url:
+            raise InputError("--target http needs --url (the service's base URL)", param="url")
+        if runtime_given:
+            raise InputError("knob flags, --preset and --config configure the embedded and command targets, not --target http")
+        return {"kind": "http", "url": url, "api_key": api_key, "pid": service_pid}
+    if kind == "command":
+        if not command_line:
+            raise InputError("--target command needs --command 'ARGV TEMPLATE' (e.g. 'my-tts --port {port}')", param="command")
+        spec = {"kind": "command", "argv": shlex.split(command_line)}
+        if ready_url:
+            spec["ready_url"] = ready_url
+        if url:
+            spec["url"] = url
+        return spec
+    if url or command_line:
+        raise InputError("--url and --command need --target http or --target command")
+    return {"kind": "embedded"}
+
+
+def execute(options: dict, as_json: bool) -> int:
+    """Run, show the live view, print the summary (or JSON); returns the exit code."""
+    from vvbench.run import RunOptions, run_benchmark
+    from vvbench.runview import LiveView, summary_tables
+
+    try:
+        opts = RunOptions.model_validate(options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    with LiveView(err_console, opts.scenario) as view:
+        result = run_benchmark(opts, view)
+    if as_json:
+        run = result.run
+        click.echo(json.dumps({"run_dir": str(result.run_dir), "status": run["status"], "passed": run["passed"],
+                               "summary": run["summary"], "slos": run["slos"], "counts": run["summary_counts"]}, indent=2))
+    else:
+        for renderable in summary_tables(result.run):
+            console.print(renderable)
+        verdict = "every SLO met" if result.run["passed"] else "an SLO failed"
+        console.print(f"run directory: [bold]{result.run_dir}[/] ({verdict})", soft_wrap=True, highlight=False)
+    return result.exit_code
+
+
+def _worker(master_host: str, master_port: int | None) -> int:
+    cmd = [sys.executable, "-m", "vvbench.load.worker", "--role", "worker", "--master-host", master_host,
+           "--master-port", str(master_port or 5557), "--log-level", "INFO"]
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return proc.wait(30)
+
+
+@click.command("run")
+@click.argument("scenario", required=False)
+@click.option("--target", "target_kind", type=click.Choice(["embedded", "http", "command"]), default="embedded", show_default=True,
+              help="embedded: start `vvbench serve` here; http: a running service at --url; command: start --command")
+@click.option("--url", default=None, help="http: the service's base URL; command: its URL template (default http://127.0.0.1:{port})")
+@click.option("--command", "command_line", default=None, help="command: argv template with {port} and {knob} placeholders (no shell)")
+@click.option("--ready-url", default=None, help="command: readiness URL template (default http://127.0.0.1:{port}/readyz)")
+@click.option("--api-key", envvar="VVBENCH_API_KEY", default=None, help="Bearer key for the target [env VVBENCH_API_KEY]")
+@click.option("--service-pid", type=int, default=None, help="http: the service's PID on this host, to sample its memory and CPU")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="where run directories go")
+@click.option("--duration", default=None, help="measured duration, overriding the scenario's (30s, 5m)")
+@click.option("--workers", type=int, default=1, show_default=True, help="load processes (local), or remote workers to wait for with --master")
+@click.option("--master", is_flag=True, help="run the Locust master here and wait for --workers workers started with `vvbench run --worker`")
+@click.option("--master-bind-host", default="127.0.0.1", show_default=True, help="--master: address to bind (0.0.0.0 for other hosts)")
+@click.option("--master-port", type=int, default=None, help="--master: port (default 5557 for --master, a free one for local workers)")
+@click.option("--worker", is_flag=True, help="be a load worker for a master at --master-host (no SCENARIO needed)")
+@click.option("--master-host", default="127.0.0.1", show_default=True, help="--worker: the master's address")
+@click.option("--sample-hz", type=float, default=5.0, show_default=True, help="sampling rate of memory, CPU, GPU and service stats")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option("--preset", default=None, help="embedded/command: model shapes (default tiny)")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="embedded/command: RuntimeConfig YAML/JSON")
+@knob_options
+@click.pass_context
+def run_cmd(ctx, scenario, target_kind, url, command_line, ready_url, api_key, service_pid, out, duration, workers, master,
+            master_bind_host, master_port, worker, master_host, sample_hz, as_json, preset, config_path, **kwargs) -> None:
+    """Run SCENARIO (a shipped name, see `vvbench scenarios list`, or a YAML file) against a target."""
+    from vvbench.units import parse_duration
+
+    if worker:
+        ctx.exit(_worker(master_host, master_port))
+    if not scenario:
+        raise InputError("SCENARIO is required (a shipped name such as smoke, or a YAML file); see `vvbench scenarios list`")
+    overrides = overrides_from_flags(kwargs)
+    runtime_given = bool(overrides or preset or config_path)
+    target = _target_spec(target_kind, url, command_line, ready_url, api_key, service_pid, runtime_given)
+    runtime = _runtime(config_path, preset, overrides)
+    if target_kind == "embedded" and api_key:
+        target["api_key"] = api_key  # the embedded service requires it too, so authentication is exercised
+    options = {"scenario": scenario, "target": target, "runtime": runtime, "out": out, "workers": workers,
+               "master": master, "master_bind_host": master_bind_host, "sample_hz": sample_hz,
+               "master_port": master_port or (5557 if master else None),
+               "duration_s": parse_duration(duration, "--duration") if duration else None}
+    ctx.exit(execute(options, as_json))
+
+
+@click.command("demo")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="where the run directory goes")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.pass_context
+def demo_cmd(ctx, out: str, as_json: bool) -> None:
+    """Benchmark the embedded `tiny` runtime with the `smoke` scenario (under a minute on 2 CPU cores)."""
+    runtime = _runtime(None, None, dict(DEMO_RUNTIME))
+    options = {"scenario": "smoke", "target": {"kind": "embedded"}, "runtime": runtime, "out": out}
+    ctx.exit(execute(options, as_json))
+
+
+@click.group("scenarios")
+def scenarios_group() -> None:
+    """List the shipped scenarios, or validate scenario files."""
+
+
+@scenarios_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def scenarios_list(as_json: bool) -> None:
+    """The scenarios shipped in scenarios/ (use a name with `vvbench run NAME`)."""
+    from rich.table import Table
+
+    from vvbench.scenarios import load_scenario, shipped_scenarios
+
+    items = []
+    for name, path in shipped_scenarios().items():
+        s = load_scenario(path)
+        items.append({"name": name, "arrival": s.arrival.kind, "warmup_s": s.warmup, "duration_s": s.duration,
+                      "classes": [c.name for c in s.classes], "slos": s.slos, "description": s.description, "file": str(path)})
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    table = Table(title="shipped scenarios")
+    for col in ("name", "arrival", "window", "classes", "description"):
+        table.add_column(col)
+    for it in items:
+        table.add_row(it["name"], it["arrival"], f"{it['warmup_s']:g} + {it['duration_s']:g} s", ", ".join(it["classes"]), it["description"])
+    console.print(table)
+
+
+@scenarios_group.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.pass_context
+def scenarios_validate(ctx, files) -> None:
+    """Validate scenario FILES; each invalid one prints `FILE: dotted.path: expectation` (exit 2)."""
+    from vvbench.scenarios import load_scenario
+
+    bad = 0
+    for f in files:
+        try:
+            s = load_scenario(f)
+        except ConfigError as exc:
+            bad += 1
+            click.echo(f"vvbench: error: {' '.join(str(exc).split())}", err=True)
+            continue
+        click.echo(f"{f}: ok ({s.name}: {len(s.classes)} classes, {s.arrival.kind}, {s.warmup:g} + {s.duration:g} s)")
+    ctx.exit(2 if bad else 0)

@@ -1,0 +1,325 @@
+"""Sending one streaming speech request or one long-form job, timing every piece of the body.
+
+Plain `http.client` on a keep-alive connection per user (no Locust import here: under a Locust
+worker the sockets are gevent's, in tests they are ordinary ones). The body is read with
+`read1(READ_BYTES)`, which returns as soon as any bytes are there (for chunked transfer, at most
+the rest of the current chunk), and each piece is timed with `perf_counter` against the moment
+the request was sent; `t_start` is the epoch time of that moment, the clock shared by the run.
+
+Choices: a keep-alive connection the server closed while idle is retried once on a fresh one
+(the request had not been answered); the per-request timeout bounds the whole exchange;
+`chunks` counts bursts of body pieces (a piece more than `BURST_GAP_S` after the previous one
+starts a new burst), i.e. the server's chunks as the network delivered them. Jobs are polled
+every `poll_s`, each new chunk fetched as soon as it is ready (its arrival is when its last
+byte came), and deleted afterwards so a benchmark leaves nothing on the server's disk.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import socket
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from vvbench import __version__
+from vvbench.load.audio import (
+    AudioFormatError,
+    AudioStream,
+    SSEDecoder,
+    StreamErrorEvent,
+)
+from vvbench.load.mix import RequestSpec
+
+READ_BYTES = 16 * 1024
+BURST_GAP_S = 0.002
+ERROR_BODY_BYTES = 64 * 1024
+
+
+class RequestTimeout(Exception):
+    """The request's own deadline passed."""
+
+
+@dataclass
+class Outcome:
+    """What one request saw; `vvbench.load.records.build_row` turns it into a row."""
+
+    t_start: float = math.nan
+    status: str = "ok"
+    http_status: int | None = None
+    error: str | None = None
+    headers_s: float = math.nan
+    ttfb_s: float = math.nan
+    ttfa_s: float = math.nan
+    e2e_s: float = math.nan
+    bytes: int = 0
+    chunks: int = 0
+    seed: int | None = None
+    server_queue_s: float = math.nan
+    stream: AudioStream | None = None
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
+
+    def fail(self, status: str, error: str) -> Outcome:
+        self.status, self.error = status, error[:500]
+        return self
+
+
+class Session:
+    """One keep-alive HTTP connection to a base URL (per user; not shared between greenlets)."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, connect_timeout_s: float = 10.0):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.https = parts.scheme == "https"
+        self.host, self.port = parts.hostname, parts.port or (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.connect_timeout_s = connect_timeout_s
+        self.headers = {"User-Agent": f"vvbench/{__version__}", "Accept": "*/*"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self._conn: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+            self._conn = cls(self.host, self.port, timeout=self.connect_timeout_s)
+        return self._conn
+
+    def send(self, method: str, path: str, body: bytes | None, deadline: float) -> tuple[http.client.HTTPResponse, float, float]:
+        """Send; return (response with headers read, perf_counter at send, epoch at send)."""
+        headers = dict(self.headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (0, 1):
+            reused = self._conn is not None
+            conn = self._connection()
+            t_epoch, t0 = time.time(), time.perf_counter()
+            try:
+                conn.request(method, self.prefix + path, body=body, headers=headers)
+                set_timeout(conn, deadline)
+                return conn.getresponse(), t0, t_epoch
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if not reused or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def timeout(self, deadline: float) -> None:
+        if self._conn is not None:
+            set_timeout(self._conn, deadline)
+
+
+def set_timeout(conn: http.client.HTTPConnection, deadline: float) -> None:
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        raise RequestTimeout()
+    if conn.sock is not None:
+        conn.sock.settimeout(left)
+
+
+def _error_message(resp: http.client.HTTPResponse) -> str:
+    raw = resp.read(ERROR_BODY_BYTES)
+    try:
+        err = json.loads(raw).get("error")
+        msg = err.get("message") if isinstance(err, dict) else err
+    except (ValueError, AttributeError):
+        msg = raw[:200].decode("utf-8", "replace")
+    return f"HTTP {resp.status}: {msg}" if msg else f"HTTP {resp.status}"
+
+
+def _server_queue_s(resp: http.client.HTTPResponse) -> float:
+    for part in (resp.getheader("Server-Timing") or "").split(","):
+        name, _, rest = part.strip().partition(";")
+        if name == "queue" and "dur=" in rest:
+            try:
+                return float(rest.split("dur=")[1].split(";")[0]) / 1000
+            except ValueError:
+                return math.nan
+    return math.nan
+
+
+def _read_body(session: Session, resp, t0: float, deadline: float, on_piece) -> None:
+    """Read the body in pieces, calling on_piece(data, t_since_send); raise on a truncated body."""
+    while not resp.isclosed():
+        session.timeout(deadline)
+        data = resp.read1(READ_BYTES)
+        if not data:
+            break
+        on_piece(data, time.perf_counter() - t0)
+        if resp.length == 0:
+            resp.read()  # read1 never closes a Content-Length body; read() does, freeing the connection
+    if resp.length:  # Content-Length not reached: the server closed early
+        raise http.client.IncompleteRead(b"", resp.length)
+
+
+def _classify(out: Outcome, exc: BaseException) -> Outcome:
+    if isinstance(exc, (RequestTimeout, socket.timeout, TimeoutError)):
+        return out.fail("timeout", "request timed out")
+    if isinstance(exc, StreamErrorEvent):
+        return out.fail("stream_error", f"server error event: {exc}")
+    if isinstance(exc, AudioFormatError):
+        return out.fail("bad_audio", str(exc))
+    if isinstance(exc, http.client.IncompleteRead):
+        return out.fail("truncated", "connection closed before the body was complete")
+    if not isinstance(exc, (OSError, http.client.HTTPException)):
+        return out.fail("client_error", f"{type(exc).__name__}: {exc}")
+    if out.http_status is None:
+        return out.fail("connect_error", f"{type(exc).__name__}: {exc}")
+    return out.fail("truncated", f"{type(exc).__name__}: {exc}")
+
+
+def _finish(out: Outcome, stream: AudioStream) -> Outcome:
+    out.stream = stream
+    if stream.samples == 0:
+        return out.fail("no_audio", "response carried no audio samples")
+    if stream.audible_at is None:
+        return out.fail("no_audio", "no 20 ms window above -50 dBFS: the listener heard silence")
+    return out
+
+
+def speech(session: Session, spec: RequestSpec, pcm_rate: int = 24_000) -> Outcome:
+    """POST /v1/audio/speech with stream=true and time every piece of the answer."""
+    payload = {"model": "vvbench", "input": spec.text, "voice": spec.voice, "response_format": spec.response_format,
+               "speed": spec.speed, "stream": True, "stream_format": spec.stream_format}
+    if spec.seed is not None:
+        payload["seed"] = spec.seed
+    out = Outcome(t_start=time.time())
+    stream = AudioStream(spec.response_format, pcm_rate)
+    sse = SSEDecoder() if spec.stream_format == "sse" else None
+    deadline = time.perf_counter() + spec.timeout_s
+    last = [-1.0]
+
+    def piece(data: bytes, t: float) -> None:
+        if math.isnan(out.ttfb_s):
+            out.ttfb_s = t
+        out.bytes += len(data)
+        out.e2e_s = t
+        if t - last[0] > BURST_GAP_S:
+            out.chunks += 1
+        last[0] = t
+        before = stream.samples
+        if stream.feed(sse.feed(data) if sse else data) and math.isnan(out.ttfa_s):
+            out.ttfa_s = t
+        if stream.samples > before:
+            out.arrivals.append((t, stream.samples))
+
+    try:
+        resp, t0, out.t_start = session.send("POST", "/v1/audio/speech", json.dumps(payload).encode(), deadline)
+        out.headers_s, out.http_status = time.perf_counter() - t0, resp.status
+        out.seed = _int(resp.getheader("X-Seed"), spec.seed)
+        out.server_queue_s = _server_queue_s(resp)
+        if resp.status != 200:
+            status = "rejected" if resp.status in (429, 503) else "http_error"
+            return out.fail(status, _error_message(resp))
+        _read_body(session, resp, t0, deadline, piece)
+        if resp.will_close:
+            session.close()
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the row's status
+        session.close()
+        out.stream = stream
+        return _classify(out, exc)
+    return _finish(out, stream)
+
+
+def _int(raw: str | None, default: int | None) -> int | None:
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default
+
+
+def _json(session: Session, method: str, path: str, body: dict | None, deadline: float) -> tuple[int, dict, str | None]:
+    resp, _, _ = session.send(method, path, json.dumps(body).encode() if body is not None else None, deadline)
+    if resp.status >= 400:
+        return resp.status, {}, _error_message(resp)
+    data = resp.read()
+    return resp.status, (json.loads(data) if data else {}), None
+
+
+def job(session: Session, spec: RequestSpec, pcm_rate: int = 24_000) -> Outcome:
+    """POST /v1/jobs, poll it, fetch each chunk as it is ready (arrival = its last byte), delete it."""
+    payload = {"model": "vvbench", "input": spec.text, "voice": spec.voice, "response_format": spec.response_format,
+               "speed": spec.speed}
+    if spec.seed is not None:
+        payload["seed"] = spec.seed
+    stream = AudioStream("pcm", pcm_rate)
+    out = Outcome(t_start=time.time())
+    t0 = time.perf_counter()
+    deadline = t0 + spec.timeout_s
+    job_id = None
+    try:
+        status, info, err = _json(session, "POST", "/v1/jobs", payload, deadline)
+        out.http_status = status
+        if err:
+            return out.fail("rejected" if status in (429, 503) else "http_error", err)
+        job_id, out.seed = info["id"], info.get("seed", spec.seed)
+        fetched = 0
+        while True:
+            while fetched < info.get("chunks_ready", 0):
+                _fetch_chunk(session, out, stream, f"/v1/jobs/{job_id}/chunks/{fetched}", t0, deadline)
+                fetched += 1
+            state = info.get("state")
+            if state == "done" and fetched >= info.get("chunks_total", 0):
+                break
+            if state in ("failed", "cancelled"):
+                return out.fail("job_failed", f"job {state}: {info.get('error') or ''}".strip())
+            time.sleep(min(spec.poll_s, max(0.0, deadline - time.perf_counter())))
+            status, info, err = _json(session, "GET", f"/v1/jobs/{job_id}", None, deadline)
+            if err:
+                return out.fail("http_error", err)
+    except Exception as exc:  # noqa: BLE001
+        session.close()
+        out.stream = stream
+        return _classify(out, exc)
+    finally:
+        if job_id is not None:
+            _delete(session, job_id)
+    return _finish(out, stream)
+
+
+def _fetch_chunk(session: Session, out: Outcome, stream: AudioStream, path: str, t0: float, deadline: float) -> None:
+    resp, _, _ = session.send("GET", path, None, deadline)
+    if resp.status != 200:
+        raise http.client.HTTPException(_error_message(resp))
+    part = AudioStream("wav" if (resp.getheader("Content-Type") or "").startswith("audio/wav") else "pcm", stream.sample_rate)
+    body = bytearray()
+
+    def piece(data: bytes, t: float) -> None:
+        if math.isnan(out.ttfb_s):
+            out.ttfb_s = t
+        out.bytes += len(data)
+        body.extend(data)
+
+    _read_body(session, resp, t0, deadline, piece)
+    t = time.perf_counter() - t0
+    header_len = _pcm_offset(bytes(body), part)
+    stream.sample_rate = part.sample_rate or stream.sample_rate
+    if stream.feed(bytes(body[header_len:])) and math.isnan(out.ttfa_s):
+        out.ttfa_s = t
+    out.e2e_s = t
+    out.chunks += 1
+    out.arrivals.append((t, stream.samples))
+
+
+def _pcm_offset(body: bytes, part: AudioStream) -> int:
+    """Bytes of header before the PCM (0 for raw PCM); sets part's sample rate from a WAV header."""
+    if part.fmt == "pcm":
+        return 0
+    part.feed(body)
+    return part.header_len
+
+
+def _delete(session: Session, job_id: str) -> None:
+    try:
+        resp, _, _ = session.send("DELETE", f"/v1/jobs/{job_id}", None, time.perf_counter() + 10)
+        resp.read()
+    except Exception:  # noqa: BLE001 - best effort: the row is already decided
+        session.close()

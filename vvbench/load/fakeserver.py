@@ -1,0 +1,210 @@
+"""A scripted stand-in TTS server (stdlib only): exact timing, known pauses, no model.
+
+`python -m vvbench.load.fakeserver --port 0 [options]` prints `fake-tts: listening on URL` and
+serves the parts of the API a benchmark uses: `POST /v1/audio/speech` (wav/pcm, audio or SSE,
+chunked), `POST /v1/jobs` + status + chunks + DELETE, `/readyz`, `/healthz`, `/v1/stats`.
+It exists to measure the load generator itself (its ceiling against a trivial endpoint) and to
+test what the generator must see: a server slower than real time (`--rtf 2`), one that pauses
+mid-stream (`--pause-after-s 1 --pause-s 0.8`), leading silence (`--silence-s`), a slow start
+(`--first-delay-s`), and a server that dies (`--exit-after N` requests, exit code 70).
+
+Audio is a 220 Hz tone at -10 dBFS, `len(text) / --chars-per-s` seconds long, sent in chunks of
+`--chunk-s` seconds, chunk k leaving at `first_delay + k * chunk_s * rtf`. Not a TTS model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+RATE = 24_000
+
+
+def tone(n: int, start: int = 0, silence: int = 0) -> bytes:
+    """n samples of the tone (the first `silence` samples of the stream are silent), PCM16."""
+    idx = np.arange(start, start + n)
+    x = 0.316 * np.sin(2 * math.pi * 220.0 * idx / RATE)
+    x[idx < silence] = 0.0
+    return (x * 32767).astype("<i2").tobytes()
+
+
+def wav_header(n_samples: int | None) -> bytes:
+    size = 0xFFFFFFFF if n_samples is None else n_samples * 2
+    riff = 0xFFFFFFFF if n_samples is None else 36 + size
+    return (b"RIFF" + riff.to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+            + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + RATE.to_bytes(4, "little")
+            + (RATE * 2).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+            + b"data" + size.to_bytes(4, "little"))
+
+
+class Script:
+    """The timing every answer follows (see the module docstring)."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.a = args
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.active = 0
+        self.jobs: dict[str, dict] = {}
+
+    def plan(self, text: str) -> list[tuple[float, int, int]]:
+        """(send time offset, first sample, samples) of each chunk."""
+        total = max(1, int(len(text) / self.a.chars_per_s * RATE))
+        size = max(1, int(self.a.chunk_s * RATE))
+        out, t, pos = [], self.a.first_delay_s, 0
+        paused = False
+        while pos < total:
+            n = min(size, total - pos)
+            out.append((t, pos, n))
+            pos += n
+            t += n / RATE * self.a.rtf
+            if not paused and self.a.pause_s and pos / RATE >= self.a.pause_after_s:
+                t += self.a.pause_s
+                paused = True
+        return out
+
+    def count(self) -> None:
+        with self.lock:
+            self.requests += 1
+            n = self.requests
+        if self.a.exit_after and n > self.a.exit_after:
+            os._exit(70)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    script: Script
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict:
+        n = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(n) or b"{}")
+
+    def do_GET(self) -> None:
+        s = self.script
+        if self.path in ("/readyz", "/healthz"):
+            return self._json(200, {"status": "ok"})
+        if self.path == "/v1/stats":
+            return self._json(200, {"queue_depth": 0, "active_streams": s.active, "requests": s.requests})
+        parts = self.path.strip("/").split("/")
+        if len(parts) >= 3 and parts[:2] == ["v1", "jobs"] and parts[2] in s.jobs:
+            job = s.jobs[parts[2]]
+            ready = sum(1 for t, _, _ in job["chunks"] if time.monotonic() - job["t0"] >= t)
+            if len(parts) == 3:
+                done = ready == len(job["chunks"])
+                return self._json(200, {"id": parts[2], "state": "done" if done else "running", "chunks_ready": ready,
+                                        "chunks_total": len(job["chunks"]), "seed": job["seed"]})
+            if len(parts) == 5 and parts[3] == "chunks" and int(parts[4]) < ready:
+                _, start, n = job["chunks"][int(parts[4])]
+                data = wav_header(n) + tone(n, start, int(s.a.silence_s * RATE))
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/wav")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return None
+        return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error", "param": None, "code": None}})
+
+    def do_DELETE(self) -> None:
+        job_id = self.path.strip("/").split("/")[-1]
+        self.script.jobs.pop(job_id, None)
+        return self._json(200, {"id": job_id, "deleted": True})
+
+    def do_POST(self) -> None:
+        s = self.script
+        body = self._body()
+        s.count()
+        if self.path == "/v1/jobs":
+            job_id = uuid.uuid4().hex
+            s.jobs[job_id] = {"t0": time.monotonic(), "chunks": s.plan(body.get("input", "")), "seed": body.get("seed", 0)}
+            return self._json(202, {"id": job_id, "state": "queued", "chunks_ready": 0, "chunks_total": len(s.jobs[job_id]["chunks"]),
+                                    "seed": body.get("seed", 0)})
+        if self.path != "/v1/audio/speech":
+            return self._json(404, {"error": {"message": "not found", "type": "invalid_request_error", "param": None, "code": None}})
+        with s.lock:
+            s.active += 1
+        try:
+            self._stream(body)
+        finally:
+            with s.lock:
+                s.active -= 1
+
+    def _stream(self, body: dict) -> None:
+        s = self.script
+        sse = body.get("stream_format") == "sse"
+        chunks = s.plan(body.get("input", ""))
+        t0 = time.monotonic()
+        if s.a.first_delay_s:
+            time.sleep(s.a.first_delay_s)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if sse else f"audio/{body.get('response_format', 'wav')}")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("X-Seed", str(body.get("seed", 0)))
+        self.end_headers()
+        head = wav_header(None) if body.get("response_format", "wav") == "wav" else b""
+        for t, start, n in chunks:
+            wait = t - (time.monotonic() - t0)
+            if wait > 0:
+                time.sleep(wait)
+            data = head + tone(n, start, int(s.a.silence_s * RATE))
+            head = b""
+            if sse:
+                data = b"data: " + json.dumps({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}).encode() + b"\n\n"
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        if sse:
+            done = b'data: {"type":"speech.audio.done"}\n\n'
+            self.wfile.write(f"{len(done):x}\r\n".encode() + done + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vvbench.load.fakeserver", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--chars-per-s", type=float, default=15.0, help="audio seconds = chars / this")
+    p.add_argument("--chunk-s", type=float, default=0.4, help="audio seconds per chunk")
+    p.add_argument("--rtf", type=float, default=0.25, help="production time per audio second (0: all at once)")
+    p.add_argument("--first-delay-s", type=float, default=0.05, help="delay before the headers and the first chunk")
+    p.add_argument("--pause-after-s", type=float, default=0.0, help="pause once after this much audio was sent")
+    p.add_argument("--pause-s", type=float, default=0.0, help="length of that pause")
+    p.add_argument("--silence-s", type=float, default=0.0, help="leading digital silence in every answer")
+    p.add_argument("--exit-after", type=int, default=0, help="exit (code 70) at the request after this many")
+    args = p.parse_args(argv)
+    Handler.script = Script(args)
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    host, port = server.server_address[:2]
+    print(f"fake-tts: listening on http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""Targets: how a benchmark run reaches a service — `embedded`, `http` or `command`.
+
+The `Target` contract (every kind passes `tests/integration/test_target_contract.py`):
+
+- `start()` returns the base URL of a service that answers `/v1/audio/speech`, or raises
+  `TargetError` with one line; a failed start leaves nothing running.
+- `stop()` stops exactly what `start()` started, by PID (a SIGTERM, a grace period, then
+  SIGKILL), never by name; it is idempotent and safe after a failed start. An `http` target
+  started nothing and stops nothing.
+- `alive()` says whether the service can still be used: for a child, whether its process runs;
+  for `http`, whether it answers on the network at all (any HTTP status counts).
+- `pid` is the service's process id when known (for sampling), else None.
+- `describe()` gives JSON-able facts for run.json (never the API key).
+- `with target:` starts and always stops, also on Ctrl-C (KeyboardInterrupt) and exceptions.
+
+The kinds are pydantic specs with a `kind` tag (`TargetSpec`, the registry); each spec's
+`build()` makes its Target. Choices: `embedded` writes the RuntimeConfig to a temp YAML and
+runs `vvbench serve --port 0 --config FILE --data-dir TMP` (jobs go to a temp directory removed
+afterwards), its stdout/stderr kept in the run directory; `command` fills `{knob}` placeholders
+(every RuntimeConfig knob, faults as `{faults.noise_db}`, plus `{port}` — a free loopback port —
+and `{host}`), runs the argv without a shell in its own session (so stopping reaches its
+children through the process group, still by PID), and polls a readiness URL for 200.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vvbench.errors import ConfigError, TargetError
+from vvbench.net import free_port, probe
+
+READY_TIMEOUT_S = 180.0
+
+
+class Target(ABC):
+    """How a run reaches a service (see the module docstring for the contract)."""
+
+    kind: str = "?"
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+
+    @abstractmethod
+    def start(self) -> str: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def alive(self) -> bool: ...
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "url": self.url, "pid": self.pid}
+
+    def runtime_config(self) -> dict | None:
+        """The service's resolved RuntimeConfig when known (from the spec, else `/v1/stats`)."""
+        if self.url is None:
+            return None
+        try:
+            with urllib.request.urlopen(f"{self.url}/v1/stats", timeout=5) as r:
+                config = json.load(r).get("config")
+            return config if isinstance(config, dict) else None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def __enter__(self) -> Target:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ChildTarget(Target):
+    """A service process we started: stopped by PID (process group), its output in `log_dir`."""
+
+    def __init__(self, log_dir: Path):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
+
+    def spawn(self, argv: list[str], env: dict | None = None) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / "stdout.log", "ab") as fo, open(self.log_dir / "stderr.log", "ab") as fe:
+            try:
+                self.proc = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
+                                             env={**os.environ, **(env or {})}, start_new_session=True)
+            except OSError as exc:
+                raise TargetError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+
+    def stderr_tail(self, n: int = 3) -> str:
+        path = self.log_dir / "stderr.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return " | ".join(line.strip() for line in lines[-n:] if line.strip())
+
+    def wait_ready(self, ready_url: str, timeout_s: float) -> None:
+        """Poll until `ready_url` answers 200; TargetError if the child exits or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self.alive():
+                raise TargetError(f"{self.kind} target exited with code {self.exit_code()} before it was ready"
+                                  + (f": {self.stderr_tail()}" if self.stderr_tail() else ""))
+            status, _ = probe(ready_url, 1.0)
+            if status == 200:
+                return
+            if time.monotonic() > deadline:
+                raise TargetError(f"{self.kind} target not ready at {ready_url} within {timeout_s:g} s (last answer: {status})")
+            time.sleep(0.1)
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            proc.wait(10)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # our child leads its own session: its group id is its PID
+        except ProcessLookupError:
+            pass
+
+
+class EmbeddedTarget(ChildTarget):
+    """`vvbench serve` with a given RuntimeConfig, as a child on a free loopback port."""
+
+    kind = "embedded"
+
+    def __init__(self, config, log_dir: Path, serve_args: list[str] | None = None, api_key: str | None = None,
+                 ready_timeout_s: float = READY_TIMEOUT_S):
+        super().__init__(log_dir)
+        self.config = config
+        self.serve_args = list(serve_args or [])
+        self.api_key = api_key
+        self.ready_timeout_s = ready_timeout_s
+        self._tmp: str | None = None
+
+    def start(self) -> str:
+        import sys
+
+        from vvbench.runtime.config import dump_config
+
+        self._tmp = tempfile.mkdtemp(prefix="vvbench-embedded-")
+        cfg = Path(self._tmp) / "runtime.yaml"
+        cfg.write_text(dump_config(self.config))
+        self.spawn([sys.executable, "-m", "vvbench.cli", "serve", "--port", "0", "--config", str(cfg),
+                    "--data-dir", str(Path(self._tmp) / "data"), *self.serve_args],
+                   env={"VVBENCH_API_KEY": self.api_key} if self.api_key else None)
+        deadline = time.monotonic() + self.ready_timeout_s
+        announce = "vvbench serve: listening on "
+        while self.url is None:
+            out = (self.log_dir / "stdout.log").read_text(errors="replace")
+            self.url = next((line[len(announce):].strip() for line in out.splitlines() if line.startswith(announce)), None)
+            if self.url is None:
+                if not self.alive():
+                    raise TargetError(f"embedded target exited with code {self.exit_code()} while starting: {self.stderr_tail()}")
+                if time.monotonic() > deadline:
+                    raise TargetError(f"embedded target did not announce its address within {self.ready_timeout_s:g} s")
+                time.sleep(0.05)
+        self.wait_ready(f"{self.url}/readyz", max(1.0, deadline - time.monotonic()))
+        return self.url
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        super().stop(grace_s)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def describe(self) -> dict:
+        return {**super().describe(), "preset": self.config.preset, "serve_args": self.serve_args}
+
+    def runtime_config(self) -> dict:
+        return self.config.model_dump(mode="json")
+
+
+class HttpTarget(Target):
+    """Any base URL speaking `/v1/audio/speech`; started elsewhere, never stopped by us."""
+
+    kind = "http"
+
+    def __init__(self, url: str, api_key: str | None = None, pid: int | None = None, ready_timeout_s: float = 60.0):
+        super().__init__()
+        self.base = url.rstrip("/")
+        self.api_key = api_key
+        self._pid = pid
+        self.ready_timeout_s = ready_timeout_s
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def start(self) -> str:
+        """Reachable and ready: /readyz 200 (a 404 means the server has no readiness probe: accepted)."""
+        deadline = time.monotonic() + self.ready_timeout_s
+        unreachable = 0
+        while True:
+            status, why = probe(f"{self.base}/readyz")
+            if status is not None and status != 503:
+                self.url = self.base
+                return self.url
+            unreachable = unreachable + 1 if status is None else 0
+            if unreachable >= 3:
+                raise TargetError(f"target {self.base} is unreachable: {why}")
+            if time.monotonic() > deadline:
+                raise TargetError(f"target {self.base} not ready within {self.ready_timeout_s:g} s (/readyz answers {status})")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        pass
+
+    def alive(self) -> bool:
+        status, _ = probe(f"{self.base}/healthz", 2.0)
+        return status is not None
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+def _flat_knobs(config) -> dict[str, str]:
+    values = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key == "faults":
+            out.update({f"faults.{k}": _arg(v) for k, v in value.items()})
+        out[key] = _arg(value)
+    return out
+
+
+def _arg(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Replace `{name}` placeholders; ConfigError naming an unknown one and the known ones."""
+    def sub(m: re.Match) -> str:
+        if m.group(1) not in values:
+            raise ConfigError(f"command target: unknown placeholder {{{m.group(1)}}}; known: {', '.join(sorted(values))}")
+        return values[m.group(1)]
+    return _PLACEHOLDER.sub(sub, template)
+
+
+class CommandTarget(ChildTarget):
+    """An argv template with `{knob}` placeholders, run without a shell, ready when its URL says 200."""
+
+    kind = "command"
+
+    def __init__(self, argv: list[str], ready_url: str, url: str, config, log_dir: Path,
+                 ready_timeout_s: float = READY_TIMEOUT_S):
+        super().__init__(log_dir)
+        self.config = config
+        self.port = free_port()
+        values = {**_flat_knobs(config), "port": str(self.port), "host": "127.0.0.1"}
+        self.argv = [fill(a, values) for a in argv]
+        self.ready_url = fill(ready_url, values)
+        self.base = fill(url, values).rstrip("/")
+        self.ready_timeout_s = ready_timeout_s
+        if not self.argv:
+            raise ConfigError("command target: the command is empty")
+
+    def start(self) -> str:
+        self.spawn(self.argv)
+        self.wait_ready(self.ready_url, self.ready_timeout_s)
+        self.url = self.base
+        return self.url
+
+    def describe(self) -> dict:
+        return {**super().describe(), "argv": self.argv, "ready_url": self.ready_url}
+
+    def runtime_config(self) -> dict:
+        return self.config.model_dump(mode="json") if hasattr(self.config, "model_dump") else dict(self.config)
+
+
+class EmbeddedSpec(BaseModel):
+    """Start the reference service (`vvbench serve`) with this runtime config."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["embedded"] = "embedded"
+    serve_args: list[str] = Field(default_factory=list, description="extra `vvbench serve` flags (service settings)")
+    api_key: str | None = Field(None, description="the service requires this Bearer key (passed by environment, never argv)")
+
+    def build(self, config, log_dir: Path) -> Target:
+        return EmbeddedTarget(config, log_dir, self.serve_args, self.api_key)
+
+
+class HttpSpec(BaseModel):
+    """A service already running at `url`."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["http"] = "http"
+    url: str = Field(description="base URL, e.g. http://127.0.0.1:8000")
+    api_key: str | None = Field(None, description="Bearer key")
+    pid: int | None = Field(None, description="the service's PID on this host, to sample its memory and CPU")
+
+    def build(self, config, log_dir: Path) -> Target:
+        return HttpTarget(self.url, self.api_key, self.pid)
+
+
+class CommandSpec(BaseModel):
+    """A server started from an argv template; `{knob}` placeholders come from the runtime config."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["command"] = "command"
+    argv: list[str] = Field(min_length=1, description="argv template, e.g. ['my-tts', '--port', '{port}', '--steps', '{diffusion_steps}']")
+    ready_url: str = Field("http://127.0.0.1:{port}/readyz", description="polled until it answers 200")
+    url: str = Field("http://127.0.0.1:{port}", description="base URL of the started service")
+
+    def build(self, config, log_dir: Path) -> Target:
+        return CommandTarget(self.argv, self.ready_url, self.url, config, log_dir)
+
+
+TargetSpec = Annotated[EmbeddedSpec | HttpSpec | CommandSpec, Field(discriminator="kind")]
