@@ -55,8 +55,11 @@ def run_round(engine: Engine, batch: int, text: str, seed0: int) -> tuple[float,
     return wall, {"frames": frames, "steps": steps, "stage_s": delta}
 
 
-def bench_point(preset: str, batch: int, invariant: bool, text: str, threads: int | None = None) -> dict:
-    cfg = RuntimeConfig(preset=preset, max_batch=batch, batch_window_ms=2000, batch_invariant=invariant, threads=threads)
+def bench_point(preset: str, batch: int, invariant: bool, text: str, threads: int | None = None,
+                max_batch: int | None = None) -> dict:
+    """`batch` streams at once on an engine with `max_batch` slots (default: `batch`)."""
+    cfg = RuntimeConfig(preset=preset, max_batch=max_batch or batch, batch_window_ms=2000 if not max_batch else 0,
+                        batch_invariant=invariant, threads=threads)
     with Engine(cfg) as engine:
         run_round(engine, batch, text, 1000)  # warm-up: allocations, first-call costs
         wall, r = run_round(engine, batch, text, 0)
@@ -67,7 +70,7 @@ def bench_point(preset: str, batch: int, invariant: bool, text: str, threads: in
     per_frame = {k: v / r["frames"] for k, v in r["stage_s"].items() if v > 0}
     useful = sum(flops.values()) * r["frames"]
     return {
-        "preset": preset, "batch": batch, "batch_invariant": invariant, "frames": r["frames"], "wall_s": wall,
+        "preset": preset, "batch": batch, "max_batch": cfg.max_batch, "batch_invariant": invariant, "frames": r["frames"], "wall_s": wall,
         "frames_per_s": r["frames"] / wall, "rtfx": r["frames"] / wall / engine.preset.frame_rate_hz,
         "step_ms": 1000 * sum(r["stage_s"].values()) / max(1, r["steps"]),
         "per_frame_ms": {k: 1000 * v for k, v in per_frame.items()},
@@ -81,6 +84,8 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 2, 4, 8, 16, 32])
     ap.add_argument("--invariance", choices=["on", "off", "both"], default="on")
     ap.add_argument("--text-repeats", type=int, default=1, help="longer requests: repeat the text")
+    ap.add_argument("--max-batch", type=int, default=None,
+                    help="fixed slots for every point (the padding cost of batch invariance at partial load)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (the `threads` knob)")
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args()
@@ -92,20 +97,20 @@ def main() -> None:
     for preset in args.presets:
         for invariant in modes:
             for b in args.batches:
-                rows.append(bench_point(preset, b, invariant, TEXT * args.text_repeats, args.threads))
+                rows.append(bench_point(preset, b, invariant, TEXT * args.text_repeats, args.threads, args.max_batch))
                 r = rows[-1]
                 print(f"# {preset} B={b} inv={invariant}: {r['frames_per_s']:.1f} frames/s", flush=True)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}; fp32 GEMM 2048^3: {roof:.1f} GFLOP/s\n")
-    print("| preset | batch | invariant | frames/s | × batch 1 | RTFx | LM ms/frame | diffusion | decode | semantic | synth | GFLOP/frame | achieved GFLOP/s | % of GEMM |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| preset | batch | max_batch | invariant | frames/s | × batch 1 | RTFx | LM ms/frame | diffusion | decode | semantic | synth | GFLOP/frame | achieved GFLOP/s | % of GEMM |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     base: dict = {}
     for r in rows:
         key = (r["preset"], r["batch_invariant"])
         base.setdefault(key, r["frames_per_s"] if r["batch"] == 1 else None)
         speedup = r["frames_per_s"] / base[key] if base.get(key) else float("nan")
         pf = r["per_frame_ms"]
-        print(f"| {r['preset']} | {r['batch']} | {'on' if r['batch_invariant'] else 'off'} | {r['frames_per_s']:.1f} | "
+        print(f"| {r['preset']} | {r['batch']} | {r['max_batch']} | {'on' if r['batch_invariant'] else 'off'} | {r['frames_per_s']:.1f} | "
               f"{speedup:.1f} | {r['rtfx']:.1f} | {pf.get('lm', 0):.2f} | {pf.get('diffusion', 0):.2f} | "
               f"{pf.get('decode', 0):.2f} | {pf.get('semantic', 0):.2f} | {pf.get('synth', 0):.2f} | "
               f"{r['gflop_per_frame']:.3f} | {r['achieved_gflops']:.2f} | {100 * r['achieved_gflops'] / roof:.1f} |")

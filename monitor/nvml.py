@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.samplers import Sampler
@@ -78,6 +79,45 @@ def device_facts() -> list[dict]:
         out.append({"index": i, "name": None if name is NA else str(name),
                     "memory_total_bytes": None if mem is NA else int(mem.total),
                     "driver": None if driver is NA else str(driver)})
+    return out
+
+
+@dataclass
+class DeviceReading:
+    """One GPU now: memory in use and total, utilisation (0..1), and the memory of the asked-for PIDs.
+
+    Fields are None where NVML could not read them; `processes` maps PID -> bytes for the PIDs
+    that NVML lists on this device (host PIDs: inside a container it may stay empty).
+    """
+
+    index: int
+    name: str | None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+    utilization_ratio: float | None
+    processes: dict[int, int] = field(default_factory=dict)
+
+
+def read_devices(pids: Iterable[int] | None = None) -> list[DeviceReading]:
+    """Every GPU's readings now, per device (empty without NVML); for the exporter at scrape time."""
+    if not available():
+        return []
+    wanted = set(pids or ())
+    out = []
+    for i in range(nvml("nvmlDeviceGetCount") or 0):
+        h = nvml("nvmlDeviceGetHandleByIndex", i)
+        if h is NA:
+            continue
+        name, mem, util = nvml("nvmlDeviceGetName", h), nvml("nvmlDeviceGetMemoryInfo", h), nvml("nvmlDeviceGetUtilizationRates", h)
+        procs: dict[int, int] = {}
+        if wanted:
+            for p in nvml("nvmlDeviceGetComputeRunningProcesses", h) or ():
+                if p.pid in wanted and p.usedGpuMemory is not None:
+                    procs[int(p.pid)] = procs.get(int(p.pid), 0) + int(p.usedGpuMemory)
+        out.append(DeviceReading(
+            index=i, name=None if name is NA else str(name),
+            memory_used_bytes=None if mem is NA else int(mem.used), memory_total_bytes=None if mem is NA else int(mem.total),
+            utilization_ratio=None if util is NA else float(util.gpu) / 100.0, processes=procs))
     return out
 
 

@@ -182,11 +182,15 @@ def serve(host: str, port: int, data_dir: str, api_key, max_job_streams, max_job
                 on_listening=lambda url: click.echo(f"vvbench serve: listening on {url}"))
 
 
+from vvbench.cli_monitor import check_audio_cmd, monitor_group, watch_cmd  # noqa: E402
 from vvbench.cli_run import demo_cmd, run_cmd, scenarios_group  # noqa: E402 - commands defined in their own module
 
 cli.add_command(run_cmd)
 cli.add_command(demo_cmd)
 cli.add_command(scenarios_group)
+cli.add_command(watch_cmd)
+cli.add_command(check_audio_cmd)
+cli.add_command(monitor_group)
 
 
 def main() -> None:

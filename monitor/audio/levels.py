@@ -1,0 +1,105 @@
+"""Measurements of a waveform that the audio checks judge: frame levels, speech activity, gaps, clipping.
+
+All pure numpy on float samples where integer full scale is ±1 (`monitor.audio.loading`).
+
+- **Frames**: non-overlapping 20 ms frames (the last partial frame counts if at least half
+  full). A frame is *active* (audible) when its RMS is above `silence_dbfs` — by default −50
+  dBFS, the same line the load generator uses for time to first audible audio.
+- **Level**: RMS in dBFS over the active frames (the speech level, not diluted by pauses), and
+  the peak in dBFS over all samples. 0 dBFS is a full-scale square wave's RMS and a full-scale
+  sample's peak; silence floors at −120 dBFS.
+- **Gaps**: runs of inactive frames strictly between the first and the last active frame — a
+  dropout inside speech. Leading and trailing silence are measured apart.
+- **Clipping**: the share of samples at or beyond `clip_level` of full scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from monitor.audio.wada import wada_snr
+
+FLOOR_DBFS = -120.0
+
+
+def dbfs(value: float) -> float:
+    """20·log10(value) floored at −120 dBFS (value is an RMS or a peak, full scale 1)."""
+    return FLOOR_DBFS if value <= 10 ** (FLOOR_DBFS / 20) else 20.0 * math.log10(value)
+
+
+def frame_rms(x: np.ndarray, rate: int, frame_ms: float) -> np.ndarray:
+    """RMS of each non-overlapping frame (a trailing frame at least half full is kept)."""
+    n = max(1, int(round(rate * frame_ms / 1000.0)))
+    full = len(x) // n
+    rms = [np.sqrt(np.mean(np.square(x[: full * n].reshape(full, n)), axis=1))] if full else []
+    tail = x[full * n:]
+    if len(tail) >= n / 2:
+        rms.append(np.array([np.sqrt(np.mean(np.square(tail)))]))
+    return np.concatenate(rms) if rms else np.zeros(0)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of each run of True in a boolean array."""
+    if not mask.any():
+        return []
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(s), int(e - s)) for s, e in zip(edges[::2], edges[1::2])]
+
+
+@dataclass(frozen=True)
+class Levels:
+    """What the checks need to know about one waveform (NaN where it cannot be measured)."""
+
+    rate: int
+    samples: int
+    duration_s: float
+    finite: bool
+    snr_db: float
+    rms_dbfs: float
+    peak_dbfs: float
+    active_ratio: float
+    leading_silence_s: float
+    trailing_silence_s: float
+    longest_gap_s: float
+    gaps: int
+    clipped_ratio: float
+
+    def to_json(self) -> dict:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+def measure(x: np.ndarray, rate: int, *, frame_ms: float = 20.0, silence_dbfs: float = -50.0,
+            clip_level: float = 0.999, min_gap_s: float = 0.0) -> Levels:
+    """Measure `x` (float samples, full scale ±1) at `rate` Hz; see the module docstring.
+
+    `gaps` counts the inactive runs inside speech of at least `min_gap_s` seconds.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    n = len(x)
+    duration = n / rate if rate > 0 else math.nan
+    finite = bool(n) and bool(np.all(np.isfinite(x)))
+    nan = math.nan
+    if not finite:
+        return Levels(rate, n, duration, False, nan, nan, nan, nan, nan, nan, nan, 0, nan)
+    frame_s = frame_ms / 1000.0
+    rms = frame_rms(x, rate, frame_ms)
+    active = rms > 10 ** (silence_dbfs / 20.0)
+    idx = np.flatnonzero(active)
+    peak = float(np.max(np.abs(x)))
+    clipped = float(np.mean(np.abs(x) >= clip_level))
+    if idx.size == 0:
+        return Levels(rate, n, duration, True, wada_snr(x), nan, dbfs(peak), 0.0, duration, 0.0, 0.0, 0, clipped)
+    first, last = int(idx[0]), int(idx[-1])
+    inner = _runs(~active[first:last + 1])
+    long_gaps = [length for _, length in inner if length * frame_s >= min_gap_s]
+    speech_rms = float(np.sqrt(np.mean(np.square(rms[active]))))
+    return Levels(
+        rate=rate, samples=n, duration_s=duration, finite=True, snr_db=wada_snr(x),
+        rms_dbfs=dbfs(speech_rms), peak_dbfs=dbfs(peak), active_ratio=float(active.mean()),
+        leading_silence_s=first * frame_s, trailing_silence_s=min(duration, (len(rms) - 1 - last) * frame_s),
+        longest_gap_s=max((length for _, length in inner), default=0) * frame_s, gaps=len(long_gaps),
+        clipped_ratio=clipped)
