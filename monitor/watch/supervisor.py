@@ -435,7 +435,7 @@ class Supervisor:
         previous_ok = self.canary_ok[-1] if self.canary_ok else True
         self.canary_ok.append(result.ok)
         self.state.record_canary(result)
-        data = {"snr_db": result.snr_db, "baseline_snr_db": result.baseline_snr_db, "md5": result.md5,
+        data = {"canary_t": result.t, "snr_db": result.snr_db, "baseline_snr_db": result.baseline_snr_db, "md5": result.md5,
                 "duration_s": result.duration_s, "latency_s": result.latency_s, "status": result.status}
         if result.became_baseline:
             self.events.emit("canary_baseline", "info", f"first clean canary: SNR {result.snr_db:.1f} dB, "

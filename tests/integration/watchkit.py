@@ -71,10 +71,11 @@ class Watch:
         """The `count`-th event of `kind` (matching `where`), waiting at most `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
+            exited = self.proc.poll() is not None  # read before the events: an exit's last events are on disk by then
             found = [e for e in self.of(kind) if where is None or where(e)]
             if len(found) >= count:
                 return found[count - 1]
-            if self.proc.poll() is not None and not [e for e in self.of(kind) if where is None or where(e)][count - 1:]:
+            if exited:
                 raise WatchFailed(f"watchdog exited ({self.proc.returncode}) before {count} {kind} event(s):\n{self.tail()}")
             if time.monotonic() > deadline:
                 raise WatchFailed(f"no {count} {kind} event(s) within {timeout_s:g} s:\n{self.tail()}")

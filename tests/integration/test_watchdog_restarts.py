@@ -1,0 +1,95 @@
+"""Crashes, crash loops and hangs of a real `vvbench serve` under the watchdog."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import httpx
+import pytest
+
+from tests.integration.watchkit import Watch, free_port, serve_cmd
+
+SPEECH = {"model": "t", "input": "A short sentence for the service.", "voice": "alloy", "response_format": "wav",
+          "seed": 1, "stream": False}
+
+
+def speak(url: str, timeout_s: float = 30.0) -> int | None:
+    try:
+        return httpx.post(f"{url}/v1/audio/speech", json=SPEECH, timeout=timeout_s).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def test_crash_after_requests_is_restarted_with_exponential_backoff(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # the warm-up counts as one finished request: two requests pass, the third admission exits 70
+    command = serve_cmd(tmp_path / "data", "--crash-after-requests", "3", port=port)
+    args = ["--url", url, "--probe-every", "1s", "--canary-every", "0", "--backoff", "0.5s", "--backoff-max", "10s",
+            "--stable", "5m", "--run-for", "200s"]
+    w = Watch(tmp_path / "watch", args, command).start()
+    try:
+        w.wait_event("ready", 150)
+        for cycle in (1, 2):
+            codes = [speak(url) for _ in range(3)]
+            assert codes[:2] == [200, 200] and codes[2] is None, codes
+            restart = w.wait_event("restart", 30, count=cycle)
+            assert restart["reason"] == "exit" and restart["values"]["exit_code"] == 70
+            assert restart["backoff_s"] == pytest.approx(0.5 * 2 ** (cycle - 1))
+            w.wait_event("ready", 150, count=cycle + 1)
+        assert speak(url) == 200  # served again after the second restart
+    finally:
+        rc = w.stop()
+    exits = [e for e in w.of("exit") if not e["expected"]]
+    starts = w.of("start")
+    assert [e["exit_code"] for e in exits] == [70, 70]
+    assert starts[1]["t"] - exits[0]["t"] >= 0.5 and starts[2]["t"] - exits[1]["t"] >= 1.0  # the backoff was waited
+    assert rc == 0
+
+
+@pytest.mark.parametrize("case", ["exits-1-at-once", "serve-with-an-invalid-flag"])
+def test_a_service_that_crashes_at_start_trips_the_crash_loop_guard(tmp_path, case):
+    command = ([sys.executable, "-c", "import sys; sys.exit(1)"] if case == "exits-1-at-once"
+               else serve_cmd(tmp_path / "data", "--no-such-flag"))
+    args = ["--canary-every", "0", "--backoff", "0.1s", "--crash-loop-restarts", "3", "--crash-loop-window", "2m",
+            "--run-for", "120s", "--url", f"http://127.0.0.1:{free_port()}"]
+    w = Watch(tmp_path / "watch", args, command).start()
+    try:
+        rc = w.wait(90)
+    finally:
+        w.stop()
+    assert rc == 1, w.tail()
+    restarts = w.of("restart")
+    assert len(restarts) == 3 and {r["reason"] for r in restarts} == {"exit"}
+    assert [r["backoff_s"] for r in restarts] == pytest.approx([0.1, 0.2, 0.4])
+    loop = w.of("crash_loop")
+    assert len(loop) == 1 and "3 restarts within 120 s" in loop[0]["message"]
+    assert w.of("ready") == []
+    assert "crash_loop: 3 restarts within 120 s" in w.stderr()  # said on stderr too, one line per event
+
+
+def test_a_hung_engine_is_caught_by_health_probes_and_restarted(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = serve_cmd(tmp_path / "data", "--hang-after-requests", "2", port=port)
+    args = ["--url", url, "--probe-every", "0.5s", "--probe-timeout", "1s", "--probe-failures", "3", "--grace", "3s",
+            "--canary-every", "0", "--backoff", "0.2s", "--run-for", "200s"]
+    w = Watch(tmp_path / "watch", args, command).start()
+    try:
+        first = w.wait_event("ready", 150)
+        assert speak(url) == 200  # the second finished request: the engine hangs after it
+        stuck = threading.Thread(target=speak, args=(url, 20.0), daemon=True)
+        stuck.start()  # waits in the hung engine, so the drain cannot finish by itself
+        restart = w.wait_event("restart", 60)
+        assert restart["reason"] == "health" and restart["values"]["last_status"] == 503
+        kill = w.wait_event("kill", 30)  # the stuck request outlasts the grace period
+        assert kill["t"] - restart["t"] >= 3.0 - 0.3
+        again = w.wait_event("ready", 150, count=2)
+        assert again["pid"] != first["pid"] and again["reason"] == "health"
+        assert speak(url) == 200
+        stuck.join(timeout=30)
+    finally:
+        rc = w.stop()
+    assert rc == 0
+    assert [e for e in w.of("exit") if e["pid"] == first["pid"]][0]["exit_code"] == -9
