@@ -5,6 +5,9 @@ rows' `t_start`), every sampler's columns, and `sample_cpu_s`, the CPU time the 
 took on this thread (so every run records what its own sampling cost). Ticks are scheduled on a
 fixed grid (`t0 + k / hz`); a tick that overruns skips the grid points it missed rather than
 bunching up. The loop is bounded: `max_rows` (default: 24 hours' worth) and `stop()`.
+
+pandas is imported only by `frame()` and `write()`: the watchdog ticks the same samplers through
+`tick()` for days and never builds a frame, and pandas would triple its resident memory.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from monitor.samplers import Sampler
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_HZ = 5.0
 
@@ -74,12 +79,16 @@ class SampleLoop:
 
     def frame(self) -> pd.DataFrame:
         """The rows so far (a snapshot), with every column present."""
+        import pandas as pd
+
         return pd.DataFrame(list(self.rows), columns=self.columns)
 
     def write(self, path: str | Path) -> None:
         """samples.parquet, written under a temp name and renamed."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
+        import pandas as pd
+
         frame = self.frame()
         for col in frame.columns:
             if frame[col].dtype == object:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -77,8 +78,8 @@ def _opt(*names, **kw):
 @_opt("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: a free one)")
 @_opt("--metrics-host", help="address for /metrics (default 127.0.0.1)")
 @_opt("--sample-hz", type=float, help="sampling rate (default 5)")
-@_opt("--rss-max", help="restart above this RSS of the process tree: 20GiB, 90% (of RAM)")
-@_opt("--gpu-max", help="restart above this GPU memory: 20GiB, 90% (of the GPU)")
+@_opt("--rss-max", help="restart above this RSS of the process tree: 20GiB, 90% (of RAM), +2GiB (over its RSS once ready)")
+@_opt("--gpu-max", help="restart above this GPU memory: 20GiB, 90% (of the GPU), +2GiB (over ready)")
 @_opt("--consecutive", type=int, help="... for this many consecutive samples (default 3)")
 @_opt("--trend-window", help="memory trend fitted over this window (default 60s)")
 @_opt("--trend-horizon", help="restart when the trend crosses a threshold within this long (default 60s; 0 off)")
@@ -168,7 +169,7 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
     raw = {}
     if thresholds_path:
         try:
-            raw = yaml.safe_load(open(thresholds_path).read()) or {}
+            raw = yaml.safe_load(Path(thresholds_path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{thresholds_path}: cannot read thresholds: {' '.join(str(exc).split())}") from None
     if snr_min is not None:
@@ -203,7 +204,8 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
             table.add_row(r["file"], _fmt(m["duration_s"], ".2f"), _fmt(m["snr_db"], ".1f"),
                           f"{_fmt(m['rms_dbfs'], '.1f')} / {_fmt(m['peak_dbfs'], '.1f')}", _fmt(m["active_ratio"], ".0%"),
                           _fmt(m["longest_gap_s"], ".2f"), _fmt(m["clipped_ratio"], ".3%"), _verdict(r["report"]))
-        console.print(table)
+        out = console if console.is_terminal else Console(width=200)  # logs and pipes: no wrapped file names
+        out.print(table)
     failed = any("report" in r and not r["report"].ok for r in results)
     ctx.exit(2 if unreadable else 1 if failed else 0)
 

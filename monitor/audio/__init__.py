@@ -1,4 +1,10 @@
-"""Audio checks on synthesised speech (blind SNR, and the watchdog's canary checks).
+"""Audio checks on synthesised speech: blind SNR, silence, dropouts, clipping, level, duration, NaN/empty.
+
+- `wada`: the WADA-SNR blind estimator;
+- `levels`: frame levels, speech activity, gaps and clipping of one waveform;
+- `checks`: `check_audio(samples, rate, expected_s, thresholds) -> AudioReport`, a verdict and a
+  reason per check (`vvbench check-audio` and the watchdog's canary use it);
+- `loading`: WAV of any common sample format, raw PCM, or WAV bytes, as float samples.
 
 Pure numpy functions of a waveform; nothing here knows which service produced it.
 """

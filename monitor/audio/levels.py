@@ -32,7 +32,7 @@ def dbfs(value: float) -> float:
 
 def frame_rms(x: np.ndarray, rate: int, frame_ms: float) -> np.ndarray:
     """RMS of each non-overlapping frame (a trailing frame at least half full is kept)."""
-    n = max(1, int(round(rate * frame_ms / 1000.0)))
+    n = max(1, round(rate * frame_ms / 1000.0))
     full = len(x) // n
     rms = [np.sqrt(np.mean(np.square(x[: full * n].reshape(full, n)), axis=1))] if full else []
     tail = x[full * n:]

@@ -23,7 +23,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from monitor.audio.checks import AudioThresholds
-from monitor.watch.rules import Limit
+from monitor.watch.rules import (CanaryFailures, HealthProbeFailures, Limit, MemoryOverThreshold, MemoryTrend, ProcessExited,
+                                 Rule, StartTimeout)
 from vvbench.errors import ConfigError
 from vvbench.units import parse_bytes, parse_duration, parse_fraction
 
@@ -132,7 +133,7 @@ class Restart(_Model):
 
 class Canary(_Model):
     every: Seconds = Field(60.0, ge=0, description="canary period (0: off)")
-    text: str = Field("The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs.", min_length=1)
+    text: str = Field("The quick brown fox jumps over the lazy dog.", min_length=1)
     voice: str = "alloy"
     seed: int | None = Field(1234, ge=0, description="fixed seed (null: none sent; the MD5 check is then off)")
     model: str | None = "vvbench-canary"
@@ -179,6 +180,19 @@ class WatchConfig(_Model):
     @property
     def spawns(self) -> bool:
         return bool(self.command)
+
+    def rules(self) -> list[Rule]:
+        """The configured rules, in the order their restarts take precedence."""
+        rules: list[Rule] = [ProcessExited(), StartTimeout(self.health.start_timeout)]
+        limits = [(s, getattr(self.memory, s)) for s in ("rss", "gpu") if getattr(self.memory, s).max is not None]
+        rules += [MemoryOverThreshold(source, rule.max, rule.consecutive) for source, rule in limits]
+        t = self.memory.trend
+        if t.horizon > 0:
+            rules += [MemoryTrend(source, rule.max, t.window, t.horizon, t.min_samples) for source, rule in limits]
+        rules.append(HealthProbeFailures(self.health.failures))
+        if self.canary.restart_after:
+            rules.append(CanaryFailures(self.canary.restart_after))
+        return rules
 
 
 def _merge(base: dict, dotted: dict[str, Any]) -> dict:

@@ -140,3 +140,46 @@ def listener_pid(port: int) -> int | None:
         if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
             return c.pid
     return None
+
+
+class RestartCommand:
+    """Attach mode's restart: the user's command (no shell, e.g. `systemctl restart tts`), bounded in time."""
+
+    def __init__(self, argv: list[str], timeout_s: float):
+        self.argv = list(argv)
+        self.timeout_s = timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.deadline = 0.0
+
+    def start(self, now: float) -> str | None:
+        """Start it; returns why it could not start, or None."""
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as exc:
+            self.proc = None
+            return f"cannot run {self.argv[0]}: {exc.strerror or exc}"
+        self.deadline = now + self.timeout_s
+        return None
+
+    def poll(self, now: float) -> tuple[bool, str | None]:
+        """(finished, why it failed or None); past the deadline it is killed and counts as failed."""
+        if self.proc is None:
+            return True, None
+        rc = self.proc.poll()
+        if rc is None and now < self.deadline:
+            return False, None
+        why = None
+        if rc is None:
+            self.kill()
+            why = f"restart command still running after {self.timeout_s:g} s: killed"
+        elif rc != 0:
+            tail = " ".join(self.proc.stderr.read().decode(errors="replace").split())[-200:]
+            why = f"restart command exited with code {rc}: {tail}"
+        self.proc.stderr.close()
+        self.proc = None
+        return True, why
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)

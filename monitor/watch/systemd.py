@@ -8,7 +8,8 @@ loop, never from a timer thread, so a stuck loop stops the pings and systemd not
 SIGABRT after `WatchdogSec`).
 
 Without `$NOTIFY_SOCKET` (not started by systemd) every call does nothing; `active` says so.
-A failed send is logged once and never raises.
+A failed send — including a full socket buffer, since a send never blocks the work loop — is
+logged once and never raises.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class SystemdNotifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.sendto("\n".join(fields).encode(), self.address)
+                # never block the work loop on a receiver that does not read: drop instead
+                sock.sendto("\n".join(fields).encode(), socket.MSG_DONTWAIT, self.address)
         except OSError as exc:
             if not self._failed:
                 log.warning("systemd notify to %s failed: %s", os.environ.get("NOTIFY_SOCKET"), exc)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -20,7 +21,8 @@ import pytest
 
 from tests.integration.watchkit import Watch, serve_cmd
 
-PERIOD_S = 1.5
+PERIOD_S = 2.0
+CANARY_TEXT = "Hello there, this is the canary."  # about a second of speech: a canary stays shorter than its period
 PROMTOOL = shutil.which("promtool")
 
 
@@ -34,23 +36,39 @@ def scrape(port: int) -> tuple[str, dict[str, float]]:
     return text, values
 
 
-def datagrams(sock: socket.socket) -> list[str]:
-    out = []
-    sock.setblocking(False)
-    while True:
-        try:
-            out.append(sock.recv(4096).decode())
-        except BlockingIOError:
-            return out
+class NotifySocket:
+    """A systemd-style notify socket, read on a thread as systemd reads it (bounded by `max_s`)."""
+
+    def __init__(self, path: str, max_s: float = 900.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(max_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, max_s: float) -> None:
+        deadline = time.monotonic() + max_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def close(self) -> list[str]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+        return self.messages
 
 
 def run_clean_then_noisy(tmp_path, clean_s: float, period_s: float = PERIOD_S):
     notify_path = str(tmp_path / "notify.sock")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(notify_path)
+    notify = NotifySocket(notify_path)
     alerts = tmp_path / "alerts.jsonl"
     hook = f"{sys.executable} -c \"import sys; open('{alerts}', 'a').write(sys.stdin.read())\""
-    args = ["--canary-every", f"{period_s}s", "--sample-hz", "5", "--metrics-port", "0", "--systemd",
+    args = ["--canary-every", f"{period_s}s", "--canary-text", CANARY_TEXT, "--sample-hz", "5", "--metrics-port", "0", "--systemd",
             "--alert-cmd", hook, "--run-for", f"{clean_s + 150:.0f}s"]
     env = {"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "1000000"}
     w = Watch(tmp_path / "watch", args, serve_cmd(tmp_path / "data"), env=env).start()
@@ -69,8 +87,7 @@ def run_clean_then_noisy(tmp_path, clean_s: float, period_s: float = PERIOD_S):
         _, noisy_values = scrape(port)
     finally:
         rc = w.stop()
-        messages = datagrams(notify)
-        notify.close()
+        messages = notify.close()
     return {"rc": rc, "watch": w, "baseline": baseline, "text": text, "values": values, "clean_failures": clean_failures,
             "t_noise": t_noise, "failed": failed, "noisy": noisy_values, "alerts": alerts, "notify": messages, "ready": ready}
 
@@ -114,7 +131,7 @@ def test_the_alert_hook_gets_the_failure_as_json(noisy_run):
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed")
 def test_metrics_are_promtool_clean_and_name_the_service(noisy_run):
     text = noisy_run["text"]
-    out = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([PROMTOOL, "check", "metrics"], input=text, check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and not out.stdout.strip(), out.stdout
     values = noisy_run["values"]
     assert values["vvbench_monitor_service_up"] == 1
@@ -125,7 +142,9 @@ def test_metrics_are_promtool_clean_and_name_the_service(noisy_run):
 
 def test_systemd_ready_then_watchdog_pings_then_stopping(noisy_run):
     msgs = noisy_run["notify"]
-    assert msgs and msgs[0].startswith("READY=1")
+    ready = [i for i, m in enumerate(msgs) if m.startswith("READY=1")]
+    assert len(ready) == 1 and "STATUS=service ready at http://127.0.0.1:" in msgs[ready[0]], msgs[:5]
+    assert msgs.index("STOPPING=1") > ready[0]
     assert sum(m == "WATCHDOG=1" for m in msgs) >= 30  # every 0.5 s over a run of more than 30 s
     assert "STOPPING=1" in msgs
     assert noisy_run["rc"] == 0

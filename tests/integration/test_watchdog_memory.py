@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -13,7 +14,7 @@ from monitor.audio.loading import decode_wav
 from tests.integration.watchkit import Load, Watch, free_port, serve_cmd
 
 LEAK_MB = 20
-JOB_TEXT = " ".join(["The watchdog restarts a leaking service, and this long job must survive the restart."] * 18)
+JOB_TEXT = " ".join(["The watchdog restarts a leaking service, and this long job must survive the restart."] * 10)
 
 
 class RssTrace:
@@ -43,10 +44,13 @@ def test_leak_under_load_is_restarted_in_time_and_a_job_survives(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = serve_cmd(tmp_path / "data", "--leak-mb-per-request", str(LEAK_MB), "--max-batch", "2", port=port)
+    # the trend horizon (4 s) covers the drain: requests in flight at SIGTERM still finish, and each leaks
     args = ["--url", url, "--sample-hz", "10", "--rss-max", "+150MB", "--consecutive", "1", "--trend-window", "3s",
-            "--trend-horizon", "2s", "--probe-every", "1s", "--canary-every", "0", "--grace", "20s", "--backoff", "0.5s",
+            "--trend-horizon", "4s", "--probe-every", "1s", "--canary-every", "0", "--grace", "20s", "--backoff", "0.5s",
             "--run-for", "200s"]
-    with Watch(tmp_path / "watch", args, command) as w, httpx.Client(base_url=url, timeout=30) as http:
+    w = Watch(tmp_path / "watch", args, command).start()
+    http = httpx.Client(base_url=url, timeout=30)
+    try:
         first = w.wait_event("ready", 150)
         trace = RssTrace(first["pid"])
         created = http.post("/v1/jobs", json={"input": JOB_TEXT, "voice": "alloy", "seed": 7})
@@ -54,8 +58,11 @@ def test_leak_under_load_is_restarted_in_time_and_a_job_survives(tmp_path):
         job_id = created.json()["id"]
         load = Load(url, workers=2).start()
         try:
-            restart = w.wait_event("restart", 120)
-            state_at_restart = http.get(f"/v1/jobs/{job_id}").json()["state"]
+            deadline = time.monotonic() + 120
+            while not w.of("restart") and time.monotonic() < deadline:  # the job's state until the restart begins
+                state_before_restart = http.get(f"/v1/jobs/{job_id}").json()["state"]
+                time.sleep(0.2)
+            restart = w.wait_event("restart", 5)
             again = w.wait_event("ready", 150, count=2)
         finally:
             load.stop()
@@ -66,18 +73,21 @@ def test_leak_under_load_is_restarted_in_time_and_a_job_survives(tmp_path):
             time.sleep(0.5)
         assert status["state"] == "done", status
         audio, rate = decode_wav(http.get(f"/v1/jobs/{job_id}/audio").content)
+    finally:
+        http.close()
+        rc = w.stop()
     rss = trace.join()
 
     assert restart["reason"] in ("memory", "memory_trend"), restart
-    assert state_at_restart in ("queued", "running"), "the job must be unfinished when the restart begins"
+    assert state_before_restart in ("queued", "running"), "the job must be unfinished when the restart begins"
     assert again["pid"] != first["pid"] and again["recovery_s"] > 0
     assert load.ok > 0
     # the threshold: the memory at ready (the rule's own baseline) + 150 MB; one sample's growth: the
     # largest rise between two consecutive 10 Hz readings of the old process, measured here
     limit = restart["values"]["limit_bytes"]
-    steps = [b - a for a, b in zip(rss, rss[1:])]
+    steps = [b - a for a, b in itertools.pairwise(rss)]
     one_sample = max(max(steps), LEAK_MB * 2**20)
     assert len(rss) > 10
     assert max(rss) <= limit + one_sample, (max(rss) - limit, one_sample)
     assert len(audio) / rate == pytest.approx(status["expected_audio_s"], abs=0.2)
-    assert w.proc.returncode == 0, w.tail()  # stopped by SIGTERM: drained its service, exit 0
+    assert rc == 0, w.tail()  # stopped by SIGTERM: drained its service, exit 0

@@ -92,4 +92,4 @@ def test_a_hung_engine_is_caught_by_health_probes_and_restarted(tmp_path):
     finally:
         rc = w.stop()
     assert rc == 0
-    assert [e for e in w.of("exit") if e["pid"] == first["pid"]][0]["exit_code"] == -9
+    assert next(e for e in w.of("exit") if e["pid"] == first["pid"])["exit_code"] == -9

@@ -114,12 +114,6 @@ class Watch:
                 pass
         return rc
 
-    def __enter__(self) -> Watch:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
 
 class Load:
     """`workers` threads each sending speech requests (stream false) until stopped or `max_requests`."""

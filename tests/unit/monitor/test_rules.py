@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.watch.rules import (ActionKind, CanaryFailures, HealthProbeFailures, Limit, MemoryOverThreshold, MemoryTrend,
-                                 Phase, ProcessExited, Probe, Recent, StartTimeout, evaluate)
+from monitor.watch.rules import (
+    ActionKind,
+    CanaryFailures,
+    HealthProbeFailures,
+    Limit,
+    MemoryOverThreshold,
+    MemoryTrend,
+    Phase,
+    Probe,
+    ProcessExited,
+    Recent,
+    StartTimeout,
+    evaluate,
+)
 
 MiB = 2**20
 
