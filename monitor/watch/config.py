@@ -20,11 +20,26 @@ from typing import Annotated, Any
 
 import psutil
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from monitor.audio.checks import AudioThresholds
-from monitor.watch.rules import (CanaryFailures, HealthProbeFailures, Limit, MemoryOverThreshold, MemoryTrend, ProcessExited,
-                                 Rule, StartTimeout)
+from monitor.watch.rules import (
+    CanaryFailures,
+    HealthProbeFailures,
+    Limit,
+    MemoryOverThreshold,
+    MemoryTrend,
+    ProcessExited,
+    Rule,
+    StartTimeout,
+)
 from vvbench.errors import ConfigError
 from vvbench.units import parse_bytes, parse_duration, parse_fraction
 

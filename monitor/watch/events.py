@@ -28,6 +28,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vvbench.errors import ConfigError
+
 log = logging.getLogger("vvbench.watch")
 
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -55,8 +57,11 @@ class EventLog:
         self._lock = threading.Lock()
         self._file = None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the watchdog's life
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the watchdog's life
+            except OSError as exc:
+                raise ConfigError(f"--events {self.path}: cannot open for appending: {exc.strerror or exc}") from None
         self._pending: deque = deque()
         self._wake = threading.Condition(self._lock)
         self._closing = False

@@ -87,6 +87,7 @@ class ServiceLifecycle:
 
     def _attach(self, now: float) -> None:
         self._new_incarnation(now, self.service.pid)
+        self.ready_seen = self.url is None  # already running, and no readiness to probe: judge it from now on
         self.events.emit("attach", "info", f"watching PID {self.service.pid} at {self.url or 'no URL (no probes, no canary)'}",
                          pid=self.service.pid, url=self.url)
 
@@ -105,7 +106,8 @@ class ServiceLifecycle:
         if self.trigger is not None:
             fields.update(reason=self.trigger["reason"], recovery_s=round(now - self.trigger["t"], 3))
         after = f" ({fields['recovery_s']:.1f} s after the {fields['reason']} trigger)" if self.trigger else ""
-        self.events.emit("ready", "info", f"PID {self.service.pid} ready at {self.url} in {fields['ready_s']:.1f} s{after}", **fields)
+        where = self.url or "(no URL to probe)"
+        self.events.emit("ready", "info", f"PID {self.service.pid} ready at {where} in {fields['ready_s']:.1f} s{after}", **fields)
         self.trigger = None
         if not self.ever_ready:
             self.ever_ready = True

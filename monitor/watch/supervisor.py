@@ -26,6 +26,7 @@ When an attached process ends and there is no restart command, the watchdog aler
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections import deque
@@ -122,7 +123,7 @@ class Supervisor(ServiceLifecycle):
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
-        mode = f"supervising {' '.join(self.cfg.command)}" if self.cfg.spawns else f"attached to PID {self.cfg.pid}"
+        mode = f"supervising {shlex.join(self.cfg.command)}" if self.cfg.spawns else f"attached to PID {self.cfg.pid}"
         self.events.emit("watch_start", "info", f"{mode}; sampling at {self.cfg.sample_hz:g} Hz",
                          rules=[r.name for r in self.rules], url=self.url)
         for o in self.observers:
@@ -190,6 +191,9 @@ class Supervisor(ServiceLifecycle):
     def _restart_needed(self, action: Action, now: float, exited: bool, code: int | None) -> None:
         pid = self.service.pid
         fields = {"reason": action.reason, "pid": pid, "values": action.values}
+        if action.reason == "start_timeout" and self.url is None:
+            action = Action(action.kind, action.reason, action.message + "; no URL to probe: give --url (the service "
+                            "printed no 'listening on URL' line)", action.values)
         if exited:
             self.events.emit("exit", "error", f"PID {pid}: {action.message}", pid=pid, exit_code=code, expected=False)
         can_restart = self.cfg.spawns or self.cfg.restart.command

@@ -101,6 +101,8 @@ def vv(*args: str) -> subprocess.CompletedProcess:
     (["--pid", "999999999"], "no such process"),
     (["--", "no-such-tts-server"], "command not found: no-such-tts-server"),
     (["--probe-every", "-2s", "--", sys.executable], "must not be negative"),
+    (["--events", "/proc/no-such-dir/events.jsonl", "--", sys.executable], "cannot open for appending"),
+    (["--config", "/nonexistent/watch.yaml", "--", sys.executable], "/nonexistent/watch.yaml: cannot read"),
 ])
 def test_watch_cli_bad_configuration_is_one_line_and_exit_2(args, message):
     out = vv("watch", *args)
