@@ -21,7 +21,7 @@ import pytest
 
 from tests.integration.watchkit import Watch, serve_cmd
 
-PERIOD_S = 2.0
+PERIOD_S = 3.0
 CANARY_TEXT = "Hello there, this is the canary."  # about a second of speech: a canary stays shorter than its period
 PROMTOOL = shutil.which("promtool")
 
@@ -83,7 +83,9 @@ def run_clean_then_noisy(tmp_path, clean_s: float, period_s: float = PERIOD_S):
         t_noise = time.time()
         patched = httpx.post(f"{url}/admin/config", json={"faults": {"noise_db": -30}}, timeout=10)
         assert patched.status_code == 200, patched.text
-        failed = w.wait_event("canary_failed", 2 * period_s + 30)
+        # the canary in flight when the noise starts may fail on its MD5 alone (noise in its last frames only):
+        # the flag that counts is the first one that names the SNR
+        failed = w.wait_event("canary_failed", 2 * period_s + 30, where=lambda e: {"snr", "snr_drop"} & set(e["failed"]))
         _, noisy_values = scrape(port)
     finally:
         rc = w.stop()
@@ -107,7 +109,7 @@ def test_clean_output_is_never_flagged(noisy_run):
 
 
 @pytest.mark.slow  # timing-sensitive: failed once in a full default run on 2 loaded cores while passing alone;
-# kept out of the default run until it is hardened (run with -m slow)
+# hardened since (see the comments), kept out of the default run until shown stable there (run with -m slow)
 def test_noise_is_flagged_within_two_canary_periods(noisy_run):
     r = noisy_run
     failed = r["failed"]
@@ -154,7 +156,7 @@ def test_systemd_ready_then_watchdog_pings_then_stopping(noisy_run):
 
 @pytest.mark.slow
 def test_clean_output_is_never_flagged_over_five_minutes(tmp_path):
-    r = run_clean_then_noisy(tmp_path, clean_s=300.0, period_s=2.0)
+    r = run_clean_then_noisy(tmp_path, clean_s=300.0)
     assert r["clean_failures"] == []
-    assert r["values"]['vvbench_watch_canaries_total{result="passed"}'] >= 300 / 2.0 * 0.5
-    assert r["failed"]["canary_t"] - r["t_noise"] <= 2 * 2.0
+    assert r["values"]['vvbench_watch_canaries_total{result="passed"}'] >= 300 / PERIOD_S * 0.5
+    assert r["failed"]["canary_t"] - r["t_noise"] <= 2 * PERIOD_S
