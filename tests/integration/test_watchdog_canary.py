@@ -108,8 +108,6 @@ def test_clean_output_is_never_flagged(noisy_run):
     assert r["values"]['vvbench_watch_canaries_total{result="failed"}'] == 0
 
 
-@pytest.mark.slow  # timing-sensitive: failed once in a full default run on 2 loaded cores while passing alone;
-# hardened since (see the comments), kept out of the default run until shown stable there (run with -m slow)
 def test_noise_is_flagged_within_two_canary_periods(noisy_run):
     r = noisy_run
     failed = r["failed"]

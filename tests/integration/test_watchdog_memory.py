@@ -40,8 +40,6 @@ class RssTrace:
         return self.values
 
 
-@pytest.mark.slow  # timing-sensitive: failed once in a full default run on 2 loaded cores while passing alone;
-# hardened since (see the comments), kept out of the default run until shown stable there (run with -m slow)
 def test_leak_under_load_is_restarted_in_time_and_a_job_survives(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
