@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,37 +30,20 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_event(path: Path, kind: str, timeout_s: float, proc: subprocess.Popen) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.endswith("}"):
-                    e = json.loads(line)
-                    if e["kind"] == kind:
-                        return e
-        if proc.poll() is not None:
-            raise SystemExit(f"watchdog exited with {proc.returncode} before {kind}")
-        time.sleep(0.1)
-    raise SystemExit(f"no {kind} event within {timeout_s} s")
+import watchproc  # bench/watchproc.py, beside this script
 
 
 def measure(hz: float, canary_s: float, seconds: float, scrapes: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="vvbench-watch-bench-"))
     events = tmp / "events.jsonl"
     serve = [sys.executable, "-m", "vvbench.cli", "serve", "--preset", "tiny", "--port", "0", "--data-dir", str(tmp / "data")]
-    argv = [sys.executable, "-m", "vvbench.cli", "watch", "--sample-hz", str(hz), "--canary-every", f"{canary_s}s",
-            "--metrics-port", "0", "--events", str(events), "--run-for", f"{seconds + 300:.0f}s", "--", *serve]
-    with open(tmp / "watch.log", "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
+    args = ["--sample-hz", str(hz), "--canary-every", f"{canary_s}s", "--metrics-port", "0", "--run-for", f"{seconds + 300:.0f}s"]
+    proc = watchproc.start(args, events, tmp / "watch.log", serve)
     try:
-        ready = wait_event(events, "ready", 240, proc)
-        port = wait_event(events, "metrics", 10, proc)["port"]
+        ready = watchproc.wait_event(events, "ready", 240, proc)
+        port = watchproc.wait_event(events, "metrics", 10, proc)["port"]
         if canary_s > 0:
-            wait_event(events, "canary_baseline", 120, proc)
+            watchproc.wait_event(events, "canary_baseline", 120, proc)
         time.sleep(2.0)
         watch, service = psutil.Process(proc.pid), psutil.Process(ready["pid"])
         w0, s0, t0 = watch.cpu_times(), service.cpu_times(), time.monotonic()
@@ -88,13 +69,7 @@ def measure(hz: float, canary_s: float, seconds: float, scrapes: int) -> dict:
             "scrape_bytes": len(body),
         }
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        watchproc.stop(proc, 90)
 
 
 def main() -> None:

@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,25 +39,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vvbench.net import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def events(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")] if path.exists() else []
-
-
-def wait_kind(path: Path, kind: str, count: int, timeout_s: float, proc: subprocess.Popen) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = [e for e in events(path) if e["kind"] == kind]
-        if len(found) >= count:
-            return found[count - 1]
-        if proc.poll() is not None:
-            raise SystemExit(f"watchdog exited with {proc.returncode} before {count} {kind}")
-        time.sleep(0.05)
-    raise SystemExit(f"no {count} {kind} within {timeout_s} s")
+import watchproc  # noqa: E402  (bench/watchproc.py, beside this script)
+from vvbench.net import free_port  # noqa: E402
 
 
 def load(url: str, stop: threading.Event, worker: int) -> None:
@@ -81,14 +62,13 @@ def one(preset: str, growth_mb: int, hz: float, trend_horizon_s: float) -> dict:
     ev = tmp / "events.jsonl"
     serve = [sys.executable, "-m", "vvbench.cli", "serve", "--preset", preset, "--port", str(port), "--data-dir", str(tmp / "data"),
              "--leak-mb-per-request", "20", "--max-batch", "2"]
-    argv = [sys.executable, "-m", "vvbench.cli", "watch", "--url", url, "--sample-hz", str(hz), "--rss-max", f"+{growth_mb}MB",
-            "--consecutive", "1", "--trend-window", "3s", "--trend-horizon", f"{trend_horizon_s}s", "--canary-every", "0", "--probe-every", "1s", "--grace", "30s",
-            "--backoff", "0.5s", "--events", str(ev), "--run-for", "600s", "--", *serve]
-    with open(tmp / "watch.log", "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
+    args = ["--url", url, "--sample-hz", str(hz), "--rss-max", f"+{growth_mb}MB", "--consecutive", "1", "--trend-window", "3s",
+            "--trend-horizon", f"{trend_horizon_s}s", "--canary-every", "0", "--probe-every", "1s", "--grace", "30s",
+            "--backoff", "0.5s", "--run-for", "600s"]
+    proc = watchproc.start(args, ev, tmp / "watch.log", serve)
     stop = threading.Event()
     try:
-        first = wait_kind(ev, "ready", 1, 300, proc)
+        first = watchproc.wait_event(ev, "ready", 300, proc, count=1)
         old = psutil.Process(first["pid"])
         trace: list[tuple[float, int]] = []
         threads = [threading.Thread(target=load, args=(url, stop, i), daemon=True) for i in range(2)]
@@ -100,14 +80,14 @@ def one(preset: str, growth_mb: int, hz: float, trend_horizon_s: float) -> dict:
                 trace.append((time.time(), old.memory_info().rss))
             except psutil.Error:
                 break
-            if any(e["kind"] == "exit" for e in events(ev)):
+            if any(e["kind"] == "exit" for e in watchproc.read_events(ev)):
                 break
             time.sleep(0.05)
         stop.set()
-        restart = wait_kind(ev, "restart", 1, 60, proc)
-        exit_ = next(e for e in events(ev) if e["kind"] == "exit")
-        start2 = wait_kind(ev, "start", 2, 60, proc)
-        ready2 = wait_kind(ev, "ready", 2, 300, proc)
+        restart = watchproc.wait_event(ev, "restart", 60, proc, count=1)
+        exit_ = next(e for e in watchproc.read_events(ev) if e["kind"] == "exit")
+        start2 = watchproc.wait_event(ev, "start", 60, proc, count=2)
+        ready2 = watchproc.wait_event(ev, "ready", 300, proc, count=2)
         limit = restart["values"]["limit_bytes"]
         crossing = next((t for t, rss in trace if rss >= limit), None)
         since = restart["t"] if crossing is None else crossing
@@ -118,13 +98,7 @@ def one(preset: str, growth_mb: int, hz: float, trend_horizon_s: float) -> dict:
                 "watchdog_recovery_s": ready2["recovery_s"], "peak_over_limit_mib": round((max(r for _, r in trace) - limit) / 2**20, 1)}
     finally:
         stop.set()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        watchproc.stop(proc, 120)
 
 
 def main() -> None:
