@@ -36,7 +36,7 @@ def measure(url: str, pid: int, hz: float, seconds: float) -> dict:
     p0, w0 = time.process_time(), time.monotonic()
     loop = None
     if hz > 0:
-        loop = SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler(), NvmlSampler([pid]), ServiceStatsSampler(url)], hz=hz).start()
+        loop = SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler(), NvmlSampler(pid), ServiceStatsSampler(url)], hz=hz).start()
     time.sleep(seconds)
     if loop is not None:
         loop.stop()

@@ -14,11 +14,12 @@ list; PIDs are host PIDs, so inside a container this may stay NA).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.samplers import Sampler
+from monitor.samplers import Sampler, tree_pids
 
 log = logging.getLogger("vvbench.monitor")
 
@@ -122,47 +123,34 @@ def read_devices(pids: Iterable[int] | None = None) -> list[DeviceReading]:
 
 
 class NvmlSampler(Sampler):
-    """GPU memory and utilisation over all devices, and the memory of the given PIDs."""
+    """GPU memory and utilisation over all devices, and the memory held by a process and its descendants."""
 
     columns = ("gpu_count", "gpu_mem_used_bytes", "gpu_mem_total_bytes", "gpu_util_pct", "gpu_proc_mem_bytes")
 
-    def __init__(self, pids: Iterable[int] | None = None):
+    def __init__(self, pid: int | None = None, refresh_s: float = 1.0):
         super().__init__()
-        self.pids = set(pids or ())
-        self._handles: list[Any] | None = None
+        self.pid = pid
+        self.refresh_s = refresh_s  # the process tree is re-listed at most this often
+        self._pids: set[int] = set()
+        self._listed = -float("inf")
 
-    def _devices(self) -> list[Any]:
-        if self._handles is None:
-            if not available():
-                self.note(f"no GPU: NVML not available ({last_error()}); GPU columns are NA", level=logging.INFO)
-                self._handles = []
-            else:
-                count = nvml("nvmlDeviceGetCount") or 0
-                self._handles = [h for h in (nvml("nvmlDeviceGetHandleByIndex", i) for i in range(count)) if h is not NA]
-                if not self._handles:
-                    self.note("no GPU: NVML found no devices; GPU columns are NA", level=logging.INFO)
-        return self._handles
+    def _tree(self) -> set[int]:
+        if self.pid is not None and time.monotonic() - self._listed >= self.refresh_s:
+            self._pids, self._listed = tree_pids(self.pid), time.monotonic()
+        return self._pids
 
     def read(self) -> dict:
-        handles = self._devices()
-        if not handles:
+        if not available():
+            self.note(f"no GPU: NVML not available ({last_error()}); GPU columns are NA", level=logging.INFO)
             return {}
-        used = total = proc = 0
-        utils = []
-        proc_seen = False
-        for h in handles:
-            mem = nvml("nvmlDeviceGetMemoryInfo", h)
-            if mem is not NA:
-                used += int(mem.used)
-                total += int(mem.total)
-            util = nvml("nvmlDeviceGetUtilizationRates", h)
-            if util is not NA:
-                utils.append(float(util.gpu))
-            if self.pids:
-                for p in nvml("nvmlDeviceGetComputeRunningProcesses", h) or ():
-                    if p.pid in self.pids and p.usedGpuMemory is not None:
-                        proc += int(p.usedGpuMemory)
-                        proc_seen = True
-        return {"gpu_count": len(handles), "gpu_mem_used_bytes": used if total else None,
-                "gpu_mem_total_bytes": total or None, "gpu_util_pct": sum(utils) / len(utils) if utils else None,
-                "gpu_proc_mem_bytes": proc if proc_seen else None}
+        devices = read_devices(self._tree())
+        if not devices:
+            self.note("no GPU: NVML found no devices; GPU columns are NA", level=logging.INFO)
+            return {}
+        used = [d.memory_used_bytes for d in devices if d.memory_used_bytes is not None]
+        total = [d.memory_total_bytes for d in devices if d.memory_total_bytes is not None]
+        utils = [d.utilization_ratio for d in devices if d.utilization_ratio is not None]
+        procs = [b for d in devices for b in d.processes.values()]
+        return {"gpu_count": len(devices), "gpu_mem_used_bytes": sum(used) if total else None,
+                "gpu_mem_total_bytes": sum(total) or None, "gpu_util_pct": 100.0 * sum(utils) / len(utils) if utils else None,
+                "gpu_proc_mem_bytes": sum(procs) if procs else None}

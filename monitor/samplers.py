@@ -59,6 +59,14 @@ class Sampler(ABC):
         pass
 
 
+def tree_pids(pid: int) -> set[int]:
+    """`pid` and all its descendants now (just `pid` when it is gone or unreadable)."""
+    try:
+        return {pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))}
+    except psutil.Error:
+        return {pid}
+
+
 class ProcessTreeSampler(Sampler):
     """RSS and CPU of a process and all its descendants (the tree is re-listed every `refresh_s`)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -229,26 +230,14 @@ def monitor_export_cmd(pid, url, health_path, port, host, once, run_for) -> None
     from prometheus_client import CollectorRegistry, generate_latest
 
     from monitor.exporter import MonitorCollector, ScrapeTimeSource, serve_metrics
-    from monitor.nvml import NvmlSampler
     from monitor.sampleloop import SampleLoop
-    from monitor.samplers import ProcessTreeSampler, SystemCpuSampler
+    from monitor.samplers import ProcessTreeSampler, SystemCpuSampler, tree_pids
+    from monitor.watch.config import readable_process
     from monitor.watch.probes import probe_once
     from vvbench.units import parse_duration
 
-    try:
-        root = psutil.Process(pid)
-        root.memory_info()
-    except psutil.NoSuchProcess:
-        raise ConfigError(f"--pid {pid}: no such process") from None
-    except psutil.AccessDenied:
-        raise ConfigError(f"--pid {pid}: cannot read this process (another user's)") from None
+    root = readable_process(pid)
     limit_s = parse_duration(run_for, "--run-for") if run_for else None
-
-    def pids() -> set[int]:
-        try:
-            return {pid, *(c.pid for c in root.children(recursive=True))}
-        except psutil.Error:
-            return set()
 
     def up() -> bool:
         alive = root.is_running() and root.status() != psutil.STATUS_ZOMBIE
@@ -256,10 +245,13 @@ def monitor_export_cmd(pid, url, health_path, port, host, once, run_for) -> None
             return alive
         return probe_once(url.rstrip("/") + health_path, timeout_s=1.0, slow_s=1.0).ok
 
-    source = ScrapeTimeSource(SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler(), NvmlSampler([pid])], hz=1.0))
+    # GPU readings are taken by the collector itself, per device and per process of the tree
+    source = ScrapeTimeSource(SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler()], hz=1.0))
+    source()  # primes the CPU readings: a first CPU reading has no interval to measure over
     registry = CollectorRegistry()
-    registry.register(MonitorCollector(source, pids, up, psutil.virtual_memory().total))
+    registry.register(MonitorCollector(source, lambda: tree_pids(pid), up, psutil.virtual_memory().total))
     if once:
+        time.sleep(0.5)  # the interval the CPU shares of the one scrape are measured over
         click.echo(generate_latest(registry).decode(), nl=False)
         return
     try:

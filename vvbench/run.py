@@ -83,8 +83,7 @@ class RunResult:
 
 
 def _samplers(target: Target, url: str | None, api_key: str | None) -> list:
-    pids = [target.pid] if target.pid else []
-    return [ProcessTreeSampler(target.pid), SystemCpuSampler(), NvmlSampler(pids), ServiceStatsSampler(url, api_key)]
+    return [ProcessTreeSampler(target.pid), SystemCpuSampler(), NvmlSampler(target.pid), ServiceStatsSampler(url, api_key)]
 
 
 def _locust_counts(path: Path) -> dict[str, int]:

@@ -255,6 +255,18 @@ def _resolve_command(argv: list[str], what: str) -> None:
         raise ConfigError(f"{what}: command not found: {exe}")
 
 
+def readable_process(pid: int) -> psutil.Process:
+    """The process `pid`, checked to exist and to be readable (ConfigError otherwise)."""
+    try:
+        proc = psutil.Process(pid)
+        proc.memory_info()
+    except psutil.NoSuchProcess:
+        raise ConfigError(f"--pid {pid}: no such process") from None
+    except psutil.AccessDenied:
+        raise ConfigError(f"--pid {pid}: cannot read this process's memory (another user's; run as its user or root)") from None
+    return proc
+
+
 def preflight(cfg: WatchConfig) -> None:
     """Check that the command exists and the PID is a readable process (ConfigError otherwise)."""
     if cfg.command:
@@ -263,12 +275,6 @@ def preflight(cfg: WatchConfig) -> None:
         if argv:
             _resolve_command(argv, name)
     if cfg.pid is not None:
-        try:
-            proc = psutil.Process(cfg.pid)
-            proc.memory_info()
-        except psutil.NoSuchProcess:
-            raise ConfigError(f"--pid {cfg.pid}: no such process") from None
-        except psutil.AccessDenied:
-            raise ConfigError(f"--pid {cfg.pid}: cannot read this process's memory (another user's; run as its user or root)") from None
+        readable_process(cfg.pid)
         if cfg.pid == os.getpid():
             raise ConfigError(f"--pid {cfg.pid}: that is the watchdog itself")

@@ -39,7 +39,7 @@ class ServiceSampling:
     def retarget(self, pid: int | None, url: str | None, new_incarnation: bool) -> None:
         """Sample `pid` and `url` from now on (a new incarnation also forgets the old rows)."""
         self.close()
-        samplers = [ProcessTreeSampler(pid), SystemCpuSampler(), NvmlSampler([pid] if pid else [])]
+        samplers = [ProcessTreeSampler(pid), SystemCpuSampler(), NvmlSampler(pid)]
         if self.cfg.sample_stats:
             timeout = min(1.0, 0.5 / self.cfg.sample_hz + 0.25)  # a hung service must not stall the work loop
             samplers.append(ServiceStatsSampler(url, self.cfg.api_key, timeout_s=timeout))

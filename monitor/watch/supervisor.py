@@ -32,8 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-import psutil
-
+from monitor.samplers import tree_pids
 from monitor.watch.config import WatchConfig
 from monitor.watch.events import EventLog
 from monitor.watch.lifecycle import ServiceLifecycle
@@ -113,13 +112,7 @@ class Supervisor(ServiceLifecycle):
     def pids(self) -> set[int]:
         """The service's process tree now (for per-process GPU memory)."""
         pid = self.service.pid
-        if pid is None:
-            return set()
-        try:
-            root = psutil.Process(pid)
-            return {pid, *(c.pid for c in root.children(recursive=True))}
-        except psutil.Error:
-            return set()
+        return set() if pid is None else tree_pids(pid)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:

@@ -21,7 +21,6 @@ from monitor.exporter import (
     WatchCollector,
     serve_metrics,
 )
-from monitor.nvml import NvmlSampler
 from monitor.sampleloop import SampleLoop
 from monitor.samplers import ProcessTreeSampler, SystemCpuSampler
 from monitor.watch.canary import CanaryResult
@@ -36,7 +35,7 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool is not in
 
 def build(tmp_path, pid=None):
     pid = pid or os.getpid()
-    loop = SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler(), NvmlSampler([pid])], hz=1)
+    loop = SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler()], hz=1)
     state = WatchState()
     state.update(phase=Phase.RUNNING, pid=pid, service_up=True, started_t=1.7e9, limits_bytes={"rss": 2.0 * 2**30})
     state.count("restarts", "memory", 2)
@@ -154,7 +153,8 @@ def test_metrics_server_binds_loopback_and_serves(tmp_path):
 
 @needs_promtool
 def test_monitor_export_once_on_a_real_process():
-    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(64 * 2**20); time.sleep(60)"])
+    busy = "import time; x = bytearray(64 * 2**20); t = time.time() + 60\nwhile time.time() < t: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy])
     try:
         out = subprocess.run([sys.executable, "-m", "vvbench.cli", "monitor", "export", "--pid", str(child.pid), "--once"],
                              check=False, capture_output=True, text=True, timeout=60)
@@ -162,6 +162,7 @@ def test_monitor_export_once_on_a_real_process():
         values = parse(out.stdout)
         assert values["vvbench_monitor_process_resident_memory_bytes"] >= 64 * 2**20
         assert values["vvbench_monitor_service_up"] == 1
+        assert values["vvbench_monitor_process_cpu_ratio"] > 0.2  # a spinning process; measured over an interval, not 0
         lint = subprocess.run([PROMTOOL, "check", "metrics"], input=out.stdout, check=False, capture_output=True, text=True, timeout=60)
         assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout
     finally:

@@ -69,7 +69,7 @@ SAMPLERS = {
     "system-cpu": lambda srv: SystemCpuSampler(),
     "stats": lambda srv: ServiceStatsSampler(srv.url),
     "stats-unreachable": lambda srv: ServiceStatsSampler("http://127.0.0.1:9", timeout_s=0.2),
-    "nvml": lambda srv: NvmlSampler([os.getpid()]),
+    "nvml": lambda srv: NvmlSampler(os.getpid()),
 }
 
 
@@ -131,8 +131,9 @@ class GpuThatErrorsMidRun:
     class NVMLError(Exception):
         pass
 
-    def __init__(self, ok_reads: int):
+    def __init__(self, ok_reads: int, gpu_pid: int = 42):
         self.left = ok_reads
+        self.gpu_pid = gpu_pid
 
     def nvmlInit(self):
         return None
@@ -142,6 +143,9 @@ class GpuThatErrorsMidRun:
 
     def nvmlDeviceGetHandleByIndex(self, i):
         return "gpu0"
+
+    def nvmlDeviceGetName(self, h):
+        return "Fake GPU"
 
     def nvmlDeviceGetMemoryInfo(self, h):
         if self.left <= 0:
@@ -155,20 +159,32 @@ class GpuThatErrorsMidRun:
         return type("U", (), {"gpu": 55, "memory": 10})()
 
     def nvmlDeviceGetComputeRunningProcesses(self, h):
-        return [type("P", (), {"pid": 42, "usedGpuMemory": 2**30})()]
+        return [type("P", (), {"pid": self.gpu_pid, "usedGpuMemory": 2**30}), type("P", (), {"pid": 1, "usedGpuMemory": 2**31})]
 
 
 def test_gpu_that_errors_mid_run_degrades_to_na(monkeypatch):
     fake = GpuThatErrorsMidRun(ok_reads=2)
     monkeypatch.setattr(nvml, "_pynvml", fake)
     monkeypatch.setattr(nvml, "_state", {"init": None, "error": None})
-    s = NvmlSampler([42])
+    s = NvmlSampler(42)
     first = s.sample()
-    assert first["gpu_mem_used_bytes"] == 3 * 2**30 and first["gpu_util_pct"] == 55 and first["gpu_proc_mem_bytes"] == 2**30
+    assert first["gpu_mem_used_bytes"] == 3 * 2**30 and first["gpu_util_pct"] == pytest.approx(55) and first["gpu_proc_mem_bytes"] == 2**30
     s.sample()
     lost = s.sample()
     assert lost["gpu_mem_used_bytes"] is None and lost["gpu_util_pct"] is None and lost["gpu_count"] == 1
     assert "GPU is lost" in nvml.last_error()
+
+
+def test_gpu_memory_of_a_child_process_counts_for_its_root(monkeypatch):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        monkeypatch.setattr(nvml, "_pynvml", GpuThatErrorsMidRun(ok_reads=10, gpu_pid=child.pid))
+        monkeypatch.setattr(nvml, "_state", {"init": None, "error": None})
+        assert NvmlSampler(os.getpid()).sample()["gpu_proc_mem_bytes"] == 2**30  # the child's, not PID 1's
+        assert NvmlSampler(child.pid + 10**6).sample()["gpu_proc_mem_bytes"] is None  # another tree holds no GPU memory
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_no_gpu_here_is_said_once(monkeypatch):
