@@ -29,7 +29,6 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-
 import watchproc  # bench/watchproc.py, beside this script
 
 

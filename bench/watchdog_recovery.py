@@ -40,6 +40,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import watchproc  # noqa: E402  (bench/watchproc.py, beside this script)
+
 from vvbench.net import free_port  # noqa: E402
 
 
