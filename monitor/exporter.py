@@ -65,6 +65,7 @@ WATCH_METRICS = [
     ("vvbench_watch_last_canary_time_seconds", "gauge", "When the last canary ran (epoch)", []),
     ("vvbench_watch_events", "counter", "Watchdog events, by severity", ["severity"]),
     ("vvbench_watch_last_event_time_seconds", "gauge", "When the last watchdog event happened (epoch)", []),
+    ("vvbench_watch_alerts_dropped", "counter", "Alerts dropped because too many were waiting for the alert command", []),
     ("vvbench_watch_memory_limit_bytes", "gauge", "Configured memory threshold, by source", ["source"]),
 ]
 
@@ -179,6 +180,7 @@ class WatchCollector:
         if self.events is not None:
             for severity, n in sorted(self.events.by_severity.items()):
                 fam["vvbench_watch_events"].add_metric([severity], float(n))
+            fam["vvbench_watch_alerts_dropped"].add_metric([], float(self.events.alerts_dropped))
             if self.events.last_t is not None:
                 fam["vvbench_watch_last_event_time_seconds"].add_metric([], self.events.last_t)
         yield from fam.values()

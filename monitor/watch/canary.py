@@ -28,7 +28,7 @@ import math
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from monitor.audio.checks import check_audio
 from monitor.audio.loading import decode_wav
@@ -54,9 +54,6 @@ class CanaryResult:
     md5: str | None = None
     baseline_snr_db: float | None = None
     became_baseline: bool = False
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

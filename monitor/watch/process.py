@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 
@@ -30,8 +31,6 @@ LISTENING = re.compile(r"listening on (https?://\S+)")
 
 class SpawnedService:
     """A child started by the watchdog (see the module docstring)."""
-
-    spawned = True
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None,
                  stdout_sink: Callable[[str], None] | None = None):
@@ -44,6 +43,7 @@ class SpawnedService:
 
     def start(self) -> int:
         """Start the command; returns its PID (OSError if it cannot be executed)."""
+        self.announced_url = None  # each start announces its own URL (with --port 0, another port each time)
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None,
                                      env=self.env, start_new_session=True, text=True, errors="replace", bufsize=1)
         self._reader = threading.Thread(target=self._read, args=(self.proc,), name="vvbench-child-stdout", daemon=True)
@@ -52,7 +52,7 @@ class SpawnedService:
 
     def _read(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:  # ends when the child (and every holder of the pipe) closes it
-            if self.announced_url is None:
+            if self.announced_url is None and proc is self.proc:  # not a previous incarnation's late line
                 m = LISTENING.search(line)
                 if m:
                     self.announced_url = m.group(1).rstrip("/")
@@ -104,7 +104,6 @@ class SpawnedService:
 class AttachedService:
     """A process the watchdog did not start: read, never signalled."""
 
-    spawned = False
     announced_url = None
 
     def __init__(self, pid: int):
@@ -154,9 +153,12 @@ class RestartCommand:
     def start(self, now: float) -> str | None:
         """Start it; returns why it could not start, or None."""
         try:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            # stderr to a file, not a pipe: a chatty command, or a child of it that keeps the pipe, never blocks the loop
+            self._stderr = tempfile.TemporaryFile()
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr)
         except OSError as exc:
             self.proc = None
+            self._stderr.close()
             return f"cannot run {self.argv[0]}: {exc.strerror or exc}"
         self.deadline = now + self.timeout_s
         return None
@@ -173,9 +175,10 @@ class RestartCommand:
             self.kill()
             why = f"restart command still running after {self.timeout_s:g} s: killed"
         elif rc != 0:
-            tail = " ".join(self.proc.stderr.read().decode(errors="replace").split())[-200:]
+            self._stderr.seek(0)
+            tail = " ".join(self._stderr.read().decode(errors="replace").split())[-200:]
             why = f"restart command exited with code {rc}: {tail}"
-        self.proc.stderr.close()
+        self._stderr.close()
         self.proc = None
         return True, why
 

@@ -37,7 +37,6 @@ class ActionKind(str, enum.Enum):
     """What a rule asks for."""
 
     RESTART = "restart"
-    ALERT = "alert"
 
 
 class Phase(str, enum.Enum):

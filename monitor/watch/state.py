@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -22,13 +21,8 @@ class WatchState:
     """Counters and last values of one watchdog (see the module docstring)."""
 
     phase: Phase = Phase.STARTING
-    pid: int | None = None
-    url: str | None = None
-    incarnation: int = 0
     service_up: bool = False
     started_t: float | None = None
-    ready_t: float | None = None
-    watch_started_t: float = field(default_factory=time.time)
     restarts: Counter = field(default_factory=lambda: Counter({r: 0 for r in RESTART_REASONS}))
     health_probes: Counter = field(default_factory=lambda: Counter({"ok": 0, "failed": 0}))
     canaries: Counter = field(default_factory=lambda: Counter({"passed": 0, "failed": 0}))

@@ -267,10 +267,12 @@ class Supervisor(ServiceLifecycle):
         self._target = Target(self.incarnation, self.url, self.phase)
         last_probe = self.probes[-1] if self.probes else None
         up = self.phase is Phase.RUNNING and (last_probe is None or last_probe.ok)
-        self.state.update(phase=self.phase, pid=self.service.pid, url=self.url, incarnation=self.incarnation,
-                          service_up=up, started_t=self.started_t, ready_t=self.ready_t, limits_bytes=self.sampling.limits_bytes)
+        self.state.update(phase=self.phase, service_up=up, started_t=self.started_t, limits_bytes=self.sampling.limits_bytes)
 
     def _close(self) -> None:
+        if self.cfg.spawns and self.phase not in (Phase.STOPPED, Phase.GAVE_UP):  # the loop died: take the service down with it
+            self.service.kill()
+            self.service.reap()
         for o in self.observers:
             o.stop()
         self.sampling.close()

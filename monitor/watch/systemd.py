@@ -38,7 +38,6 @@ class SystemdNotifier:
             log.warning("ignoring malformed WATCHDOG_USEC=%r / WATCHDOG_PID=%r", usec, pid)
         self._last_ping = 0.0
         self._failed = False
-        self.sent = 0
 
     @property
     def active(self) -> bool:
@@ -57,7 +56,6 @@ class SystemdNotifier:
                 log.warning("systemd notify to %s failed: %s", os.environ.get("NOTIFY_SOCKET"), exc)
                 self._failed = True
             return False
-        self.sent += 1
         return True
 
     def ready(self, status: str | None = None) -> None:

@@ -22,22 +22,21 @@ def speak(url: str, timeout_s: float = 30.0) -> int | None:
 
 
 def test_crash_after_requests_is_restarted_with_exponential_backoff(tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    # the warm-up counts as one finished request: two requests pass, the third admission exits 70
-    command = serve_cmd(tmp_path / "data", "--crash-after-requests", "3", port=port)
-    args = ["--url", url, "--probe-every", "1s", "--canary-every", "0", "--backoff", "0.5s", "--backoff-max", "10s",
-            "--stable", "5m", "--run-for", "200s"]
+    # the warm-up counts as one finished request: two requests pass, the third admission exits 70.
+    # Port 0 and no --url: every start announces its own port, which the watchdog must follow.
+    command = serve_cmd(tmp_path / "data", "--crash-after-requests", "3")
+    args = ["--probe-every", "1s", "--canary-every", "0", "--backoff", "0.5s", "--backoff-max", "10s",
+            "--stable", "5m", "--start-timeout", "150s", "--run-for", "200s"]
     w = Watch(tmp_path / "watch", args, command).start()
     try:
-        w.wait_event("ready", 150)
+        url = w.wait_event("ready", 150)["url"]
         for cycle in (1, 2):
             codes = [speak(url) for _ in range(3)]
             assert codes[:2] == [200, 200] and codes[2] is None, codes
             restart = w.wait_event("restart", 30, count=cycle)
             assert restart["reason"] == "exit" and restart["values"]["exit_code"] == 70
             assert restart["backoff_s"] == pytest.approx(0.5 * 2 ** (cycle - 1))
-            w.wait_event("ready", 150, count=cycle + 1)
+            url = w.wait_event("ready", 150, count=cycle + 1)["url"]
         assert speak(url) == 200  # served again after the second restart
     finally:
         rc = w.stop()

@@ -127,7 +127,6 @@ class QwenLM(nn.Module):
         staged on the compute device).
         """
         layer = self.layers[layer_idx] if layer is None else layer
-        spec = self.spec
         q, k, v = self._qkv(layer, layer.input_layernorm(x), cos, sin)
         out = torch.zeros_like(q)
         for r, cache in enumerate(caches):

@@ -34,7 +34,7 @@ class FrameStepper:
 
     def __init__(self, loaded, *, slots: int, batch_invariant: bool):
         self.loaded = loaded
-        self.model = model = loaded.model
+        self.model = loaded.model
         self.preset = preset = loaded.preset
         self.device = loaded.device
         self.dtype = loaded.dtype

@@ -37,7 +37,7 @@ def build(tmp_path, pid=None):
     pid = pid or os.getpid()
     loop = SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler()], hz=1)
     state = WatchState()
-    state.update(phase=Phase.RUNNING, pid=pid, service_up=True, started_t=1.7e9, limits_bytes={"rss": 2.0 * 2**30})
+    state.update(phase=Phase.RUNNING, service_up=True, started_t=1.7e9, limits_bytes={"rss": 2.0 * 2**30})
     state.count("restarts", "memory", 2)
     state.count("health_probes", "ok", 5)
     state.record_canary(CanaryResult(t=1.7e9, ok=False, status=200, latency_s=0.5, failed=["snr", "md5"],

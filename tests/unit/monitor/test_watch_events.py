@@ -10,7 +10,11 @@ import time
 
 import pytest
 
-from monitor.watch.events import EventLog
+from prometheus_client import CollectorRegistry, generate_latest
+
+from monitor.exporter import WatchCollector
+from monitor.watch.events import MAX_PENDING_ALERTS, EventLog
+from monitor.watch.state import WatchState
 from monitor.watch.systemd import SystemdNotifier
 
 
@@ -63,6 +67,19 @@ def test_a_failing_or_hanging_alert_command_is_reported_not_fatal(tmp_path):
     assert time.monotonic() - t0 < 0.5  # emitting never waits for the hook
     assert wait_for(lambda: "took longer than 0.5 s" in (tmp_path / "slow.jsonl").read_text(), 30)
     slow.close()
+
+
+def test_alerts_beyond_the_queue_are_dropped_counted_and_exported(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl", alert_cmd=[sys.executable, "-c", "import time; time.sleep(30)"], alert_timeout_s=0.5)
+    try:
+        for i in range(MAX_PENDING_ALERTS + 10):
+            log.emit("restart", "warning", f"restart {i}")
+        assert 9 <= log.alerts_dropped <= 10  # the one the hook is running may have left the queue
+        registry = CollectorRegistry()
+        registry.register(WatchCollector(WatchState().snapshot, log))
+        assert f"vvbench_watch_alerts_dropped_total {float(log.alerts_dropped)}" in generate_latest(registry).decode()
+    finally:
+        log.close(timeout_s=1)
 
 
 @pytest.fixture

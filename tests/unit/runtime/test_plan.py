@@ -3,7 +3,6 @@
 import time
 
 import pytest
-import torch
 
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
