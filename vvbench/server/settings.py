@@ -20,16 +20,13 @@ import math
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vvbench.errors import ConfigError
+from vvbench.units import parse_bytes, parse_fraction
 
 DEFAULT_MAX_JOB_CHARS = 200_000
 JOB_CHUNK_SECONDS = 10.0
-
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
-          "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
-
 
 class MemoryLimit(BaseModel):
     """A memory guard: either absolute bytes or a fraction of the device's memory."""
@@ -40,20 +37,18 @@ class MemoryLimit(BaseModel):
 
 
 def parse_memory_guard(raw: str | None) -> MemoryLimit | None:
-    """`8GiB`, `500MB`, `123456` (bytes) or `0.9` (a fraction) -> MemoryLimit; None stays None."""
+    """`8GiB`, `500MB`, `123456` (bytes; units as everywhere, `vvbench.units`) or `0.9` / `90%` (a share) -> MemoryLimit."""
     if raw is None or str(raw).strip() == "":
         return None
-    text = str(raw).strip().lower().replace(" ", "")
-    m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)([a-z]*)", text)
-    if not m or m.group(2) not in _UNITS:
-        raise ConfigError(f"memory_guard: expected bytes (e.g. 8GiB, 500MB, 123456) or a fraction in (0, 1] (e.g. 0.9), got {raw!r}")
-    value = float(m.group(1))
-    if not m.group(2) and 0 < value <= 1:
-        return MemoryLimit(fraction=value)
-    limit = int(value * _UNITS[m.group(2)])
-    if limit <= 0:
-        raise ConfigError(f"memory_guard: must be positive, got {raw!r}")
-    return MemoryLimit(limit_bytes=limit)
+    text = str(raw).strip()
+    try:
+        if text.endswith("%") or (re.fullmatch(r"[0-9]*\.?[0-9]+", text) and float(text) <= 1):
+            limit = MemoryLimit(fraction=parse_fraction(text, "memory_guard"))
+        else:
+            limit = MemoryLimit(limit_bytes=parse_bytes(text, "memory_guard"))
+    except ValidationError:
+        raise ConfigError(f"memory_guard: must be positive, got {raw!r}") from None
+    return limit
 
 
 class ServiceSettings(BaseModel):

@@ -25,12 +25,14 @@ def test_rate_limiter_keeps_one_bucket_per_key():
 @pytest.mark.parametrize("raw, expected", [
     ("0.9", MemoryLimit(fraction=0.9)), ("1", MemoryLimit(fraction=1.0)), ("8GiB", MemoryLimit(limit_bytes=8 * 2**30)),
     ("500MB", MemoryLimit(limit_bytes=500_000_000)), ("123456", MemoryLimit(limit_bytes=123456)), (None, None),
+    ("8G", MemoryLimit(limit_bytes=8 * 2**30)),  # the same units as `vvbench watch --rss-max 8G`
+    ("90%", MemoryLimit(fraction=0.9)),
 ])
 def test_memory_guard_forms(raw, expected):
     assert parse_memory_guard(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["lots", "-5", "8 parsecs", "0"])
+@pytest.mark.parametrize("raw", ["lots", "-5", "8 parsecs", "0", "0MB", "150%"])
 def test_bad_memory_guard_names_the_option(raw):
     with pytest.raises(ConfigError, match="memory_guard"):
         parse_memory_guard(raw)
