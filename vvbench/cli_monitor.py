@@ -173,12 +173,14 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
             raw = yaml.safe_load(Path(thresholds_path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{thresholds_path}: cannot read thresholds: {' '.join(str(exc).split())}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{thresholds_path}: expected a mapping of thresholds, got {type(raw).__name__}")
     if snr_min is not None:
         raw["snr_min_db"] = snr_min
     try:
         thresholds = AudioThresholds.model_validate(raw)
-    except (ValidationError, TypeError) as exc:
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
+    except ValidationError as exc:
+        first = exc.errors()[0]
         raise ConfigError(f"{thresholds_path or 'thresholds'}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     results, unreadable = [], 0
     for path in files:

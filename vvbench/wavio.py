@@ -52,29 +52,3 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
         w.setframerate(sample_rate)
         w.writeframes(to_pcm16(audio))
     tmp.replace(path)
-
-
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a PCM16 WAV (mono, or the first channel) -> (float32 samples, sample rate).
-
-    Tolerates a streaming header (sizes 0xFFFFFFFF) by reading whatever data follows it.
-    """
-    raw = Path(path).read_bytes()
-    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-        raise ValueError(f"{path}: not a RIFF/WAVE file")
-    pos, rate, channels, bits = 12, None, 1, 16
-    while pos + 8 <= len(raw):
-        cid, size = raw[pos:pos + 4], struct.unpack("<I", raw[pos + 4:pos + 8])[0]
-        body = pos + 8
-        if cid == b"fmt ":
-            fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", raw[body:body + 16])
-            if fmt != 1 or bits != 16:
-                raise ValueError(f"{path}: only 16-bit PCM WAV is supported (format {fmt}, {bits} bits)")
-        elif cid == b"data":
-            end = len(raw) if size == STREAMING_SIZE else min(len(raw), body + size)
-            if rate is None:
-                raise ValueError(f"{path}: data chunk before fmt chunk")
-            samples = from_pcm16(raw[body:end])
-            return samples[::channels].copy(), rate
-        pos = body + size + (size & 1)
-    raise ValueError(f"{path}: no data chunk")

@@ -1,12 +1,12 @@
 """Audio in for the checks: WAV files of any common sample format, raw 16-bit PCM, or WAV bytes.
 
-`vvbench.wavio.read_wav` reads the 16-bit PCM the service writes; the checks also read files
-users bring (`vvbench check-audio`), so this decoder takes every PCM width (8-bit unsigned,
+The one WAV reader of the project: the service writes 16-bit PCM (`vvbench.wavio`), and the
+checks also read files users bring (`vvbench check-audio`), so this decoder takes every PCM width (8-bit unsigned,
 16, 24 and 32-bit signed), 32/64-bit IEEE float, and WAVE_FORMAT_EXTENSIBLE wrappers of those.
 Samples come back as float64 scaled so that integer full scale is ±1 (16-bit PCM uses the same
 divisor as `vvbench.wavio.from_pcm16`, so both readers agree bit for bit); float WAV values are
 kept as they are, so a float file whose samples pass ±1 shows up as clipped. Multi-channel
-audio is checked on its first channel (as `read_wav` does): a TTS service answers mono, and
+audio is checked on its first channel: a TTS service answers mono, and
 averaging channels would hide a clipped one.
 
 A header with the streaming sizes (0xFFFFFFFF, as the service sends while streaming) reads
@@ -59,7 +59,7 @@ def decode_wav(raw: bytes, name: str = "<audio>") -> tuple[np.ndarray, int]:
         cid, size = raw[pos:pos + 4], struct.unpack("<I", raw[pos + 4:pos + 8])[0]
         body = pos + 8
         if cid == b"fmt ":
-            if size < 16 or body + 16 > len(raw):
+            if size < 16 or body + min(size, 26) > len(raw):
                 raise InputError(f"{name}: truncated fmt chunk")
             fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", raw[body:body + 16])
             if fmt == _EXTENSIBLE and size >= 40:

@@ -7,8 +7,8 @@ import wave
 
 import pytest
 
+from monitor.audio.loading import load_audio
 from monitor.audio.wada import wada_snr
-from vvbench.wavio import read_wav
 
 
 def vv(*args, timeout=180, cwd=None):
@@ -27,7 +27,7 @@ def test_synth_writes_wav_and_reports_figures(tmp_path):
         assert w.getnframes() == pytest.approx(res["audio_s"] * 24_000)
     assert res["audio_s"] > 1 and res["rtf"] == pytest.approx(res["wall_s"] / res["audio_s"])
     assert 0 < res["ttfc_s"] <= res["wall_s"]
-    audio, rate = read_wav(out)
+    audio, rate = load_audio(out)
     assert wada_snr(audio) >= 30
     # the same seed from a second process: the same file
     out2 = tmp_path / "b.wav"

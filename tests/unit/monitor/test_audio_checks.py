@@ -148,6 +148,10 @@ def test_raw_pcm_needs_a_rate_and_garbage_is_an_input_error(tmp_path, speech):
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     with pytest.raises(InputError, match="no data chunk"):
         load_audio(bad)
+    extensible = tmp_path / "ext.wav"  # WAVE_FORMAT_EXTENSIBLE whose 40-byte fmt chunk is cut after 18 bytes
+    extensible.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + struct.pack("<IHHIIHHH", 40, 0xFFFE, 1, rate, 2 * rate, 2, 16, 22))
+    with pytest.raises(InputError, match="truncated fmt chunk"):
+        load_audio(extensible)
 
 
 def test_check_audio_cli_exit_codes_and_table(speech, tmp_path):
@@ -165,5 +169,10 @@ def test_check_audio_cli_exit_codes_and_table(speech, tmp_path):
     unreadable = vv("check-audio", str(good), str(tmp_path / "missing.wav"))
     assert unreadable.returncode == 2
     assert unreadable.stderr.strip().count("\n") == 0 and "missing.wav: cannot read" in unreadable.stderr
+    listed = tmp_path / "thresholds.yaml"
+    listed.write_text("- snr_min_db: 20\n")
+    not_a_mapping = vv("check-audio", "--thresholds", str(listed), "--snr-min", "10", str(good))
+    assert not_a_mapping.returncode == 2 and not_a_mapping.stderr.strip().count("\n") == 0, not_a_mapping.stderr
+    assert "expected a mapping of thresholds" in not_a_mapping.stderr
     truncated = vv("check-audio", "--json", "--expected-s", f"{2 * len(x) / rate:.3f}", str(good))
     assert truncated.returncode == 1 and json.loads(truncated.stdout)[0]["failed"] == ["duration"]
