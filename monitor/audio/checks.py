@@ -156,7 +156,7 @@ def check_audio(samples: np.ndarray, rate: int, expected_s: float | None = None,
     if rate <= 0:
         raise ValueError(f"sample rate must be positive, got {rate}")
     lv = measure(samples, rate, frame_ms=th.frame_ms, silence_dbfs=th.silence_dbfs, clip_level=th.clip_level,
-                 min_gap_s=th.max_gap_s)
+                 max_gap_s=th.max_gap_s)
     if not lv.finite:
         why = "empty audio" if lv.samples == 0 else "audio holds NaN or infinity"
         checks = {"valid": CheckResult("valid", False, float(lv.samples), "non-empty, finite", why)}

@@ -73,10 +73,10 @@ class Levels:
 
 
 def measure(x: np.ndarray, rate: int, *, frame_ms: float = 20.0, silence_dbfs: float = -50.0,
-            clip_level: float = 0.999, min_gap_s: float = 0.0) -> Levels:
+            clip_level: float = 0.999, max_gap_s: float = 0.0) -> Levels:
     """Measure `x` (float samples, full scale ±1) at `rate` Hz; see the module docstring.
 
-    `gaps` counts the inactive runs inside speech of at least `min_gap_s` seconds.
+    `gaps` counts the inactive runs inside speech longer than `max_gap_s` seconds (the dropouts).
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     n = len(x)
@@ -95,11 +95,11 @@ def measure(x: np.ndarray, rate: int, *, frame_ms: float = 20.0, silence_dbfs: f
         return Levels(rate, n, duration, True, wada_snr(x), nan, dbfs(peak), 0.0, duration, 0.0, 0.0, 0, clipped)
     first, last = int(idx[0]), int(idx[-1])
     inner = _runs(~active[first:last + 1])
-    long_gaps = [length for _, length in inner if length * frame_s >= min_gap_s]
+    long_gaps = [length for _, length in inner if length * frame_s > max_gap_s]
     speech_rms = float(np.sqrt(np.mean(np.square(rms[active]))))
     return Levels(
         rate=rate, samples=n, duration_s=duration, finite=True, snr_db=wada_snr(x),
         rms_dbfs=dbfs(speech_rms), peak_dbfs=dbfs(peak), active_ratio=float(active.mean()),
-        leading_silence_s=first * frame_s, trailing_silence_s=min(duration, (len(rms) - 1 - last) * frame_s),
+        leading_silence_s=first * frame_s, trailing_silence_s=(len(rms) - 1 - last) * frame_s,
         longest_gap_s=max((length for _, length in inner), default=0) * frame_s, gaps=len(long_gaps),
         clipped_ratio=clipped)

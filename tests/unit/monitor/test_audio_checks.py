@@ -92,12 +92,14 @@ def test_truncation_is_flagged_by_the_duration_check(speech):
 
 def test_a_gap_inside_speech_is_a_dropout_but_natural_pauses_are_not(speech):
     x, rate = speech
-    assert check_audio(x, rate).checks["dropout"].ok is True
+    clean = check_audio(x, rate)
+    assert clean.checks["dropout"].ok is True and clean.levels.gaps == 0
     half = len(x) // 2
     gapped = np.concatenate([x[:half], np.zeros(2 * rate), x[half:]])
     report = check_audio(gapped, rate)
     assert report.failed == ["dropout"]
     assert report.checks["dropout"].value == pytest.approx(2.0, abs=0.3)
+    assert report.levels.gaps == 1  # the dropouts counted, by the check's own line
 
 
 def test_nan_and_empty_fail_valid_and_nothing_else_is_measured():
