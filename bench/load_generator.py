@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vvbench.artifacts.scenarios import Scenario  # noqa: E402
 from vvbench.load.context import LoadPlan  # noqa: E402
 from vvbench.load.records import read_rows  # noqa: E402
-from vvbench.scenarios import Scenario  # noqa: E402
 
 
 def start_fake() -> tuple[subprocess.Popen, str]:

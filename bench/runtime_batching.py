@@ -19,9 +19,9 @@ import json
 import platform
 import time
 
-import vvbench.runtime  # noqa: F401  (pins MKL's code path before torch runs)
 import torch
 
+import vvbench.runtime  # noqa: F401  (pins MKL's code path before torch runs)
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
 from vvbench.runtime.flops import frame_flops

@@ -24,9 +24,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.nvml import NvmlSampler  # noqa: E402
-from monitor.sampleloop import SampleLoop  # noqa: E402
-from monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler  # noqa: E402
+from vvbench.monitor.nvml import NvmlSampler  # noqa: E402
+from vvbench.monitor.sampleloop import SampleLoop  # noqa: E402
+from vvbench.monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler  # noqa: E402
 from vvbench.server.child import ServerChild  # noqa: E402
 
 

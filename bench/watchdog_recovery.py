@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import watchproc  # noqa: E402  (bench/watchproc.py, beside this script)
 
-from vvbench.net import free_port  # noqa: E402
+from vvbench.core.net import free_port  # noqa: E402
 
 
 def load(url: str, stop: threading.Event, worker: int) -> None:

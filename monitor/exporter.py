@@ -30,9 +30,9 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from monitor import nvml
-from monitor.sampleloop import SampleLoop
-from monitor.watch.rules import Phase
+from vvbench.monitor import nvml
+from vvbench.monitor.sampleloop import SampleLoop
+from vvbench.monitor.watch.rules import Phase
 
 # (name, type, help, labels): one table the collectors and their describe() read.
 MONITOR_METRICS = [

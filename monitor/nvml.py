@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.samplers import Sampler, tree_pids
+from vvbench.monitor.samplers import Sampler, tree_pids
 
 log = logging.getLogger("vvbench.monitor")
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitor.samplers import Sampler
+from vvbench.monitor.samplers import Sampler
 
 if TYPE_CHECKING:
     import pandas as pd

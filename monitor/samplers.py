@@ -12,7 +12,7 @@ The `Sampler` contract (shared by `vvbench run` and the watchdog):
 
 Here: the service's process tree (psutil: RSS, CPU), the system CPU (idle and iowait shares),
 and the service's own `/v1/stats` (queue depth, active streams, cache and allocator bytes).
-NVML lives in `monitor.nvml`.
+NVML lives in `vvbench.monitor.nvml`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Sampler(ABC):
             self.notes.append(message)
             log.log(level, "%s", message)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default no-op: most samplers hold nothing
         pass
 
 

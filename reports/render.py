@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 
-from reports.metrics import RTF_FORMULA
+from vvbench.artifacts.metrics import RTF_FORMULA
 
 SHOWN = ("ttfa_p50_s", "ttfa_p95_s", "ttfa_p99_s", "e2e_p50_s", "e2e_p95_s", "e2e_p99_s", "rtf_p50", "rtf_p95", "rtf_p99",
          "c50", "c100", "c200", "success", "throughput_rps", "goodput_rps", "audio_s_per_s", "peak_rss_bytes",

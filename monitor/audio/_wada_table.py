@@ -4,7 +4,7 @@ Model (Kim & Stern 2008): the amplitude of clean speech follows a Gamma distribu
 0.4 (random sign), the noise is white Gaussian. For each SNR on a 1 dB grid over -20..100 dB,
 `simulate_g` mixes one fixed draw of speech and noise (common random numbers: the same draws at
 every SNR, only the noise scale changes, so the curve is smooth) and measures the statistic
-G = ln(mean|x|) - mean(ln|x|) exactly as `monitor.audio.wada.wada_snr` does. G grows with the SNR;
+G = ln(mean|x|) - mean(ln|x|) exactly as `vvbench.monitor.audio.wada.wada_snr` does. G grows with the SNR;
 below about -10 dB it is flat at the Gaussian value (~0.409, the estimator cannot tell such
 mixtures apart), so the table is made non-decreasing there.
 

@@ -1,7 +1,7 @@
 """The audio checks: is this synthesised speech usable? One verdict per check, with its reason.
 
 `check_audio(samples, rate, expected_s=None, thresholds=AudioThresholds())` measures the waveform
-(`monitor.audio.levels`) and judges it:
+(`vvbench.monitor.audio.levels`) and judges it:
 
 | check | fails when | default |
 |---|---|---|
@@ -11,7 +11,7 @@
 | `clipping` | more than `max_clipped_ratio` of the samples sit at or beyond `clip_level` of full scale | 0.1 %, 0.999 |
 | `level` | the speech RMS (over audible frames) is outside `min_rms_dbfs`..`max_rms_dbfs` | −40..−3 dBFS |
 | `duration` | with an expected duration: the audio is shorter than `expected × (1 − duration_tolerance)` (truncated) or longer than `expected × (1 + duration_tolerance)` (runaway), with at least `duration_slack_s` of slack | 10 %, 0.1 s |
-| `snr` | the blind SNR (WADA, `monitor.audio.wada`) is below `snr_min_db` | 25 dB |
+| `snr` | the blind SNR (WADA, `vvbench.monitor.audio.wada`) is below `snr_min_db` | 25 dB |
 
 Choices the issue left open, and why:
 - A check that cannot be measured (SNR of silence, level without audible frames, duration
@@ -22,7 +22,7 @@ Choices the issue left open, and why:
   dropout line of 1.5 s keeps them apart from a missing chunk or a stalled stream.
 - 25 dB is the line the service's operators used by hand. WADA saturates at 100 dB on clean
   synthetic speech with digital-zero pauses, so the watchdog's canary also compares with its
-  own clean baseline (`monitor.watch.canary`).
+  own clean baseline (`vvbench.monitor.watch.canary`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.audio.levels import Levels, measure
+from vvbench.monitor.audio.levels import Levels, measure
 
 __all__ = ["CHECKS", "AudioReport", "AudioThresholds", "CheckResult", "check_audio"]
 

@@ -1,6 +1,6 @@
 """Measurements of a waveform that the audio checks judge: frame levels, speech activity, gaps, clipping.
 
-All pure numpy on float samples where integer full scale is ±1 (`monitor.audio.loading`).
+All pure numpy on float samples where integer full scale is ±1 (`vvbench.monitor.audio.loading`).
 
 - **Frames**: non-overlapping 20 ms frames (the last partial frame counts if at least half
   full). A frame is *active* (audible) when its RMS is above `silence_dbfs` — by default −50
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from monitor.audio.wada import wada_snr
+from vvbench.monitor.audio.wada import wada_snr
 
 FLOOR_DBFS = -120.0
 

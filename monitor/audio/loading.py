@@ -1,10 +1,10 @@
 """Audio in for the checks: WAV files of any common sample format, raw 16-bit PCM, or WAV bytes.
 
-The one WAV reader of the project: the service writes 16-bit PCM (`vvbench.wavio`), and the
+The one WAV reader of the project: the service writes 16-bit PCM (`vvbench.core.audio`), and the
 checks also read files users bring (`vvbench check-audio`), so this decoder takes every PCM width (8-bit unsigned,
 16, 24 and 32-bit signed), 32/64-bit IEEE float, and WAVE_FORMAT_EXTENSIBLE wrappers of those.
 Samples come back as float64 scaled so that integer full scale is ±1 (16-bit PCM uses the same
-divisor as `vvbench.wavio.from_pcm16`, so both readers agree bit for bit); float WAV values are
+divisor as `vvbench.core.audio.from_pcm16`, so both readers agree bit for bit); float WAV values are
 kept as they are, so a float file whose samples pass ±1 shows up as clipped. Multi-channel
 audio is checked on its first channel: a TTS service answers mono, and
 averaging channels would hide a clipped one.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vvbench.errors import InputError
-from vvbench.wavio import STREAMING_SIZE, from_pcm16
+from vvbench.core.audio import STREAMING_SIZE, from_pcm16
+from vvbench.core.errors import InputError
 
 __all__ = ["decode_wav", "load_audio"]
 

@@ -3,7 +3,7 @@
 WADA ("waveform amplitude distribution analysis") needs no clean reference: it assumes the
 amplitude of clean speech follows a Gamma distribution of shape 0.4 and the noise is Gaussian,
 measures G = ln(mean|x|) - mean(ln|x|) of the signal, and reads the SNR off a table of G against
-SNR (`monitor.audio._wada_table`, generated here by simulation over -20..100 dB).
+SNR (`vvbench.monitor.audio._wada_table`, generated here by simulation over -20..100 dB).
 
 What it can and cannot tell (see the tests for measured figures):
 * speech with natural syllable modulation and pauses reads close to its true SNR over ~0..30 dB
@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from monitor.audio._wada_table import G_TABLE, SNR_DB_MAX, SNR_DB_MIN, g_statistic
+from vvbench.monitor.audio._wada_table import G_TABLE, SNR_DB_MAX, SNR_DB_MIN, g_statistic
 
 __all__ = ["WADA_SNR_MAX_DB", "WADA_SNR_MIN_DB", "wada_snr"]
 

@@ -4,7 +4,7 @@ One canary is `POST {url}/v1/audio/speech` with `{"model", "input", "voice", "re
 "wav", "seed", "stream": false}` (OpenAI's fields plus vvbench's `seed` and `stream`), the whole
 WAV read back, then judged by `CanaryJudge`:
 
-- the audio checks (`monitor.audio.checks`): valid, silence, dropout, clipping, level, blind SNR
+- the audio checks (`vvbench.monitor.audio.checks`): valid, silence, dropout, clipping, level, blind SNR
   above the absolute floor (`checks.snr_min_db`, 25 dB), and duration against the *reference*
   canary's duration (truncation);
 - `md5`: the audio's MD5 against the reference canary's — the same seed must give the same
@@ -30,10 +30,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-from monitor.audio.checks import check_audio
-from monitor.audio.loading import decode_wav
-from monitor.watch.config import Canary
-from vvbench.errors import InputError
+from vvbench.core.errors import InputError
+from vvbench.monitor.audio.checks import check_audio
+from vvbench.monitor.audio.loading import decode_wav
+from vvbench.monitor.watch.config import Canary
 
 CANARY_CHECKS = ("http", "valid", "silence", "dropout", "clipping", "level", "duration", "snr", "snr_drop", "md5")
 

@@ -29,8 +29,10 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.audio.checks import AudioThresholds
-from monitor.watch.rules import (
+from vvbench.core.errors import ConfigError
+from vvbench.core.units import parse_bytes, parse_duration, parse_fraction
+from vvbench.monitor.audio.checks import AudioThresholds
+from vvbench.monitor.watch.rules import (
     CanaryFailures,
     HealthProbeFailures,
     Limit,
@@ -40,8 +42,6 @@ from monitor.watch.rules import (
     Rule,
     StartTimeout,
 )
-from vvbench.errors import ConfigError
-from vvbench.units import parse_bytes, parse_duration, parse_fraction
 
 
 def _seconds(value: Any) -> Any:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
 
 log = logging.getLogger("vvbench.watch")
 

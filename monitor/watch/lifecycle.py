@@ -1,6 +1,6 @@
 """The supervised service's life: start (or attach), readiness, drain, kill, and attach mode's restart command.
 
-The phase transitions the `Supervisor` (`monitor.watch.supervisor`) drives, kept apart from its
+The phase transitions the `Supervisor` (`vvbench.monitor.watch.supervisor`) drives, kept apart from its
 judging: this class owns no state of its own — it is the part of the supervisor that acts on the
 process, and it reads and sets the supervisor's fields (`phase`, `incarnation`, `url`,
 `started_t`, `ready_t`, `deadline`, `killed`, `backoff_until`, ...), all defined in
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from monitor.watch.probes import Target
-from monitor.watch.process import listener_pid
-from monitor.watch.rules import Phase
+from vvbench.monitor.watch.probes import Target
+from vvbench.monitor.watch.process import listener_pid
+from vvbench.monitor.watch.rules import Phase
 
 KILL_WAIT_S = 10.0  # after SIGKILL, how long to wait for the exit status before giving up on it
 

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from monitor.watch.canary import CanaryJudge, fetch
-from monitor.watch.config import Canary, Health
-from monitor.watch.rules import Phase, Probe
-from vvbench.net import probe as http_probe
+from vvbench.core.net import probe as http_probe
+from vvbench.monitor.watch.canary import CanaryJudge, fetch
+from vvbench.monitor.watch.config import Canary, Health
+from vvbench.monitor.watch.rules import Phase, Probe
 
 STARTING_POLL_S = 0.2
 IDLE_POLL_S = 0.1

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from monitor.watch.config import Restart
+from vvbench.monitor.watch.config import Restart
 
 
 @dataclass(frozen=True)

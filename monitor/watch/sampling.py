@@ -14,11 +14,11 @@ from collections import deque
 
 import psutil
 
-from monitor.nvml import NvmlSampler
-from monitor.sampleloop import SampleLoop
-from monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
-from monitor.watch.config import WatchConfig
-from monitor.watch.rules import memory_value
+from vvbench.monitor.nvml import NvmlSampler
+from vvbench.monitor.sampleloop import SampleLoop
+from vvbench.monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
+from vvbench.monitor.watch.config import WatchConfig
+from vvbench.monitor.watch.rules import memory_value
 
 SOURCES = ("rss", "gpu")
 

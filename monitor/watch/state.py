@@ -12,8 +12,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from monitor.watch.canary import CANARY_CHECKS
-from monitor.watch.rules import RESTART_REASONS, Phase
+from vvbench.monitor.watch.canary import CANARY_CHECKS
+from vvbench.monitor.watch.rules import RESTART_REASONS, Phase
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The loop runs on the calling thread at `sample_hz` (ticks on a fixed grid, as `SampleLoop` does;
 a tick that overruns skips the grid points it missed). Each tick it samples the service through
-the shared samplers (`monitor.watch.sampling`: process tree, system CPU, NVML, `/v1/stats`), takes the
+the shared samplers (`vvbench.monitor.watch.sampling`: process tree, system CPU, NVML, `/v1/stats`), takes the
 results the probe and canary threads left in its inbox, evaluates the rules on the current
 incarnation's recent observations, and advances the service's phase:
 
@@ -12,7 +12,7 @@ incarnation's recent observations, and advances the service's phase:
 Nothing in the loop blocks for long (signals are sent, exits are polled), so the systemd
 watchdog ping (`WATCHDOG=1`) goes out from this loop and stops if the loop ever stalls.
 
-Restarts follow `monitor.watch.restarts` (exponential backoff; the crash-loop guard: when a
+Restarts follow `vvbench.monitor.watch.restarts` (exponential backoff; the crash-loop guard: when a
 restart is needed and `crash_loop.restarts` restarts already happened within `crash_loop.window`,
 the watchdog stops the service, says why, and exits 1).
 
@@ -32,17 +32,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from monitor.samplers import tree_pids
-from monitor.watch.config import WatchConfig
-from monitor.watch.events import EventLog
-from monitor.watch.lifecycle import ServiceLifecycle
-from monitor.watch.probes import CanaryRunner, Prober, Target
-from monitor.watch.process import AttachedService, RestartCommand, SpawnedService
-from monitor.watch.restarts import RestartPolicy
-from monitor.watch.rules import Action, ActionKind, Phase, Recent, evaluate
-from monitor.watch.sampling import ServiceSampling
-from monitor.watch.state import WatchState
-from monitor.watch.systemd import SystemdNotifier
+from vvbench.monitor.samplers import tree_pids
+from vvbench.monitor.watch.config import WatchConfig
+from vvbench.monitor.watch.events import EventLog
+from vvbench.monitor.watch.lifecycle import ServiceLifecycle
+from vvbench.monitor.watch.probes import CanaryRunner, Prober, Target
+from vvbench.monitor.watch.process import AttachedService, RestartCommand, SpawnedService
+from vvbench.monitor.watch.restarts import RestartPolicy
+from vvbench.monitor.watch.rules import Action, ActionKind, Phase, Recent, evaluate
+from vvbench.monitor.watch.sampling import ServiceSampling
+from vvbench.monitor.watch.state import WatchState
+from vvbench.monitor.watch.systemd import SystemdNotifier
 
 
 class Supervisor(ServiceLifecycle):

@@ -7,8 +7,8 @@ import wave
 
 import pytest
 
-from monitor.audio.loading import load_audio
-from monitor.audio.wada import wada_snr
+from vvbench.monitor.audio.loading import load_audio
+from vvbench.monitor.audio.wada import wada_snr
 
 
 def vv(*args, timeout=180, cwd=None):

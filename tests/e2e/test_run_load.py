@@ -15,8 +15,8 @@ import pandas as pd
 import psutil
 from fakekit import FakeTTS, one_run_dir, scenario_file, vv, wait_for
 
+from vvbench.artifacts.scenarios import load_scenario
 from vvbench.load.arrivals import schedule
-from vvbench.scenarios import load_scenario
 
 RUN_FILES = {"run.json", "requests.parquet", "samples.parquet", "events.jsonl", "locust", "summary.md", "report.html"}
 

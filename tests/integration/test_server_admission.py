@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-
 from serverkit import assert_error, wav_info
 
 LONG = "A long request that keeps its slot busy for a good while, sentence after sentence. " * 2

@@ -6,7 +6,6 @@ import json
 import socket
 
 import pytest
-
 from serverkit import assert_error
 
 OK = {"model": "tts-1", "input": "Hello.", "voice": "alloy"}

@@ -8,7 +8,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-
 from serverkit import assert_error, wav_info
 
 SCRIPT = ("Speaker 1: Welcome back to the show. Today we talk about long form speech.\n"

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-
 from serverkit import wav_info
-from vvbench.wavio import STREAMING_SIZE
+
+from vvbench.core.audio import STREAMING_SIZE
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 LONG = "This sentence is here to make the request long, so it keeps streaming for a while. " * 6

@@ -11,11 +11,11 @@ import psutil
 import pytest
 from fakekit import FakeTTS
 
-from vvbench.errors import ConfigError, TargetError
+from vvbench.core.errors import ConfigError, TargetError
+from vvbench.harness.targets import CommandTarget, EmbeddedTarget, HttpTarget
 from vvbench.load import client
 from vvbench.load.mix import RequestSpec
 from vvbench.runtime.config import RuntimeConfig
-from vvbench.targets import CommandTarget, EmbeddedTarget, HttpTarget
 
 FAKE_ARGV = [sys.executable, "-m", "vvbench.load.fakeserver", "--port", "{port}", "--chars-per-s", "{max_batch}"]
 SPEC = RequestSpec(index=0, cls="c", api="speech", text="Contract check.", voice="alloy", seed=1,

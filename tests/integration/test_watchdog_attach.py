@@ -7,8 +7,8 @@ import time
 
 import psutil
 
-from monitor.watch.process import listener_pid
 from tests.integration.watchkit import TINY, Watch, free_port, serve_cmd
+from vvbench.monitor.watch.process import listener_pid
 from vvbench.server.child import ServerChild
 
 

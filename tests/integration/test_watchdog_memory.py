@@ -10,8 +10,8 @@ import httpx
 import psutil
 import pytest
 
-from monitor.audio.loading import decode_wav
 from tests.integration.watchkit import Load, Watch, free_port, serve_cmd
+from vvbench.monitor.audio.loading import decode_wav
 
 LEAK_MB = 20
 JOB_TEXT = " ".join(["The watchdog restarts a leaking service, and this long job must survive the restart."] * 14)

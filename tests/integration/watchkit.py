@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from vvbench.net import free_port
+from vvbench.core.net import free_port
 
 TINY = ["--preset", "tiny", "--threads", "1"]
 

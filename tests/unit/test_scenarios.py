@@ -2,8 +2,8 @@
 
 import pytest
 
-from vvbench.errors import ConfigError
-from vvbench.scenarios import load_scenario, resolve_scenario, shipped_scenarios
+from vvbench.artifacts.scenarios import load_scenario, resolve_scenario, shipped_scenarios
+from vvbench.core.errors import ConfigError
 
 SHIPPED = ("smoke", "short-burst", "dialogue", "podcast-long", "spike-15", "nightly")
 

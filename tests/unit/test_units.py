@@ -2,8 +2,8 @@
 
 import pytest
 
-from vvbench.errors import ConfigError
-from vvbench.units import parse_bytes, parse_duration, parse_fraction
+from vvbench.core.errors import ConfigError
+from vvbench.core.units import parse_bytes, parse_duration, parse_fraction
 
 
 @pytest.mark.parametrize("text, value", [("20GiB", 20 * 2**30), ("512MB", 512 * 10**6), ("1.5e9", 1_500_000_000),

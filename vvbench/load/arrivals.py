@@ -15,7 +15,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from vvbench.scenarios import Arrival
+from vvbench.artifacts.scenarios import Arrival
 
 
 @dataclass(frozen=True)

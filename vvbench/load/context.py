@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vvbench.artifacts.scenarios import Scenario
 from vvbench.load import client
 from vvbench.load.arrivals import default_pool, schedule, worker_share
 from vvbench.load.mix import RequestMix, RequestSpec
 from vvbench.load.records import RowRecorder, build_row
-from vvbench.scenarios import Scenario
 
 
 class LoadPlan(BaseModel):

@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
+from vvbench.core.net import free_port
 from vvbench.load.context import LoadPlan
-from vvbench.net import free_port
 
 
 class LoadProcesses:

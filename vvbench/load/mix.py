@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vvbench.artifacts.scenarios import Length, RequestClass, Scenario
 from vvbench.load.corpora import units, units_from_text
-from vvbench.scenarios import Length, RequestClass, Scenario
 
 
 @dataclass(frozen=True)

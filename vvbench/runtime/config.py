@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
+from vvbench.runtime.offload_map import parse_offload_map
 from vvbench.runtime.presets import PRESETS, Preset, get_preset
 
 ENV_PREFIX = "VVBENCH_"
@@ -45,7 +47,7 @@ class AdaptiveSteps(BaseModel):
     per_char: float = Field(ge=0.0, description="steps removed per input character")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "AdaptiveSteps":
+    def _ordered(self) -> AdaptiveSteps:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
         return self
@@ -107,9 +109,7 @@ class RuntimeConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _offload_matches_preset(self) -> "RuntimeConfig":
-        from vvbench.runtime.offload import parse_offload_map
-
+    def _offload_matches_preset(self) -> RuntimeConfig:
         if self.offload:
             try:
                 parse_offload_map(self.offload, get_preset(self.preset))

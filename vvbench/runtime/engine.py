@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from vvbench.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
+from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
 from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, merge, validate_config
 from vvbench.runtime.faults import FaultInjector
 from vvbench.runtime.loader import LoadedModel, load_model
@@ -194,7 +194,7 @@ class Engine:
                     s.handle._finish(RequestState.CANCELLED, RequestCancelled("engine closed"))
                     self._slots[i] = None
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vvbench.errors import EngineError
+from vvbench.core.errors import EngineError
 from vvbench.runtime.layers import Embedding, RMSNorm, SwiGLU, apply_rope, rope_cos_sin
 from vvbench.runtime.presets import LMSpec
 

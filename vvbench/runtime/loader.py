@@ -14,8 +14,8 @@ their weights each frame for no saving); the plan still charges their home devic
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
 
 SAMPLE_RATE = 24_000
 

@@ -14,12 +14,12 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Iterator
 
 import numpy as np
 
-from vvbench.errors import EngineError, RequestCancelled, VVBenchError
+from vvbench.core.errors import EngineError, RequestCancelled, VVBenchError
 
 _ids = itertools.count(1)
 

@@ -29,7 +29,7 @@ import unicodedata
 import zlib
 from dataclasses import dataclass
 
-from vvbench.errors import ConfigError, InputError
+from vvbench.core.errors import ConfigError, InputError
 from vvbench.runtime.prosody import PlanBlock, ProsodyPlan, Segment, SegmentKind
 
 __all__ = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, replace
 
-from vvbench.errors import InputError
+from vvbench.core.errors import InputError
 
 __all__ = ["DEFAULT_VOICE", "VOICES", "Voice", "get_voice", "speaker_variant", "voice_names"]
 

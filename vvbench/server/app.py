@@ -86,7 +86,7 @@ def _rewrite_openapi(app: FastAPI) -> None:
             comps.pop(name, None)
         comps.setdefault("ErrorResponse", ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}"))
         ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
-        for path, item in schema.get("paths", {}).items():
+        for item in schema.get("paths", {}).values():
             for method, op in item.items():
                 responses = op.setdefault("responses", {})
                 responses.pop("422", None)

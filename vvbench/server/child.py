@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from vvbench.errors import TargetError
+from vvbench.core.errors import TargetError
 
 LISTENING = "vvbench serve: listening on "
 
@@ -121,7 +121,7 @@ class ServerChild:
         self.returncode = self.proc.returncode if self.proc else None
         return self.returncode
 
-    def __enter__(self) -> "ServerChild":
+    def __enter__(self) -> ServerChild:
         self.start()
         return self
 

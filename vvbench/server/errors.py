@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vvbench.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
+from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
 
 log = logging.getLogger("vvbench.server")
 

@@ -19,12 +19,12 @@ import asyncio
 import logging
 import math
 
-from vvbench.errors import CapacityError, RequestCancelled, VVBenchError
+from vvbench.core.audio import to_pcm16
+from vvbench.core.errors import CapacityError, RequestCancelled, VVBenchError
 from vvbench.runtime.request import RequestHandle, RequestState, SynthesisRequest
 from vvbench.server.admission import request_priority
 from vvbench.server.jobstore import JobRecord, JobStore, config_fingerprint
 from vvbench.server.schemas import JobState
-from vvbench.wavio import to_pcm16
 
 log = logging.getLogger("vvbench.server.jobs")
 

@@ -18,11 +18,11 @@ import logging
 import signal
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import uvicorn
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.server.app import create_app
 from vvbench.server.settings import ServiceSettings

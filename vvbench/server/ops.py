@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig
 from vvbench.runtime.voices import VOICES
 from vvbench.server.errors import APIError, error_responses

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vvbench.errors import ConfigError
-from vvbench.units import parse_bytes, parse_fraction
+from vvbench.core.errors import ConfigError
+from vvbench.core.units import parse_bytes, parse_fraction
 
 DEFAULT_MAX_JOB_CHARS = 200_000
 JOB_CHUNK_SECONDS = 10.0
@@ -37,7 +37,7 @@ class MemoryLimit(BaseModel):
 
 
 def parse_memory_guard(raw: str | None) -> MemoryLimit | None:
-    """`8GiB`, `500MB`, `123456` (bytes; units as everywhere, `vvbench.units`) or `0.9` / `90%` (a share) -> MemoryLimit."""
+    """`8GiB`, `500MB`, `123456` (bytes; units as everywhere, `vvbench.core.units`) or `0.9` / `90%` (a share) -> MemoryLimit."""
     if raw is None or str(raw).strip() == "":
         return None
     text = str(raw).strip()

@@ -14,7 +14,7 @@ import time
 
 from fastapi import APIRouter, Request
 
-from vvbench.errors import CapacityError
+from vvbench.core.errors import CapacityError
 from vvbench.runtime.request import SynthesisRequest
 from vvbench.runtime.voices import get_voice
 from vvbench.server.admission import request_priority

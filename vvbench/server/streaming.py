@@ -28,10 +28,10 @@ import time
 
 from starlette.responses import Response
 
-from vvbench.errors import VVBenchError
+from vvbench.core.audio import to_pcm16, wav_header
+from vvbench.core.errors import VVBenchError
 from vvbench.runtime.request import AudioChunk, RequestHandle
 from vvbench.server.errors import error_for
-from vvbench.wavio import to_pcm16, wav_header
 
 log = logging.getLogger("vvbench.server")
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from vvbench.artifacts.scenarios import Arrival
 from vvbench.load.arrivals import default_pool, schedule, worker_share
-from vvbench.scenarios import Arrival
 
 
 def test_constant_is_evenly_spaced():

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
+from vvbench.core.audio import to_pcm16, wav_header
 from vvbench.load.audio import (
     AudioFormatError,
     AudioStream,
     SSEDecoder,
     StreamErrorEvent,
 )
-from vvbench.wavio import to_pcm16, wav_header
 
 RATE = 24_000
 WIN = 480  # 20 ms

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
+from vvbench.artifacts.scenarios import Scenario
 from vvbench.load import client
 from vvbench.load.context import LoadContext, LoadPlan, merge_progress, users_needed
-from vvbench.scenarios import Scenario
 
 
 def plan(arrival: dict, warmup=1.0, duration=2.0, workers=1) -> LoadPlan:

@@ -2,8 +2,8 @@
 
 from collections import Counter
 
+from vvbench.artifacts.scenarios import Scenario
 from vvbench.load.mix import RequestMix
-from vvbench.scenarios import Scenario
 
 
 def scenario(**cls) -> Scenario:

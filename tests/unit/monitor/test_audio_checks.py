@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from monitor.audio.checks import AudioThresholds, check_audio
-from monitor.audio.loading import decode_wav, load_audio
-from vvbench.errors import InputError
-from vvbench.wavio import from_pcm16, to_pcm16, wav_header, write_wav
+from vvbench.core.audio import from_pcm16, to_pcm16, wav_header, write_wav
+from vvbench.core.errors import InputError
+from vvbench.monitor.audio.checks import AudioThresholds, check_audio
+from vvbench.monitor.audio.loading import decode_wav, load_audio
 
 ESPEAK = shutil.which("espeak-ng")
 pytestmark = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")

@@ -15,18 +15,18 @@ import psutil
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitor.exporter import (
+from vvbench.monitor.exporter import (
     MonitorCollector,
     ScrapeTimeSource,
     WatchCollector,
     serve_metrics,
 )
-from monitor.sampleloop import SampleLoop
-from monitor.samplers import ProcessTreeSampler, SystemCpuSampler
-from monitor.watch.canary import CanaryResult
-from monitor.watch.events import EventLog
-from monitor.watch.rules import Phase
-from monitor.watch.state import WatchState
+from vvbench.monitor.sampleloop import SampleLoop
+from vvbench.monitor.samplers import ProcessTreeSampler, SystemCpuSampler
+from vvbench.monitor.watch.canary import CanaryResult
+from vvbench.monitor.watch.events import EventLog
+from vvbench.monitor.watch.rules import Phase
+from vvbench.monitor.watch.state import WatchState
 
 REPO = Path(__file__).resolve().parents[3]
 PROMTOOL = shutil.which("promtool")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.watch.config import Restart
-from monitor.watch.restarts import RestartPolicy
+from vvbench.monitor.watch.config import Restart
+from vvbench.monitor.watch.restarts import RestartPolicy
 
 
 def policy(**kw) -> RestartPolicy:

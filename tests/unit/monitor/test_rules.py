@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.watch.rules import (
+from vvbench.monitor.watch.rules import (
     ActionKind,
     CanaryFailures,
     HealthProbeFailures,

@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from monitor import nvml
-from monitor.nvml import NvmlSampler
-from monitor.sampleloop import SampleLoop
-from monitor.samplers import (
+from vvbench.monitor import nvml
+from vvbench.monitor.nvml import NvmlSampler
+from vvbench.monitor.sampleloop import SampleLoop
+from vvbench.monitor.samplers import (
     ProcessTreeSampler,
     Sampler,
     ServiceStatsSampler,

@@ -8,9 +8,9 @@ import time
 import psutil
 import pytest
 
-from monitor.watch.config import load_watch_config
-from monitor.watch.events import EventLog
-from monitor.watch.supervisor import Supervisor
+from vvbench.monitor.watch.config import load_watch_config
+from vvbench.monitor.watch.events import EventLog
+from vvbench.monitor.watch.supervisor import Supervisor
 
 
 def test_an_error_in_the_loop_takes_the_spawned_service_down(tmp_path):

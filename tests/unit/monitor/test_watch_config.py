@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from monitor.watch.config import load_watch_config, parse_limit, preflight
-from monitor.watch.rules import Limit
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
+from vvbench.monitor.watch.config import load_watch_config, parse_limit, preflight
+from vvbench.monitor.watch.rules import Limit
 
 CMD = {"command": [sys.executable, "-c", "pass"]}
 

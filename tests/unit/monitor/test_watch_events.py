@@ -9,13 +9,12 @@ import sys
 import time
 
 import pytest
-
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitor.exporter import WatchCollector
-from monitor.watch.events import MAX_PENDING_ALERTS, EventLog
-from monitor.watch.state import WatchState
-from monitor.watch.systemd import SystemdNotifier
+from vvbench.monitor.exporter import WatchCollector
+from vvbench.monitor.watch.events import MAX_PENDING_ALERTS, EventLog
+from vvbench.monitor.watch.state import WatchState
+from vvbench.monitor.watch.systemd import SystemdNotifier
 
 
 def wait_for(predicate, timeout_s: float = 15.0) -> bool:

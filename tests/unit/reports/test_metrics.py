@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.metrics import METRICS, inflight_mask, summarize
-from reports.slo import judge, parse_slo, request_thresholds
+from vvbench.artifacts.metrics import METRICS, parse_slo
+from vvbench.reports.slo import judge, request_thresholds
+from vvbench.reports.summary import inflight_mask, summarize
 
 
 def rows(n_ok=100, n_fail=5, n_warm=10) -> pd.DataFrame:

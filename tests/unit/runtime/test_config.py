@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import (
     HOT_KNOBS,
     AdaptiveSteps,

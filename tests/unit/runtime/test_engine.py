@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from monitor.audio.wada import wada_snr
-from vvbench.errors import CapacityError, ConfigError, InputError, RequestCancelled
+from vvbench.core.errors import CapacityError, ConfigError, InputError, RequestCancelled
+from vvbench.monitor.audio.wada import wada_snr
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
 from vvbench.runtime.request import RequestState, SynthesisRequest

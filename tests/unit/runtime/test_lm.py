@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from vvbench.errors import EngineError
+from vvbench.core.errors import EngineError
 from vvbench.runtime.layers import apply_rope
 from vvbench.runtime.lm import KVCache, QwenLM
 from vvbench.runtime.model import build_model

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import RuntimeConfig, validate_config
-from vvbench.runtime.offload import component_names, parse_offload_map, resolve_placement
+from vvbench.runtime.offload import resolve_placement
+from vvbench.runtime.offload_map import component_names, parse_offload_map
 from vvbench.runtime.presets import get_preset
 from vvbench.runtime.streamer import ComputeOffload, LayerStreamer
 
@@ -271,7 +272,7 @@ def test_streamed_frames_equal_the_original_layers_bit_for_bit():
     assert torch.equal(got, expected)
     # The home layers are untouched and never handed out.
     assert all(torch.equal(a, b) for l0, l1 in zip(before, layers) for a, b in zip(l0.parameters(), l1.parameters()))
-    assert not any(m is l for m in handed for l in layers)
+    assert not any(m is layer for m in handed for layer in layers)
 
 
 def test_staging_buffers_alternate_and_stats_count_copies():

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.audio.wada import wada_snr
-from vvbench.errors import InputError
+from vvbench.core.errors import InputError
+from vvbench.monitor.audio.wada import wada_snr
 from vvbench.runtime.synth import FLOOR_DBFS, PEAK_DBFS, FrameControls, StreamSynth
 from vvbench.runtime.text import SegmentKind, plan_prosody
 from vvbench.runtime.voices import VOICES, get_voice, speaker_variant, voice_names

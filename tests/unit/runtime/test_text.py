@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vvbench.errors import ConfigError, InputError
+from vvbench.core.errors import ConfigError, InputError
 from vvbench.runtime.text import (
     BOS_ID,
     EOS_ID,

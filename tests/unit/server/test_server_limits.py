@@ -2,7 +2,7 @@
 
 import pytest
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
 from vvbench.server.admission import MemoryGuard, RateLimiter, TokenBucket
 from vvbench.server.settings import MemoryLimit, ServiceSettings, build_settings, parse_memory_guard
 

@@ -11,12 +11,13 @@ validated by RuntimeConfig, so errors read the same as from a config file. Speci
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 import yaml
 
-from vvbench.errors import ConfigError
+from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import knob_fields
 
 _BOOL = {"compile", "cudnn_benchmark", "batch_invariant"}

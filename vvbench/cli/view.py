@@ -1,6 +1,6 @@
 """The terminal side of a run: the rich live display while it goes, the summary tables after.
 
-The live display reads the snapshot `vvbench.run` builds from the load processes' progress file
+The live display reads the snapshot `vvbench.harness.run` builds from the load processes' progress file
 (elapsed, phase, requests, errors, in flight, TTFA p95 of the measured successful requests so
 far); it is transient, so the summary that follows is what stays on screen.
 """
@@ -12,8 +12,8 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from reports.metrics import RTF_FORMULA
-from reports.render import fmt, verdict_rows
+from vvbench.artifacts.metrics import RTF_FORMULA
+from vvbench.reports.render import fmt, verdict_rows
 
 
 class LiveView:

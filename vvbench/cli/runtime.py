@@ -1,34 +1,23 @@
-"""The `vvbench` command group: parse, call, exit code (0 ok, 1 check failed, 2 bad input)."""
+"""The `synth`, `plan` and `serve` commands: the reference runtime and its service.
+
+Thin: flags (every RuntimeConfig knob, see `vvbench.cli.knobs`) -> a RuntimeConfig -> the
+runtime or the service. Only these commands (and `run`/`demo`, for the embedded target's
+config) import the runtime package, with its process-wide MKL pin.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
-import traceback
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from vvbench import __version__
-from vvbench.cli_knobs import knob_options, overrides_from_flags
-from vvbench.errors import VVBenchError
+from vvbench.cli.knobs import knob_options, overrides_from_flags
 from vvbench.runtime.presets import PRESETS
 
 console = Console(stderr=False)
-
-class VVBenchGroup(click.Group):
-    """Turns VVBenchError into one line and exit 2; `--debug` shows the traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except VVBenchError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                traceback.print_exc()
-            click.echo(f"vvbench: error: {' '.join(str(exc).split())}", err=True)
-            ctx.exit(exc.exit_code)
 
 
 def _config(config_path: str | None, preset: str | None, kwargs: dict):
@@ -42,19 +31,6 @@ def _config(config_path: str | None, preset: str | None, kwargs: dict):
 
 preset_option = click.option("--preset", type=str, default=None, help=f"model shapes: {', '.join(PRESETS)} (default tiny)")
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="RuntimeConfig YAML/JSON file")
-
-
-@click.group(cls=VVBenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="show tracebacks")
-@click.option("-v", "--verbose", count=True, help="log more (-v info, -vv debug)")
-@click.version_option(__version__, prog_name="vvbench")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
-    """Benchmark, monitor and autotune text-to-speech serving."""
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 def _print_synth(result: dict, as_json: bool) -> None:
@@ -79,7 +55,7 @@ def _print_synth(result: dict, as_json: bool) -> None:
     console.print(table)
 
 
-@cli.command()
+@click.command()
 @click.argument("text")
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="WAV file to write")
 @click.option("--voice", default="alloy", show_default=True)
@@ -91,7 +67,7 @@ def _print_synth(result: dict, as_json: bool) -> None:
 @knob_options
 def synth(text: str, out: str, voice: str, seed: int, speed: float, as_json: bool, preset, config_path, **kwargs) -> None:
     """Synthesise TEXT once through the engine and write a WAV file."""
-    from vvbench.oneshot import synthesize_to_file
+    from vvbench.runtime.oneshot import synthesize_to_file
 
     config = _config(config_path, preset, kwargs)
     result = synthesize_to_file(config, text, out, voice=voice, seed=seed, speed=speed)
@@ -102,7 +78,7 @@ def _gib(n: int | None) -> str:
     return "n/a" if n is None else f"{n / 2**30:.3f}"
 
 
-@cli.command()
+@click.command()
 @click.option("--streams", type=int, default=None, help="concurrent streams (default: max_batch)")
 @click.option("--max-audio-min", type=float, default=5.0, show_default=True, help="longest audio per stream, minutes")
 @click.option("--budget", type=str, default=None, help="memory per device, e.g. 80GiB (default: the device's total)")
@@ -112,9 +88,9 @@ def _gib(n: int | None) -> str:
 @knob_options
 def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs) -> None:
     """Predict memory per device: weights, KV caches, conv caches, activations; what fits."""
-    from vvbench.errors import InputError
+    from vvbench.core.errors import InputError
+    from vvbench.core.units import parse_bytes
     from vvbench.runtime.plan import memory_plan
-    from vvbench.units import parse_bytes
 
     if streams is not None and streams < 1:
         raise InputError("--streams must be at least 1", param="streams")
@@ -147,7 +123,7 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
     console.print(facts)
 
 
-@cli.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (loopback by default)")
 @click.option("--port", type=int, default=8000, show_default=True, help="port to bind; 0 picks a free one")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="vvbench-data", show_default=True,
@@ -180,23 +156,3 @@ def serve(host: str, port: int, data_dir: str, api_key, max_job_streams, max_job
     verbose = logging.getLogger().level <= logging.INFO
     run_service(config, settings, host=host, port=port, access_log=verbose,
                 on_listening=lambda url: click.echo(f"vvbench serve: listening on {url}"))
-
-
-from vvbench.cli_monitor import check_audio_cmd, monitor_group, watch_cmd  # noqa: E402
-from vvbench.cli_run import demo_cmd, run_cmd, scenarios_group  # noqa: E402 - commands defined in their own module
-
-cli.add_command(run_cmd)
-cli.add_command(demo_cmd)
-cli.add_command(scenarios_group)
-cli.add_command(watch_cmd)
-cli.add_command(check_audio_cmd)
-cli.add_command(monitor_group)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    cli(obj={})
-
-
-if __name__ == "__main__":
-    main()

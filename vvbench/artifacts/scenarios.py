@@ -20,6 +20,7 @@ Choices where the issue is silent:
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,10 +36,9 @@ from pydantic import (
     model_validator,
 )
 
-from vvbench.errors import ConfigError
-from vvbench.units import parse_duration
+from vvbench.core.errors import ConfigError
+from vvbench.core.units import parse_duration
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 CORPUS_NAMES = ("short", "medium", "long", "podcast")
 
 
@@ -210,7 +210,7 @@ class Scenario(_Model):
     @field_validator("slos")
     @classmethod
     def _known_slos(cls, v: dict[str, float]) -> dict[str, float]:
-        from reports.slo import parse_slo
+        from vvbench.artifacts.metrics import parse_slo
 
         for key, threshold in v.items():
             parse_slo(key, threshold)
@@ -306,11 +306,22 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ConfigError(format_errors(exc, str(path))) from None
 
 
+def scenario_dir() -> Path | None:
+    """The folder of the shipped scenarios (package data `vvbench.scenarios`), None if missing."""
+    try:
+        spec = importlib.util.find_spec("vvbench.scenarios")
+    except ModuleNotFoundError:
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) if locations else None
+
+
 def shipped_scenarios() -> dict[str, Path]:
-    """Name -> file of the scenarios shipped in `scenarios/`."""
-    if not SCENARIO_DIR.is_dir():
+    """Name -> file of the scenarios shipped with vvbench (`scenarios/` in the source tree)."""
+    folder = scenario_dir()
+    if folder is None or not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
 
 def resolve_scenario(ref: str) -> Scenario:

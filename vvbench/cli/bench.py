@@ -1,6 +1,6 @@
-"""The `run`, `demo` and `scenarios` commands (registered on the `vvbench` group in cli.py).
+"""The `run`, `demo` and `scenarios` commands (loaded on first use by `vvbench.cli.main`).
 
-Thin: flags -> `RunOptions` -> `vvbench.run.run_benchmark` -> tables or JSON and an exit code
+Thin: flags -> `RunOptions` -> `vvbench.harness.run.run_benchmark` -> tables or JSON and an exit code
 (0 every SLO met, 1 an SLO failed, 2 bad input / unreachable or dying target, 130 Ctrl-C).
 Knob flags (the same as `vvbench serve`) configure the embedded target, and fill the `{knob}`
 placeholders of a command target; they make no sense for an http target and are refused there.
@@ -17,8 +17,8 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
-from vvbench.cli_knobs import knob_options, overrides_from_flags
-from vvbench.errors import ConfigError, InputError
+from vvbench.cli.knobs import knob_options, overrides_from_flags
+from vvbench.core.errors import ConfigError, InputError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -57,8 +57,8 @@ def _target_spec(kind: str, url, command_line, ready_url, api_key, service_pid, 
 
 def execute(options: dict, as_json: bool) -> int:
     """Run, show the live view, print the summary (or JSON); returns the exit code."""
-    from vvbench.run import RunOptions, run_benchmark
-    from vvbench.runview import LiveView, summary_tables
+    from vvbench.cli.view import LiveView, summary_tables
+    from vvbench.harness.run import RunOptions, run_benchmark
 
     try:
         opts = RunOptions.model_validate(options)
@@ -116,7 +116,7 @@ def _worker(master_host: str, master_port: int | None) -> int:
 def run_cmd(ctx, scenario, target_kind, url, command_line, ready_url, api_key, service_pid, out, duration, workers, master,
             master_bind_host, master_port, worker, master_host, sample_hz, as_json, preset, config_path, **kwargs) -> None:
     """Run SCENARIO (a shipped name, see `vvbench scenarios list`, or a YAML file) against a target."""
-    from vvbench.units import parse_duration
+    from vvbench.core.units import parse_duration
 
     if worker:
         ctx.exit(_worker(master_host, master_port))
@@ -157,7 +157,7 @@ def scenarios_list(as_json: bool) -> None:
     """The scenarios shipped in scenarios/ (use a name with `vvbench run NAME`)."""
     from rich.table import Table
 
-    from vvbench.scenarios import load_scenario, shipped_scenarios
+    from vvbench.artifacts.scenarios import load_scenario, shipped_scenarios
 
     items = []
     for name, path in shipped_scenarios().items():
@@ -180,7 +180,7 @@ def scenarios_list(as_json: bool) -> None:
 @click.pass_context
 def scenarios_validate(ctx, files) -> None:
     """Validate scenario FILES; each invalid one prints `FILE: dotted.path: expectation` (exit 2)."""
-    from vvbench.scenarios import load_scenario
+    from vvbench.artifacts.scenarios import load_scenario
 
     bad = 0
     for f in files:

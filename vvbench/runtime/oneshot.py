@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from vvbench.core.audio import write_wav
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
 from vvbench.runtime.request import SynthesisRequest
-from vvbench.wavio import write_wav
 
 
 def synthesize_to_file(config: RuntimeConfig, text: str, out: str | Path, *, voice: str = "alloy",

@@ -23,21 +23,23 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.nvml import NvmlSampler
-from monitor.sampleloop import SampleLoop
-from monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
-from reports.metrics import RTF_FORMULA, metric_table, summarize
-from reports.render import render_html, render_markdown
-from reports.slo import judge, request_thresholds, verdicts_json
 from vvbench import __version__
-from vvbench.errors import TargetError, VVBenchError
+from vvbench.artifacts.metrics import RTF_FORMULA, metric_table
+from vvbench.artifacts.rundir import SCHEMA_VERSION, RunDir
+from vvbench.artifacts.scenarios import Scenario, resolve_scenario
+from vvbench.core.errors import TargetError, VVBenchError
+from vvbench.harness.facts import git_facts, host_facts
+from vvbench.harness.targets import EmbeddedSpec, Target, TargetSpec
 from vvbench.load.context import LoadPlan
 from vvbench.load.launch import LoadProcesses
 from vvbench.load.records import concat_parts, write_atomic
-from vvbench.rundir import SCHEMA_VERSION, RunDir, git_facts, host_facts
+from vvbench.monitor.nvml import NvmlSampler
+from vvbench.monitor.sampleloop import SampleLoop
+from vvbench.monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
+from vvbench.reports.render import render_html, render_markdown
+from vvbench.reports.slo import judge, request_thresholds, verdicts_json
+from vvbench.reports.summary import summarize
 from vvbench.runtime.config import RuntimeConfig
-from vvbench.scenarios import Scenario, resolve_scenario
-from vvbench.targets import EmbeddedSpec, Target, TargetSpec
 
 POLL_S = 0.5
 HTTP_PROBE_S = 2.0

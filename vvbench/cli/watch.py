@@ -1,4 +1,4 @@
-"""The `watch`, `check-audio` and `monitor export` commands (registered on the `vvbench` group in cli.py).
+"""The `watch`, `check-audio` and `monitor export` commands (loaded on first use by `vvbench.cli.main`).
 
 Thin: flags -> configuration -> `monitor.*` -> output and an exit code. `watch` exits 0 when
 stopped (SIGTERM, SIGINT, `--run-for`), 1 when it gave up (crash loop; an attached process gone
@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from vvbench.errors import ConfigError, InputError
+from vvbench.core.errors import ConfigError, InputError
 
 console = Console()
 
@@ -51,7 +51,7 @@ def _watch_overrides(kwargs: dict, command: tuple[str, ...]) -> dict:
 def _metrics_server(sup, events, cfg):
     from prometheus_client import CollectorRegistry
 
-    from monitor.exporter import MonitorCollector, WatchCollector, serve_metrics
+    from vvbench.monitor.exporter import MonitorCollector, WatchCollector, serve_metrics
 
     registry = CollectorRegistry()
     registry.register(MonitorCollector(lambda: sup.latest_row, sup.pids, lambda: sup.state.service_up, sup.ram_total_bytes))
@@ -113,10 +113,10 @@ def watch_cmd(ctx, command, config_path, **kwargs) -> None:
     Restarts on memory over a threshold (or growing towards it), failed health probes and exit;
     runs a canary synthesis and flags bad audio. See docs/watchdog.md.
     """
-    from monitor.watch.config import load_watch_config, preflight
-    from monitor.watch.events import EventLog
-    from monitor.watch.supervisor import Supervisor
-    from monitor.watch.systemd import SystemdNotifier
+    from vvbench.monitor.watch.config import load_watch_config, preflight
+    from vvbench.monitor.watch.events import EventLog
+    from vvbench.monitor.watch.supervisor import Supervisor
+    from vvbench.monitor.watch.systemd import SystemdNotifier
 
     cfg = load_watch_config(config_path, _watch_overrides(kwargs, command))
     preflight(cfg)
@@ -162,8 +162,8 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
     import yaml
     from pydantic import ValidationError
 
-    from monitor.audio.checks import AudioThresholds, check_audio
-    from monitor.audio.loading import load_audio
+    from vvbench.monitor.audio.checks import AudioThresholds, check_audio
+    from vvbench.monitor.audio.loading import load_audio
 
     if expected_s is not None and expected_s <= 0:
         raise InputError("--expected-s must be positive")
@@ -231,12 +231,12 @@ def monitor_export_cmd(pid, url, health_path, port, host, once, run_for) -> None
     import psutil
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from monitor.exporter import MonitorCollector, ScrapeTimeSource, serve_metrics
-    from monitor.sampleloop import SampleLoop
-    from monitor.samplers import ProcessTreeSampler, SystemCpuSampler, tree_pids
-    from monitor.watch.config import readable_process
-    from monitor.watch.probes import probe_once
-    from vvbench.units import parse_duration
+    from vvbench.core.units import parse_duration
+    from vvbench.monitor.exporter import MonitorCollector, ScrapeTimeSource, serve_metrics
+    from vvbench.monitor.sampleloop import SampleLoop
+    from vvbench.monitor.samplers import ProcessTreeSampler, SystemCpuSampler, tree_pids
+    from vvbench.monitor.watch.config import readable_process
+    from vvbench.monitor.watch.probes import probe_once
 
     root = readable_process(pid)
     limit_s = parse_duration(run_for, "--run-for") if run_for else None

@@ -39,8 +39,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vvbench.errors import ConfigError, TargetError
-from vvbench.net import free_port, probe
+from vvbench.core.errors import ConfigError, TargetError
+from vvbench.core.net import free_port, probe
 
 READY_TIMEOUT_S = 180.0
 

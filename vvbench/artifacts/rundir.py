@@ -6,20 +6,13 @@ target's stdout/stderr). While the run goes, it lives in `runs/.<name>.partial/`
 processes' scratch space in `.work/`); `finalize()` removes the scratch and renames the
 directory, so a finished run directory is never half-written. A run that fails after its
 directory exists is still finalized (with `status` saying why), keeping the rows it recorded.
-
-Also here: the facts every result records (host, CPU, memory, load average, GPUs and driver,
-Python, torch and Locust versions, git SHA of the checkout).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
-import socket
-import subprocess
 import time
 import uuid
 from datetime import datetime, timezone
@@ -76,48 +69,3 @@ class RunDir:
         shutil.rmtree(self.work, ignore_errors=True)
         os.replace(self.path, self.final)
         return self.final
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def git_facts() -> dict:
-    """SHA and dirtiness of the checkout vvbench runs from (None outside a git checkout)."""
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=repo, capture_output=True, text=True, timeout=10)
-        if sha.returncode != 0:
-            return {"sha": None, "dirty": None}
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, cwd=repo,
-                               capture_output=True, text=True, timeout=10)
-        return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"sha": None, "dirty": None}
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        return platform.processor() or None
-
-
-def host_facts() -> dict:
-    """Host, CPU, memory, load, GPUs, and the versions that shape the figures."""
-    import psutil
-
-    from monitor import nvml
-
-    gpus = nvml.device_facts()
-    return {
-        "hostname": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
-        "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
-        "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "gpus": gpus, "nvml": None if gpus else (nvml.last_error() or "no GPU"),
-        "versions": {name: _version(name) for name in ("vvbench", "torch", "locust", "pandas", "pyarrow", "nvidia-ml-py")},
-    }

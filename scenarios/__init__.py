@@ -1,0 +1,1 @@
+"""The scenario files shipped with vvbench (package data: `vvbench run smoke` finds them in a wheel install too)."""

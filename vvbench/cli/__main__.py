@@ -1,0 +1,5 @@
+"""`python -m vvbench.cli ...` is the `vvbench` command."""
+
+from vvbench.cli.main import main
+
+main()
