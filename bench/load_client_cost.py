@@ -28,11 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vvbench.artifacts.playback import simulate  # noqa: E402
 from vvbench.core.audio import to_pcm16, wav_header  # noqa: E402
 from vvbench.load.audio import AudioStream  # noqa: E402
 from vvbench.load.client import READ_BYTES, Outcome  # noqa: E402
 from vvbench.load.mix import RequestSpec  # noqa: E402
-from vvbench.load.playback import simulate  # noqa: E402
 from vvbench.load.records import RowRecorder, build_row  # noqa: E402
 
 RATE = 24_000

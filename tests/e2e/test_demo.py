@@ -6,6 +6,8 @@ import time
 import pandas as pd
 from fakekit import one_run_dir, vv
 
+from vvbench.artifacts.reader import load_run
+
 RUN_FILES = {"run.json", "requests.parquet", "samples.parquet", "events.jsonl", "locust", "summary.md", "report.html", "target"}
 DESIGN_COLUMNS = ["request_id", "cls", "worker", "t_start", "ttfb_s", "ttfa_s", "e2e_s", "audio_s", "rtf", "chunks",
                   "max_stall_s", "underruns", "underrun_s", "text_chars", "voice", "seed", "status", "http_status",
@@ -24,7 +26,7 @@ def test_demo_end_to_end(tmp_path):
     assert not (tmp_path / "vvbench-data").exists()  # the embedded service's jobs went to a temp dir
 
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["schema_version"] == 1 and run["tool"]["name"] == "vvbench" and run["status"] == "ok" and run["passed"]
+    assert run["schema_version"] == 2 and run["tool"]["name"] == "vvbench" and run["status"] == "ok" and run["passed"]
     assert run["target"]["kind"] == "embedded" and run["runtime_config"]["preset"] == "tiny"
     assert run["scenario"]["name"] == "smoke" and run["host"]["cpu_count"] and "sha" in run["git"]
     assert {m["name"] for m in run["metrics"]} >= {"ttfa_p95_s", "e2e_p99_s", "rtf_p50", "c100", "success", "goodput_rps"}
@@ -45,6 +47,15 @@ def test_demo_end_to_end(tmp_path):
     assert len(samples) >= 20 and samples["rss_bytes"].notna().all() and samples["queue_depth"].notna().any()
     assert samples["t"].min() <= rows["t_start"].min() <= rows["t_start"].max() <= samples["t"].max()
     assert run["summary"]["peak_rss_bytes"] == samples["rss_bytes"].max()
+
+    # the run directory reads back through load_run, and the stored arrivals replay the recorded stalls exactly
+    loaded = load_run(run_dir)
+    assert loaded.record.status.value == "ok" and len(loaded.requests) == len(rows)
+    assert loaded.requests["arrival_t_s"].map(len).gt(0).all()
+    replay = loaded.replay(run["scenario"]["prebuffer_ms"])
+    assert replay["max_stall_s"].tolist() == rows["max_stall_s"].tolist()
+    assert replay["underruns"].tolist() == rows["underruns"].tolist()
+    assert loaded.replay(60_000)["underruns"].eq(0).all()  # a minute of buffer outlasts every stall of a smoke run
 
     events = [json.loads(line)["event"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert events[:3] == ["target_starting", "target_ready", "load_started"] and "done" in events

@@ -117,7 +117,7 @@ def test_target_dying_mid_run_is_exit_2_with_rows_kept(tmp_path):
     assert time.monotonic() - t0 < 20  # noticed at once, not at the end of the window
     run_dir = one_run_dir(tmp_path / "runs")
     run, rows = read_run(run_dir)
-    assert run["status"] == "target_died" and str(run_dir.name) in line
+    assert run["status"] == "target_failed" and str(run_dir.name) in line
     assert (rows["status"] == "ok").sum() >= 3 and len(rows) == run["summary_counts"]["rows"]
     assert (run_dir / "target" / "stdout.log").exists()
 
@@ -128,7 +128,7 @@ def test_unreachable_target_is_one_line_exit_2(tmp_path):
     line = one_error_line(r)
     assert "http://127.0.0.1:9 is unreachable" in line and "0 rows kept" in line
     run, rows = read_run(one_run_dir(tmp_path / "runs"))
-    assert run["status"] == "error" and len(rows) == 0
+    assert run["status"] == "target_failed" and len(rows) == 0
 
 
 def test_invalid_scenario_file_is_one_line_exit_2(tmp_path):
@@ -178,7 +178,7 @@ def test_ctrl_c_stops_everything_and_keeps_the_run(tmp_path):
             proc.kill()
     assert proc.returncode == 130, err
     run, rows = read_run(one_run_dir(out))
-    assert run["status"] == "interrupted" and len(rows) > 0
+    assert run["status"] == "aborted" and len(rows) > 0
     assert not psutil.pid_exists(run["target"]["pid"])
     children = [p for p in psutil.process_iter(["cmdline"]) if str(out) in " ".join(p.info["cmdline"] or [])]
     assert not children
@@ -189,5 +189,5 @@ def test_embedded_target_crashing_mid_run(tmp_path):
     r = vv("run", str(scen), "--preset", "tiny", "--max-batch", "2", "--crash-after-requests", "3", "--out", str(tmp_path / "runs"))
     assert r.returncode == 2 and "exited with code 70" in one_error_line(r)
     run, rows = read_run(one_run_dir(tmp_path / "runs"))
-    assert run["status"] == "target_died" and (rows["status"] == "ok").sum() >= 1
+    assert run["status"] == "target_failed" and (rows["status"] == "ok").sum() >= 1
     assert np.isfinite(rows["t_start"]).all()

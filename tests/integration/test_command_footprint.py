@@ -60,7 +60,7 @@ def _modules_after(args: list[str]) -> set[str]:
 def test_light_commands_import_neither_torch_nor_locust(tmp_path):
     wav = tmp_path / "x.wav"
     wav.write_bytes(b"not a wav")
-    for args in (["watch", "--help"], ["check-audio", str(wav)], ["monitor", "export", "--help"]):
+    for args in (["watch", "--help"], ["check-audio", str(wav)], ["monitor", "export", "--help"], ["report", str(tmp_path)]):
         mods = _modules_after(args)
         assert not {m for m in mods if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}, (args, sorted(mods)[:20])
 

@@ -6,6 +6,8 @@ target's stdout/stderr). While the run goes, it lives in `runs/.<name>.partial/`
 processes' scratch space in `.work/`); `finalize()` removes the scratch and renames the
 directory, so a finished run directory is never half-written. A run that fails after its
 directory exists is still finalized (with `status` saying why), keeping the rows it recorded.
+Its files are checked on the way in: `run.json` is a `RunRecord`, the parquet files conform to
+their Arrow schemas (`vvbench.artifacts.schemas`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-SCHEMA_VERSION = 1
+from vvbench.artifacts.record import RunRecord
+from vvbench.artifacts.schemas import REQUESTS, SAMPLES, write_parquet
+from vvbench.core.files import write_atomic
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class RunDir:
@@ -41,14 +49,20 @@ class RunDir:
             self._events.write(json.dumps({"t": time.time(), "event": event, **data}, default=str) + "\n")
 
     def write_text(self, name: str, text: str) -> Path:
-        path = self.path / name
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        """A text file of the run (summary.md, report.html), written atomically."""
+        return write_atomic(self.path / name, text)
 
-    def write_json(self, name: str, data: dict) -> Path:
-        return self.write_text(name, json.dumps(data, indent=2, default=str, allow_nan=False))
+    def write_record(self, record: RunRecord) -> Path:
+        """run.json."""
+        return self.write_text("run.json", record.model_dump_json(indent=2) + "\n")
+
+    def write_requests(self, table: pa.Table) -> Path:
+        """requests.parquet, checked against the requests schema."""
+        return write_parquet(table, self.path / "requests.parquet", REQUESTS)
+
+    def write_samples(self, table: pa.Table) -> Path:
+        """samples.parquet, checked against the samples schema (missing sampler columns become nulls)."""
+        return write_parquet(table, self.path / "samples.parquet", SAMPLES)
 
     def adopt(self, src: Path, name: str) -> None:
         """Move a directory produced elsewhere (Locust's CSV) into the run directory."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from vvbench.cli.knobs import knob_options, overrides_from_flags
-from vvbench.core.errors import ConfigError, InputError
+from vvbench.core.errors import ConfigError, InputError, VVBenchError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -56,27 +56,45 @@ def _target_spec(kind: str, url, command_line, ready_url, api_key, service_pid, 
 
 
 def execute(options: dict, as_json: bool) -> int:
-    """Run, show the live view, print the summary (or JSON); returns the exit code."""
+    """Run, show the live view, print the summary (or JSON); returns the exit code.
+
+    A run that did not complete (target or load failure, Ctrl-C) still wrote its directory; it
+    ends as one error line naming the reason and where the rows are (exit 2, or 130 for Ctrl-C).
+    """
     from vvbench.cli.view import LiveView, summary_tables
-    from vvbench.harness.run import RunOptions, run_benchmark
+    from vvbench.harness.run import RunOptions, run_with
 
     try:
         opts = RunOptions.model_validate(options)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
-    with LiveView(err_console, opts.scenario) as view:
-        result = run_benchmark(opts, view)
+    title = opts.scenario if isinstance(opts.scenario, str) else opts.scenario.name
+    with LiveView(err_console, title) as view:
+        result = run_with(opts, view=view)
+    record = result.record
+    if not record.status.completed:
+        rows = record.summary_counts.rows
+        raise RunFailed(f"{result.reason}; {rows} rows kept in {result.run_dir}", result.exit_code)
     if as_json:
-        run = result.run
-        click.echo(json.dumps({"run_dir": str(result.run_dir), "status": run["status"], "passed": run["passed"],
-                               "summary": run["summary"], "slos": run["slos"], "counts": run["summary_counts"]}, indent=2))
+        click.echo(json.dumps({"run_dir": str(result.run_dir), "status": record.status.value, "passed": record.passed,
+                               "summary": record.summary, "slos": [v.model_dump() for v in record.slos],
+                               "counts": record.summary_counts.model_dump()}, indent=2))
     else:
-        for renderable in summary_tables(result.run):
+        data = record.model_dump(mode="json")
+        for renderable in summary_tables(data):
             console.print(renderable)
-        verdict = "every SLO met" if result.run["passed"] else "an SLO failed"
+        verdict = "every SLO met" if record.passed else "an SLO failed"
         console.print(f"run directory: [bold]{result.run_dir}[/] ({verdict})", soft_wrap=True, highlight=False)
     return result.exit_code
+
+
+class RunFailed(VVBenchError):
+    """A run that did not complete (its directory is written); exit 2, or 130 when interrupted."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _worker(master_host: str, master_port: int | None) -> int:

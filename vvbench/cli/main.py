@@ -31,6 +31,7 @@ COMMANDS = {
     "watch": "vvbench.cli.watch:watch_cmd",
     "check-audio": "vvbench.cli.watch:check_audio_cmd",
     "monitor": "vvbench.cli.watch:monitor_group",
+    "report": "vvbench.cli.report:report_cmd",
 }
 
 

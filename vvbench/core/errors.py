@@ -39,3 +39,7 @@ class EngineError(VVBenchError):
 
 class TargetError(VVBenchError):
     """A benchmark target could not be reached, started or kept alive."""
+
+
+class ArtifactError(VVBenchError):
+    """A run directory or one of its files is missing, corrupt, or of a schema this version cannot read."""

@@ -1,46 +1,28 @@
-"""Per-request rows: the columns, building a row from an Outcome, and writing them as parquet parts.
+"""Per-request rows: building a row from an Outcome, and writing them as parquet parts.
 
-The columns are DESIGN.md section 6's, in its order, then ours: `api` (speech or job), `warmup`
-(excluded from statistics), `t_scheduled` and `lag_s` (open loop: when the request was due and
-how late it left, NaN for closed-loop users), `headers_s` (time to response headers),
-`server_queue_s` (the queue entry of `Server-Timing`, when the server sends one), `sample_rate`,
-`playback_start_s`, `index` (the request's index in the mix). Failed requests keep their row:
-`status` is one of STATUSES, only `ok` rows enter latency statistics.
+The columns are `vvbench.artifacts.schemas.REQUESTS` (DESIGN.md section 6's, then ours; see
+that module). A row's playback figures (`max_stall_s`, `underruns`, `underrun_s`) come from the
+playback model run over the same arrival timeline the row stores, so re-simulating a stored run
+at its own prebuffer gives exactly its recorded stalls.
 
 Rows are appended in memory and flushed as numbered parquet parts (`<prefix>-<n>.parquet`, each
-written to a temp name and renamed), so a run that dies keeps every row flushed so far;
-`read_rows` concatenates a directory of parts.
+checked against the schema and written atomically), so a run that dies keeps every row flushed
+so far; `concat_parts` concatenates a directory of parts.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vvbench.artifacts.playback import simulate
+from vvbench.artifacts.schemas import REQUEST_COLUMNS, REQUESTS, write_parquet
 from vvbench.load.client import Outcome
 from vvbench.load.mix import RequestSpec
-from vvbench.load.playback import simulate
-
-STATUSES = ("ok", "rejected", "http_error", "connect_error", "timeout", "truncated", "bad_audio",
-            "stream_error", "no_audio", "job_failed", "cancelled", "client_error")
-
-SCHEMA = pa.schema([
-    ("request_id", pa.string()), ("cls", pa.string()), ("worker", pa.string()),
-    ("t_start", pa.float64()), ("ttfb_s", pa.float64()), ("ttfa_s", pa.float64()), ("e2e_s", pa.float64()),
-    ("audio_s", pa.float64()), ("rtf", pa.float64()), ("chunks", pa.int64()), ("max_stall_s", pa.float64()),
-    ("underruns", pa.int64()), ("underrun_s", pa.float64()), ("text_chars", pa.int64()), ("voice", pa.string()),
-    ("seed", pa.int64()), ("status", pa.string()), ("http_status", pa.int64()), ("error", pa.string()),
-    ("bytes", pa.int64()), ("audio_md5", pa.string()),
-    ("api", pa.string()), ("warmup", pa.bool_()), ("t_scheduled", pa.float64()), ("lag_s", pa.float64()),
-    ("headers_s", pa.float64()), ("server_queue_s", pa.float64()), ("sample_rate", pa.int64()),
-    ("playback_start_s", pa.float64()), ("index", pa.int64()),
-])
-COLUMNS = tuple(SCHEMA.names)
 
 
 def build_row(spec: RequestSpec, out: Outcome, *, worker: str, prebuffer_ms: float, warmup: bool,
@@ -65,20 +47,14 @@ def build_row(spec: RequestSpec, out: Outcome, *, worker: str, prebuffer_ms: flo
         "lag_s": math.nan if t_scheduled is None else out.t_start - t_scheduled,
         "headers_s": out.headers_s, "server_queue_s": out.server_queue_s, "sample_rate": rate,
         "playback_start_s": play.start_s, "index": spec.index,
+        "arrival_t_s": [a[0] for a in out.arrivals], "arrival_samples": [a[1] for a in out.arrivals],
     }
 
 
 def to_table(rows: list[dict]) -> pa.Table:
-    """Rows -> an Arrow table with the fixed schema (NaN stays NaN, None stays null)."""
-    cols = {name: [r.get(name) for r in rows] for name in COLUMNS}
-    return pa.Table.from_pydict(cols, schema=SCHEMA)
-
-
-def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write a parquet file under a temp name, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    """Rows -> an Arrow table with the requests schema (NaN stays NaN, None stays null)."""
+    cols = {name: [r.get(name) for r in rows] for name in REQUEST_COLUMNS}
+    return pa.Table.from_pydict(cols, schema=REQUESTS)
 
 
 class RowRecorder:
@@ -102,15 +78,15 @@ class RowRecorder:
             return 0
         rows, self.pending = self.pending, []
         self.parts += 1
-        write_atomic(to_table(rows), self.out_dir / f"{self.prefix}-{self.parts:05d}.parquet")
+        write_parquet(to_table(rows), self.out_dir / f"{self.prefix}-{self.parts:05d}.parquet", REQUESTS)
         return len(rows)
 
 
 def concat_parts(parts_dir: str | Path) -> pa.Table:
     """All parts in a directory as one table sorted by start time (empty, with the schema, when none)."""
     files = sorted(Path(parts_dir).glob("*.parquet")) if Path(parts_dir).is_dir() else []
-    tables = [pq.read_table(f, schema=SCHEMA) for f in files]
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    tables = [pq.read_table(f, schema=REQUESTS) for f in files]
+    table = pa.concat_tables(tables) if tables else REQUESTS.empty_table()
     return table.sort_by([("t_start", "ascending"), ("request_id", "ascending")])
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from vvbench.load.playback import simulate
+from vvbench.artifacts.playback import simulate
 
 RATE = 1000  # samples per second: 1 sample = 1 ms, easy arithmetic
 

@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 
+from vvbench.artifacts.schemas import REQUEST_COLUMNS as COLUMNS
 from vvbench.core.audio import to_pcm16
 from vvbench.load.audio import AudioStream
 from vvbench.load.client import Outcome
 from vvbench.load.mix import RequestSpec
-from vvbench.load.records import COLUMNS, RowRecorder, build_row, read_rows
+from vvbench.load.records import RowRecorder, build_row, read_rows
 
 RATE = 24_000
 SPEC = RequestSpec(index=7, cls="short", api="speech", text="Hello there.", voice="alloy", seed=3,

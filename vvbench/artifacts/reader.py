@@ -1,0 +1,102 @@
+"""`load_run`: the one way to read a run directory (reports, compare, the tuner and history use it).
+
+`load_run(path)` checks `run.json` against `RunRecord` (upgrading an older schema, refusing a
+newer one) and gives a `Run`: the record, and the request rows and samples read on first use
+from their parquet files, checked against their Arrow schemas. Every problem is an
+`ArtifactError` of one line naming the file: a missing directory or `run.json`, JSON that does
+not parse, a record that does not validate, a newer `schema_version`, a truncated or corrupt
+parquet file, a file missing a column its schema requires. The CLI turns it into exit code 2.
+
+`Run.replay(prebuffer_ms)` re-runs the playback model over each request's stored arrival
+timeline at another prebuffer (the continuity of a run as a function of the listener's buffer);
+at the run's own prebuffer it gives exactly the recorded `max_stall_s` and `underruns`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from vvbench.artifacts import playback
+from vvbench.artifacts.record import SCHEMA_VERSION, RunRecord, upgrade
+from vvbench.artifacts.schemas import ARRIVAL_COLUMNS, read_parquet
+from vvbench.core.errors import ArtifactError
+
+
+@dataclass
+class Run:
+    """One run directory, read (see the module docstring)."""
+
+    path: Path
+    record: RunRecord
+    version: int = SCHEMA_VERSION  # the schema the directory was written with (the record is upgraded)
+
+    @cached_property
+    def requests(self) -> pd.DataFrame:
+        """Every request row (warm-up and failed ones included), in start order."""
+        return read_parquet(self.path / "requests.parquet", self.version).to_pandas()
+
+    @cached_property
+    def samples(self) -> pd.DataFrame:
+        """One row per sampling tick."""
+        return read_parquet(self.path / "samples.parquet", self.version).to_pandas()
+
+    @property
+    def has_arrivals(self) -> bool:
+        """Whether the rows carry their arrival timelines (schema 2 on)."""
+        return self.version >= 2
+
+    def replay(self, prebuffer_ms: float) -> pd.DataFrame:
+        """Per row: `max_stall_s`, `underruns`, `underrun_s` re-simulated at `prebuffer_ms` (NaN where it cannot be)."""
+        if not self.has_arrivals:
+            raise ArtifactError(f"{self.path}: schema {self.version} runs did not record arrival timelines; "
+                                "playback cannot be re-simulated at another prebuffer")
+        rows = self.requests
+        out = {"max_stall_s": [], "underruns": [], "underrun_s": []}
+        for ttfa, rate, times, totals in zip(rows["ttfa_s"], rows["sample_rate"], rows[ARRIVAL_COLUMNS[0]], rows[ARRIVAL_COLUMNS[1]]):
+            start = None if ttfa is None or math.isnan(ttfa) else ttfa + prebuffer_ms / 1000.0
+            arrivals = list(zip(np.asarray(times if times is not None else [], dtype=float).tolist(),
+                                np.asarray(totals if totals is not None else [], dtype=np.int64).tolist()))
+            result = playback.simulate(arrivals, int(rate or 0), start)
+            out["max_stall_s"].append(result.max_stall_s)
+            out["underruns"].append(result.underruns)
+            out["underrun_s"].append(result.underrun_s)
+        return pd.DataFrame(out, index=rows.index)
+
+
+def load_run(path: str | Path) -> Run:
+    """Read the run directory at `path` (see the module docstring); ArtifactError naming the file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: no such run directory")
+    record_path = path / "run.json"
+    try:
+        data = json.loads(record_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{record_path}: missing (not a run directory, or the run never finished writing)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{record_path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{record_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{record_path}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version")
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise ArtifactError(f"{record_path}: schema_version {version} is newer than this vvbench reads "
+                            f"({SCHEMA_VERSION}); upgrade vvbench to read it")
+    try:
+        record = RunRecord.model_validate(upgrade(data), context={"recorded": True})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ArtifactError(f"{record_path}: {where}: {first['msg']}" if where else f"{record_path}: {first['msg']}") from None
+    except ValueError as exc:
+        raise ArtifactError(f"{record_path}: {exc}") from None
+    return Run(path, record, version)

@@ -1,0 +1,130 @@
+"""Arrow schemas of `requests.parquet` and `samples.parquet`, checked on write and on read.
+
+`requests.parquet` has DESIGN.md section 6's columns in its order, then ours: `api` (speech or
+job), `warmup` (excluded from statistics), `t_scheduled` and `lag_s` (open loop: when the request
+was due and how late it left, NaN for closed-loop users), `headers_s` (time to response headers),
+`server_queue_s` (the queue entry of `Server-Timing`), `sample_rate`, `playback_start_s`, `index`
+(the request's index in the mix), and the arrival timeline: `arrival_t_s` (seconds since
+`t_start` at which each piece of audio arrived) and `arrival_samples` (samples received in total
+by then), two lists of equal length per row — so the playback model can be re-run offline at
+any prebuffer (`vvbench.artifacts.playback.simulate`), and gives exactly the row's recorded stalls at
+the run's own. Failed requests keep their row: `status` is one of `REQUEST_STATUSES`.
+
+`samples.parquet` has one row per sampling tick: `t` (epoch seconds, the requests' clock), every
+sampler's columns (all numbers in base units, null where the source was NA) and `sample_cpu_s`.
+
+Checks: on write, a table must have exactly the schema's columns (missing sample columns are
+added as nulls: not every run has every sampler) with types that cast without loss; on read, a
+file must hold every column its schema version defines. Files of schema 1 (no arrival timeline)
+are upgraded on read: the arrival columns are added as nulls, and `vvbench.artifacts.reader`
+says that playback cannot be re-simulated for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vvbench.core.errors import ArtifactError
+from vvbench.core.files import replacing
+
+REQUEST_STATUSES = ("ok", "rejected", "http_error", "connect_error", "timeout", "truncated", "bad_audio",
+                    "stream_error", "no_audio", "job_failed", "cancelled", "client_error")
+
+ARRIVAL_COLUMNS = ("arrival_t_s", "arrival_samples")
+
+REQUESTS = pa.schema([
+    ("request_id", pa.string()), ("cls", pa.string()), ("worker", pa.string()),
+    ("t_start", pa.float64()), ("ttfb_s", pa.float64()), ("ttfa_s", pa.float64()), ("e2e_s", pa.float64()),
+    ("audio_s", pa.float64()), ("rtf", pa.float64()), ("chunks", pa.int64()), ("max_stall_s", pa.float64()),
+    ("underruns", pa.int64()), ("underrun_s", pa.float64()), ("text_chars", pa.int64()), ("voice", pa.string()),
+    ("seed", pa.int64()), ("status", pa.string()), ("http_status", pa.int64()), ("error", pa.string()),
+    ("bytes", pa.int64()), ("audio_md5", pa.string()),
+    ("api", pa.string()), ("warmup", pa.bool_()), ("t_scheduled", pa.float64()), ("lag_s", pa.float64()),
+    ("headers_s", pa.float64()), ("server_queue_s", pa.float64()), ("sample_rate", pa.int64()),
+    ("playback_start_s", pa.float64()), ("index", pa.int64()),
+    ("arrival_t_s", pa.list_(pa.float64())), ("arrival_samples", pa.list_(pa.int64())),
+])
+REQUEST_COLUMNS = tuple(REQUESTS.names)
+
+_SAMPLE_COLUMNS = (
+    # process tree (psutil), system CPU
+    "rss_bytes", "cpu_percent", "procs", "sys_cpu_idle", "sys_cpu_iowait",
+    # NVML
+    "gpu_count", "gpu_mem_used_bytes", "gpu_mem_total_bytes", "gpu_util_pct", "gpu_proc_mem_bytes",
+    # the service's /v1/stats
+    "queue_depth", "active_streams", "kv_cache_bytes", "conv_cache_bytes", "leak_bytes",
+    "cuda_allocated_bytes", "cuda_reserved_bytes", "stalled_s",
+)
+SAMPLES = pa.schema([("t", pa.float64()), *((c, pa.float64()) for c in _SAMPLE_COLUMNS), ("sample_cpu_s", pa.float64())])
+SAMPLE_COLUMNS = tuple(SAMPLES.names)
+
+# what each schema version's files hold (older versions are upgraded on read)
+_REQUIRED = {
+    1: {"requests.parquet": [c for c in REQUEST_COLUMNS if c not in ARRIVAL_COLUMNS], "samples.parquet": ["t"]},
+    2: {"requests.parquet": list(REQUEST_COLUMNS), "samples.parquet": ["t"]},
+}
+_SCHEMAS = {"requests.parquet": REQUESTS, "samples.parquet": SAMPLES}
+
+
+def conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
+    """`table` with exactly `schema` (column order and types); ArtifactError naming what is wrong.
+
+    For the samples schema, missing columns are added as nulls; for the requests schema every
+    column must be there. Unknown columns are an error either way (a writer out of step with the
+    contract is a bug to fix, not data to keep silently).
+    """
+    unknown = [c for c in table.column_names if c not in schema.names]
+    if unknown:
+        raise ArtifactError(f"{name}: columns not in the schema: {', '.join(unknown)}")
+    missing = [c for c in schema.names if c not in table.column_names]
+    if missing and schema is not SAMPLES:
+        raise ArtifactError(f"{name}: missing columns: {', '.join(missing)}")
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            column = table.column(field.name)
+            try:
+                column = column.cast(field.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ArtifactError(f"{name}: column {field.name}: {column.type} does not fit {field.type} ({exc})") from None
+        else:
+            column = pa.nulls(len(table), field.type)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema) -> Path:
+    """Check `table` against `schema` and write it atomically as parquet."""
+    path = Path(path)
+    checked = conform(table, schema, path.name)
+    with replacing(path) as tmp:
+        pq.write_table(checked, tmp)
+    return path
+
+
+def read_parquet(path: str | Path, version: int) -> pa.Table:
+    """Read `requests.parquet` or `samples.parquet` of a run of schema `version`, upgraded to the current schema.
+
+    ArtifactError naming the file when it is missing, truncated, corrupt or lacks a column.
+    """
+    path = Path(path)
+    schema = _SCHEMAS[path.name]
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ArtifactError(f"{path}: not a readable parquet file ({' '.join(str(exc).split())[:160]})") from None
+    missing = [c for c in _REQUIRED[version][path.name] if c not in table.column_names]
+    if missing:
+        raise ArtifactError(f"{path}: missing columns for schema {version}: {', '.join(missing)}")
+    extra = [c for c in table.column_names if c not in schema.names]
+    if extra:
+        table = table.drop_columns(extra)
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(len(table), field.type))
+    return conform(table.select(schema.names), schema, str(path))
