@@ -51,6 +51,14 @@ MONITOR_METRICS = [
     ("vvbench_monitor_sample_age_seconds", "gauge", "Age of the sample these readings come from", []),
 ]
 
+# gauges that show one column of the samples schema as it is (the runs' `peak_*` and CPU metrics read the same columns)
+SAMPLE_GAUGES = {
+    "vvbench_monitor_process_resident_memory_bytes": "rss_bytes",
+    "vvbench_monitor_processes": "procs",
+    "vvbench_monitor_system_cpu_idle_ratio": "sys_cpu_idle",
+    "vvbench_monitor_system_cpu_iowait_ratio": "sys_cpu_iowait",
+}
+
 WATCH_METRICS = [
     ("vvbench_watch_phase", "gauge", "1 for the phase the supervised service is in", ["phase"]),
     ("vvbench_watch_restarts", "counter", "Restarts by the watchdog, by reason", ["reason"]),
@@ -115,11 +123,8 @@ class MonitorCollector:
         up = self.service_up() if self.service_up is not None else None
         if up is not None:
             fam["vvbench_monitor_service_up"].add_metric([], float(bool(up)))
-        simple = {"vvbench_monitor_process_resident_memory_bytes": row.get("rss_bytes"),
-                  "vvbench_monitor_processes": row.get("procs"),
-                  "vvbench_monitor_system_cpu_idle_ratio": row.get("sys_cpu_idle"),
-                  "vvbench_monitor_system_cpu_iowait_ratio": row.get("sys_cpu_iowait"),
-                  "vvbench_monitor_system_memory_total_bytes": self.ram_total_bytes}
+        simple = {name: row.get(column) for name, column in SAMPLE_GAUGES.items()}
+        simple["vvbench_monitor_system_memory_total_bytes"] = self.ram_total_bytes
         cpu = row.get("cpu_percent")
         simple["vvbench_monitor_process_cpu_ratio"] = cpu / 100.0 if _ok(cpu) else None
         if _ok(row.get("t")):

@@ -26,6 +26,8 @@ from abc import ABC, abstractmethod
 
 import psutil
 
+from vvbench.artifacts.stats import SAMPLED, ServiceStats
+
 log = logging.getLogger("vvbench.monitor")
 
 
@@ -127,10 +129,9 @@ class SystemCpuSampler(Sampler):
 
 
 class ServiceStatsSampler(Sampler):
-    """The service's `GET /v1/stats` (vvbench's shape; other servers' missing keys are NA)."""
+    """The service's `GET /v1/stats`, read through the shared `ServiceStats` model (other servers' missing keys are NA)."""
 
-    columns = ("queue_depth", "active_streams", "kv_cache_bytes", "conv_cache_bytes", "leak_bytes",
-               "cuda_allocated_bytes", "cuda_reserved_bytes", "stalled_s")
+    columns = SAMPLED
 
     def __init__(self, base_url: str | None, api_key: str | None = None, timeout_s: float = 1.0):
         super().__init__()
@@ -150,9 +151,4 @@ class ServiceStatsSampler(Sampler):
         except (OSError, ValueError) as exc:
             self.note(f"{self.url} unreadable ({type(exc).__name__}): service stats are NA while it is")
             return {}
-        out = {k: data.get(k) for k in self.columns if isinstance(data.get(k), (int, float))}
-        if "active_streams" not in out and isinstance(data.get("service"), dict):
-            streams = data["service"].get("active_http_streams")
-            if isinstance(streams, (int, float)):
-                out["active_streams"] = streams
-        return out
+        return ServiceStats.read(data).sample()

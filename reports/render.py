@@ -1,9 +1,9 @@
 """Markdown and HTML renderings of a run, computed from `run.json` alone (never torch or Locust).
 
-`summary_rows` is the one list of (label, value) lines both renderings (and the CLI's table)
-show; it reads the metric definitions recorded in run.json, so a figure's unit and direction
-come from the same table that computed it. The HTML page is self-contained (inline CSS, no
-scripts, no external resources); the reports issue makes it richer.
+`summary_rows` is the one list of lines both renderings show: every metric of the metric table
+marked `summary`, in the table's order, with its value in its unit, which way is better, and its
+definition — all read from `vvbench.artifacts.metrics`, never restated here. The HTML page is
+self-contained (inline CSS, no scripts, no external resources).
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from __future__ import annotations
 import html
 import math
 
-from vvbench.artifacts.metrics import RTF_FORMULA
+from vvbench.artifacts.metrics import METRICS, PERCENTILE_METHOD, RTF_FORMULA
 
-SHOWN = ("ttfa_p50_s", "ttfa_p95_s", "ttfa_p99_s", "e2e_p50_s", "e2e_p95_s", "e2e_p99_s", "rtf_p50", "rtf_p95", "rtf_p99",
-         "c50", "c100", "c200", "success", "throughput_rps", "goodput_rps", "audio_s_per_s", "peak_rss_bytes",
-         "peak_gpu_bytes", "cpu_idle_inflight", "send_lag_p95_s", "requests")
+SHOWN = tuple(m for m in METRICS if m.summary)
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -35,11 +33,10 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def summary_rows(run: dict) -> list[tuple[str, str, str]]:
-    """(metric, value, what it is) for the metrics a summary shows, in a fixed order."""
-    defs = {m["name"]: m for m in run.get("metrics", [])}
+def summary_rows(run: dict) -> list[tuple[str, str, str, str]]:
+    """(metric, value, better, what it is) for the metrics a summary shows, in the table's order."""
     summary = run.get("summary", {})
-    return [(name, fmt(summary.get(name), defs[name]["unit"]), defs[name]["description"]) for name in SHOWN if name in defs]
+    return [(m.name, fmt(summary.get(m.name), m.unit), m.better, m.description) for m in SHOWN]
 
 
 def verdict_rows(run: dict) -> list[tuple[str, str, str]]:
@@ -70,13 +67,14 @@ def render_markdown(run: dict) -> str:
     lines += [f"- **{k}**: {v}" for k, v in _head(run)]
     if run.get("error"):
         lines.append(f"- **error**: {run['error']}")
-    lines += ["", "| metric | value | definition |", "|---|---|---|"]
-    lines += [f"| {n} | {v} | {d} |" for n, v, d in summary_rows(run)]
+    lines += ["", "| metric | value | better | definition |", "|---|---|---|---|"]
+    lines += [f"| {n} | {v} | {b} | {d} |" for n, v, b, d in summary_rows(run)]
     verdicts = verdict_rows(run)
     if verdicts:
         lines += ["", "| SLO | value | verdict |", "|---|---|---|"]
         lines += [f"| {s} | {v} | {r} |" for s, v, r in verdicts]
-    lines += ["", f"{RTF_FORMULA}. Failed requests are never in latency statistics; warm-up requests are excluded.", ""]
+    lines += ["", f"{RTF_FORMULA}. Percentiles: {PERCENTILE_METHOD}. Failed requests are never in latency statistics; "
+              "warm-up requests are excluded.", ""]
     return "\n".join(lines)
 
 
@@ -100,10 +98,11 @@ def render_html(run: dict) -> str:
          ".PASS{color:#176f2c}.FAIL{color:#b00020}</style></head><body>"),
         f"<h1>{html.escape(title)} <span class='{html.escape(str(badge))}'>{html.escape(str(badge))}</span></h1>",
         _table(_head(run) + ([("error", run["error"])] if run.get("error") else []), ("", "")),
-        "<h2>Summary</h2>", _table(summary_rows(run), ("metric", "value", "definition")),
+        "<h2>Summary</h2>", _table(summary_rows(run), ("metric", "value", "better", "definition")),
     ]
     if verdicts:
         parts += ["<h2>SLOs</h2>", _table(verdicts, ("SLO", "value", "verdict"))]
-    parts += [f"<p>{html.escape(RTF_FORMULA)}. Failed requests are never in latency statistics; warm-up requests are excluded.</p>",
+    parts += [f"<p>{html.escape(RTF_FORMULA)}. Percentiles: {html.escape(PERCENTILE_METHOD)}. Failed requests are never in "
+              "latency statistics; warm-up requests are excluded.</p>",
               "</body></html>"]
     return "\n".join(parts)

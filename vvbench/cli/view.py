@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from vvbench.artifacts.metrics import RTF_FORMULA
+from vvbench.artifacts.metrics import GROUPS, METRICS, RTF_FORMULA, Metric, metric
 from vvbench.reports.render import fmt, verdict_rows
 
 
@@ -28,7 +28,7 @@ class LiveView:
         window = snap.get("window_s") or 1.0
         elapsed = snap.get("elapsed_s", 0.0)
         grid = Table.grid(padding=(0, 2))
-        ttfa = snap.get("ttfa_p95_s")
+        ttfa = snap.get(LIVE_METRIC.name)
         grid.add_row(f"[bold]{self.title}[/]", snap.get("phase", "starting"),
                      f"{elapsed:5.1f} / {window:.0f} s")
         grid.add_row(f"requests {snap.get('done', 0)} done, {snap.get('in_flight', 0)} in flight",
@@ -49,27 +49,40 @@ class LiveView:
             self.live.stop()
 
 
-def _value(run: dict, name: str) -> str:
-    defs = {m["name"]: m for m in run.get("metrics", [])}
-    return fmt(run.get("summary", {}).get(name), defs[name]["unit"]) if name in defs else "NA"
+LIVE_METRIC = metric("ttfa_p95_s")  # what the load processes report while the run goes
+LATENCY_LABELS = {"ttfa_s": "TTFA", "ttfb_s": "TTFB", "e2e_s": "E2E", "rtf": "RTF"}  # source column -> row label
+
+
+def _latency_rows() -> dict[str, dict[str, Metric]]:
+    """Source column -> {p50, p95, p99: metric}, for the percentile metrics of the latency group."""
+    rows: dict[str, dict[str, Metric]] = {}
+    for m in METRICS:
+        if m.group == "latency" and m.summary and m.aggregation in ("p50", "p95", "p99"):
+            rows.setdefault(m.column, {})[m.aggregation] = m
+    return rows
 
 
 def summary_tables(run: dict) -> list:
-    """A compact summary (percentile rows, then single figures) and the SLO verdicts."""
+    """The percentile table of the latency metrics, one line per other group, and the SLO verdicts.
+
+    Every figure is a row of the metric table with `summary` set (the same ones the Markdown and
+    HTML summaries show), formatted in its unit.
+    """
     scenario = run.get("scenario", {})
     counts = run.get("summary_counts", {})
-    table = Table(title=f"{scenario.get('name', '')}: {run.get('summary', {}).get('requests') or 0:.0f} measured requests "
+    values = run.get("summary", {})
+    table = Table(title=f"{scenario.get('name', '')}: {values.get('requests') or 0:.0f} measured requests "
                         f"({counts.get('warmup_rows', 0)} warm-up excluded, {counts.get('failed_rows', 0)} failed)")
     for col in ("", "p50", "p95", "p99"):
         table.add_column(col, justify="right")
-    for label, stem, unit in (("TTFA", "ttfa", "_s"), ("TTFB", "ttfb", "_s"), ("E2E", "e2e", "_s"), ("RTF", "rtf", "")):
-        table.add_row(label, *(_value(run, f"{stem}_p{q}{unit}") for q in (50, 95, 99)))
+    for column, by_q in _latency_rows().items():
+        table.add_row(LATENCY_LABELS.get(column, column), *(fmt(values.get(by_q[q].name), by_q[q].unit) if q in by_q else ""
+                                                            for q in ("p50", "p95", "p99")))
     facts = Table(show_header=False, box=None)
-    for label, names in (("continuity c50 / c100 / c200", ("c50", "c100", "c200")),
-                         ("success", ("success",)), ("throughput / goodput", ("throughput_rps", "goodput_rps")),
-                         ("audio delivered", ("audio_s_per_s",)), ("peak memory RSS / GPU", ("peak_rss_bytes", "peak_gpu_bytes")),
-                         ("CPU idle while in flight", ("cpu_idle_inflight",)), ("open-loop send lag p95", ("send_lag_p95_s",))):
-        facts.add_row(label, " / ".join(_value(run, n) for n in names))
+    for group in GROUPS:
+        shown = [m for m in METRICS if m.group == group and m.summary and not (group == "latency" and m.column in LATENCY_LABELS)]
+        if shown:
+            facts.add_row(group, "  ".join(f"{m.name} {fmt(values.get(m.name), m.unit)}" for m in shown))
     out = [table, facts]
     verdicts = verdict_rows(run)
     if verdicts:

@@ -21,11 +21,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vvbench.artifacts.metrics import metric
 from vvbench.artifacts.scenarios import Scenario
 from vvbench.load import client
 from vvbench.load.arrivals import default_pool, schedule, worker_share
 from vvbench.load.mix import RequestMix, RequestSpec
 from vvbench.load.records import RowRecorder, build_row
+
+LIVE_METRIC = metric("ttfa_p95_s")  # the one figure the live view shows while a run goes
 
 
 class LoadPlan(BaseModel):
@@ -153,7 +156,7 @@ class LoadContext:
         """Counts for the live display (TTFA p95 over measured successful rows so far)."""
         ttfa = float(np.percentile(self._ttfa, 95)) if self._ttfa else None
         return {"t": time.time(), "started": self.started, "done": self.done, "errors": self.failed,
-                "in_flight": self.in_flight, "offered": self.offered, "ttfa_p95_s": ttfa,
+                "in_flight": self.in_flight, "offered": self.offered, LIVE_METRIC.name: ttfa,
                 "ttfa_values": len(self._ttfa)}
 
 
@@ -162,5 +165,5 @@ def merge_progress(parts: list[dict], ttfa_values: list[float] | None = None) ->
     out = {k: sum(p.get(k, 0) or 0 for p in parts) for k in ("started", "done", "errors", "in_flight", "offered")}
     out["t"] = max((p.get("t", 0) for p in parts), default=time.time())
     vals = [v for v in (ttfa_values or []) if v is not None and not math.isnan(v)]
-    out["ttfa_p95_s"] = float(np.percentile(vals, 95)) if vals else None
+    out[LIVE_METRIC.name] = float(np.percentile(vals, 95)) if vals else None
     return out

@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from vvbench.artifacts.stats import ServiceStats
+
 RATE = 24_000
 
 
@@ -105,7 +107,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path in ("/readyz", "/healthz"):
             return self._json(200, {"status": "ok"})
         if self.path == "/v1/stats":
-            return self._json(200, {"queue_depth": 0, "active_streams": s.active, "requests": s.requests})
+            stats = ServiceStats(queue_depth=0, active_streams=s.active, requests={"ok": s.requests})
+            return self._json(200, stats.model_dump(mode="json", exclude_none=True))
         parts = self.path.strip("/").split("/")
         if len(parts) >= 3 and parts[:2] == ["v1", "jobs"] and parts[2] in s.jobs:
             job = s.jobs[parts[2]]

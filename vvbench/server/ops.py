@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
+from vvbench.artifacts.stats import ServiceStats
 from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig
 from vvbench.runtime.voices import VOICES
@@ -63,13 +64,14 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@api.get("/v1/stats", operation_id="stats", responses=error_responses(401, 429))
-async def stats(request: Request) -> dict[str, Any]:
+@api.get("/v1/stats", response_model=ServiceStats, response_model_exclude_none=False, operation_id="stats",
+         responses=error_responses(401, 429))
+async def stats(request: Request) -> ServiceStats:
     """Engine stats (queue depth, active streams, batch sizes, per-stage seconds, memory, config) plus `service` counters."""
     service = request.app.state.service
     out: dict[str, Any] = service.engine.stats() if service.engine is not None else {"config": service.config.model_dump(mode="json")}
     out["service"] = service.service_stats()
-    return out
+    return ServiceStats.model_validate(out)
 
 
 @api.get("/v1/voices", response_model=VoiceList, operation_id="listVoices", responses=error_responses(401, 429))
