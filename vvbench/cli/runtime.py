@@ -67,9 +67,9 @@ def _print_synth(result: dict, as_json: bool) -> None:
 @knob_options
 def synth(text: str, out: str, voice: str, seed: int, speed: float, as_json: bool, preset, config_path, **kwargs) -> None:
     """Synthesise TEXT once through the engine and write a WAV file."""
+    config = _config(config_path, preset, kwargs)  # validated before torch is imported: bad input fails fast
     from vvbench.runtime.oneshot import synthesize_to_file
 
-    config = _config(config_path, preset, kwargs)
     result = synthesize_to_file(config, text, out, voice=voice, seed=seed, speed=speed)
     _print_synth(result, as_json)
 
@@ -90,15 +90,16 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
     """Predict memory per device: weights, KV caches, conv caches, activations; what fits."""
     from vvbench.core.errors import InputError
     from vvbench.core.units import parse_bytes
-    from vvbench.runtime.plan import memory_plan
 
     if streams is not None and streams < 1:
         raise InputError("--streams must be at least 1", param="streams")
     if max_audio_min <= 0:
         raise InputError("--max-audio-min must be positive", param="max_audio_min")
     config = _config(config_path, preset, kwargs)
-    result = memory_plan(config, streams=streams, max_audio_min=max_audio_min,
-                         budget_bytes=parse_bytes(budget) if budget else None)
+    budget_bytes = parse_bytes(budget, "--budget") if budget else None
+    from vvbench.runtime.plan import memory_plan  # torch: only once the input is known to be good
+
+    result = memory_plan(config, streams=streams, max_audio_min=max_audio_min, budget_bytes=budget_bytes)
     data = result.to_json()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -145,7 +146,6 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
 def serve(host: str, port: int, data_dir: str, api_key, max_job_streams, max_job_chars, job_chunk_frames,
           rate_limit, rate_burst, memory_guard, short_first, health_stall_s, drain_timeout_s, preset, config_path, **kwargs) -> None:
     """Run the TTS service (OpenAI-compatible /v1/audio/speech, jobs, metrics) until SIGTERM."""
-    from vvbench.server.main import serve as run_service
     from vvbench.server.settings import build_settings
 
     config = _config(config_path, preset, kwargs)
@@ -153,6 +153,8 @@ def serve(host: str, port: int, data_dir: str, api_key, max_job_streams, max_job
         data_dir=data_dir, api_key=api_key, max_job_streams=max_job_streams, max_job_chars=max_job_chars,
         job_chunk_frames=job_chunk_frames, rate_limit_rps=rate_limit, rate_burst=rate_burst, memory_guard=memory_guard,
         short_first=short_first, health_stall_s=health_stall_s, drain_timeout_s=drain_timeout_s)
+    from vvbench.server.main import serve as run_service  # the web stack, once the flags are known to be good
+
     verbose = logging.getLogger().level <= logging.INFO
     run_service(config, settings, host=host, port=port, access_log=verbose,
                 on_listening=lambda url: click.echo(f"vvbench serve: listening on {url}"))
