@@ -1,4 +1,8 @@
-"""Bad input is a 4xx with the OpenAI error shape naming the parameter; nothing a client sends is a 500."""
+"""Bad input is a 4xx with the OpenAI error shape naming the parameter; nothing a client sends is a 500.
+
+Requests go to the service in process (`app_http`: the app around a real tiny engine); the
+bodies that need a real socket (a huge declared or chunked body) go to a real `vvbench serve`.
+"""
 
 from __future__ import annotations
 
@@ -38,28 +42,28 @@ SPEECH_CASES = [
 
 
 @pytest.mark.parametrize("patch, param", SPEECH_CASES, ids=[f"{p}-{i}" for i, (_, p) in enumerate(SPEECH_CASES)])
-def test_bad_speech_field_is_400_naming_it(http, patch, param):
-    err = assert_error(http.post("/v1/audio/speech", json={**OK, **patch}), 400, param)
+def test_bad_speech_field_is_400_naming_it(app_http, patch, param):
+    err = assert_error(app_http.post("/v1/audio/speech", json={**OK, **patch}), 400, param)
     assert err["type"] == "invalid_request_error"
 
 
-def test_missing_input_names_it(http):
-    assert_error(http.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy"}), 400, "input")
+def test_missing_input_names_it(app_http):
+    assert_error(app_http.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy"}), 400, "input")
 
 
-def test_unsupported_format_message_lists_the_allowed_ones(http):
-    err = assert_error(http.post("/v1/audio/speech", json={**OK, "response_format": "mp3"}), 400, "response_format")
+def test_unsupported_format_message_lists_the_allowed_ones(app_http):
+    err = assert_error(app_http.post("/v1/audio/speech", json={**OK, "response_format": "mp3"}), 400, "response_format")
     assert "wav" in err["message"] and "pcm" in err["message"] and "mp3" in err["message"]
 
 
 @pytest.mark.parametrize("raw", [b"{bad json", b"[1, 2]", b"null", b"", b'"text"', b"\xff\xfe"])
-def test_malformed_bodies_are_400(http, raw):
-    resp = http.post("/v1/audio/speech", content=raw, headers={"content-type": "application/json"})
+def test_malformed_bodies_are_400(app_http, raw):
+    resp = app_http.post("/v1/audio/speech", content=raw, headers={"content-type": "application/json"})
     assert_error(resp, 400, "body")
 
 
-def test_form_body_is_400(http):
-    assert_error(http.post("/v1/audio/speech", data={"input": "hi"}), 400)
+def test_form_body_is_400(app_http):
+    assert_error(app_http.post("/v1/audio/speech", data={"input": "hi"}), 400)
 
 
 def _raw(server, head: bytes, body_parts=(), read=65536) -> bytes:
@@ -101,42 +105,42 @@ def test_huge_chunked_body_is_cut_off(server):
 JOB_ID = "job_" + "0" * 32
 
 
-def test_job_ids_and_chunk_indexes(http):
-    assert_error(http.get("/v1/jobs/not-a-job"), 400, "job_id")
-    assert_error(http.get("/v1/jobs/job_XYZ"), 400, "job_id")
-    assert_error(http.get(f"/v1/jobs/{JOB_ID}"), 404, "job_id")
-    assert_error(http.get(f"/v1/jobs/{JOB_ID}/audio"), 404, "job_id")
-    assert_error(http.delete(f"/v1/jobs/{JOB_ID}"), 404, "job_id")
-    assert_error(http.get(f"/v1/jobs/{JOB_ID}/chunks/-1"), 400, "index")
-    assert_error(http.get(f"/v1/jobs/{JOB_ID}/chunks/abc"), 400, "index")
-    assert_error(http.get(f"/v1/jobs/{JOB_ID}/chunks/0"), 404, "job_id")
-    assert_error(http.get("/v1/jobs", params={"limit": 0}), 400, "limit")
+def test_job_ids_and_chunk_indexes(app_http):
+    assert_error(app_http.get("/v1/jobs/not-a-job"), 400, "job_id")
+    assert_error(app_http.get("/v1/jobs/job_XYZ"), 400, "job_id")
+    assert_error(app_http.get(f"/v1/jobs/{JOB_ID}"), 404, "job_id")
+    assert_error(app_http.get(f"/v1/jobs/{JOB_ID}/audio"), 404, "job_id")
+    assert_error(app_http.delete(f"/v1/jobs/{JOB_ID}"), 404, "job_id")
+    assert_error(app_http.get(f"/v1/jobs/{JOB_ID}/chunks/-1"), 400, "index")
+    assert_error(app_http.get(f"/v1/jobs/{JOB_ID}/chunks/abc"), 400, "index")
+    assert_error(app_http.get(f"/v1/jobs/{JOB_ID}/chunks/0"), 404, "job_id")
+    assert_error(app_http.get("/v1/jobs", params={"limit": 0}), 400, "limit")
 
 
-def test_bad_job_bodies(http):
-    assert_error(http.post("/v1/jobs", json={"input": "Hi.", "stream": True}), 400, "stream")
-    assert_error(http.post("/v1/jobs", json={"input": "Hi.", "stream_format": "sse"}), 400, "stream_format")
-    assert_error(http.post("/v1/jobs", json={"input": "  "}), 400, "input")
-    assert_error(http.post("/v1/jobs", json={"input": "word " * 40001}), 400, "input")  # over max_job_chars
-    assert_error(http.post("/v1/jobs", json={"input": "Hi.", "voice": "nobody"}), 400, "voice")
+def test_bad_job_bodies(app_http):
+    assert_error(app_http.post("/v1/jobs", json={"input": "Hi.", "stream": True}), 400, "stream")
+    assert_error(app_http.post("/v1/jobs", json={"input": "Hi.", "stream_format": "sse"}), 400, "stream_format")
+    assert_error(app_http.post("/v1/jobs", json={"input": "  "}), 400, "input")
+    assert_error(app_http.post("/v1/jobs", json={"input": "word " * 40001}), 400, "input")  # over max_job_chars
+    assert_error(app_http.post("/v1/jobs", json={"input": "Hi.", "voice": "nobody"}), 400, "voice")
 
 
-def test_admin_config_bad_bodies(http):
-    assert_error(http.post("/admin/config", json=[1, 2]), 400, "body")
-    assert_error(http.post("/admin/config", json={"no_such_knob": 1}), 400, "no_such_knob")
-    assert_error(http.post("/admin/config", json={"max_batch": 2}), 400, "max_batch")
-    assert_error(http.post("/admin/config", json={"batch_window_ms": "soon"}), 400)
+def test_admin_config_bad_bodies(app_http):
+    assert_error(app_http.post("/admin/config", json=[1, 2]), 400, "body")
+    assert_error(app_http.post("/admin/config", json={"no_such_knob": 1}), 400, "no_such_knob")
+    assert_error(app_http.post("/admin/config", json={"max_batch": 2}), 400, "max_batch")
+    assert_error(app_http.post("/admin/config", json={"batch_window_ms": "soon"}), 400)
 
 
-def test_unknown_routes_and_methods(http):
-    assert_error(http.get("/v1/nothing-here"), 404)
-    resp = http.delete("/v1/audio/speech")
+def test_unknown_routes_and_methods(app_http):
+    assert_error(app_http.get("/v1/nothing-here"), 404)
+    resp = app_http.delete("/v1/audio/speech")
     assert_error(resp, 405)
     assert "POST" in resp.headers["allow"]
 
 
-def test_no_request_in_this_session_got_a_500(http):
-    text = http.get("/metrics").text
+def test_no_request_in_this_module_got_a_500(app_http):
+    text = app_http.get("/metrics").text
     lines = [line for line in text.splitlines() if line.startswith("vvbench_http_requests_total{")]
     assert lines
     assert not [line for line in lines if 'status="5' in line and 'status="503"' not in line], lines

@@ -25,13 +25,13 @@ def test_healthz_turns_503_when_the_engine_hangs_and_waiting_requests_time_out(s
         assert err["code"] == "request_timeout" and int(stuck.headers["retry-after"]) >= 1
 
 
-def test_readyz_and_healthz_on_a_ready_server(http):
-    assert http.get("/readyz").json() == {"status": "ready", "detail": None}
-    assert http.get("/healthz").json()["status"] == "ok"
+def test_readyz_and_healthz_on_a_ready_server(app_http):
+    assert app_http.get("/readyz").json() == {"status": "ready", "detail": None}
+    assert app_http.get("/healthz").json()["status"] == "ok"
 
 
-def test_openapi_describes_every_endpoint_and_the_error_shape(http):
-    spec = http.get("/openapi.json").json()
+def test_openapi_describes_every_endpoint_and_the_error_shape(app_http):
+    spec = app_http.get("/openapi.json").json()
     paths = spec["paths"]
     for path, method in [("/v1/audio/speech", "post"), ("/v1/jobs", "post"), ("/v1/jobs", "get"), ("/v1/jobs/{job_id}", "get"),
                          ("/v1/jobs/{job_id}", "delete"), ("/v1/jobs/{job_id}/chunks/{index}", "get"),

@@ -173,6 +173,10 @@ class Engine:
         """Why the engine thread stopped, when it failed."""
         return self._failure
 
+    def count_tokens(self, text: str) -> int:
+        """Text tokens the LM reads for `text` (the `usage` a response reports)."""
+        return len(self.prompts.tokenizer.encode(text))
+
     def warmup(self, frames: int = 2) -> None:
         """Run one short request so first-call costs (allocations, compile) are paid up front."""
         req = SynthesisRequest(text="Warm up.", voice="alloy", seed=0)

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from vvbench import __version__
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.server import jobs, ops, speech
+from vvbench.server.engine import SpeechEngine
 from vvbench.server.errors import ErrorResponse, install_error_handlers
 from vvbench.server.jobrunner import JobRunner
 from vvbench.server.jobstore import JobStore
@@ -38,13 +39,17 @@ DESCRIPTION = (
 
 
 def create_app(config: RuntimeConfig, data_dir: str | Path | None = None, api_key: str | None = None,
-               settings: ServiceSettings | None = None) -> FastAPI:
-    """Build the app. `settings` carries every service option; `data_dir`/`api_key` override it."""
+               settings: ServiceSettings | None = None, engine: SpeechEngine | None = None) -> FastAPI:
+    """Build the app. `settings` carries every service option; `data_dir`/`api_key` override it.
+
+    `engine` (any `SpeechEngine`, e.g. a real `Engine` built by the caller) replaces the one the
+    service would build from `config`; the caller keeps it and closes it (see `server.engine`).
+    """
     settings = settings or ServiceSettings()
     overrides = {k: v for k, v in (("data_dir", data_dir), ("api_key", api_key)) if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
-    service = Service(config, settings)
+    service = Service(engine.config if engine is not None else config, settings, engine)
     service.metrics = ServiceMetrics(service)
 
     @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from collections import Counter
 
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.server.admission import MemoryGuard, RateLimiter
+from vvbench.server.engine import SpeechEngine
 from vvbench.server.errors import unavailable
 from vvbench.server.settings import ServiceSettings
 
@@ -28,10 +29,11 @@ MAX_MODEL_NAMES = 64
 class Service:
     """Everything the route handlers share; one per app."""
 
-    def __init__(self, config: RuntimeConfig, settings: ServiceSettings):
+    def __init__(self, config: RuntimeConfig, settings: ServiceSettings, engine: SpeechEngine | None = None):
         self.config = config
         self.settings = settings
-        self.engine = None
+        self.engine: SpeechEngine | None = None
+        self._given = engine  # an engine the caller built and owns (tests, embedding): warmed, never closed
         self.ready = False
         self.draining = False
         self.load_error: str | None = None
@@ -52,9 +54,12 @@ class Service:
         """Build the engine and run the warm-up request (blocking; run it in a thread)."""
         t0 = time.perf_counter()
         try:
-            from vvbench.runtime.engine import Engine
+            if self._given is not None:
+                engine = self._given
+            else:
+                from vvbench.runtime.engine import Engine
 
-            engine = Engine(self.config)
+                engine = Engine(self.config)
             self.engine = engine
             log.info("model %s loaded in %.1f s; warming up", self.config.preset, time.perf_counter() - t0)
             engine.warmup()
@@ -85,7 +90,7 @@ class Service:
         self.draining = True
         if self.jobs is not None:
             await self.jobs.stop()
-        if self.engine is not None:
+        if self.engine is not None and self._given is None:
             await asyncio.to_thread(self.engine.close)
 
     # -- what handlers ask ----------------------------------------------------------------

@@ -84,4 +84,4 @@ async def create_speech(body: SpeechRequest, request: Request):
     t_request = request.scope.get("state", {}).get("t_start", time.monotonic())
     return SpeechResponse(handle, service, response_format=body.response_format, stream_format=body.stream_format,
                           stream=body.stream, t_request=t_request,
-                          input_tokens=len(engine.prompts.tokenizer.encode(body.input)), headers=headers)
+                          input_tokens=engine.count_tokens(body.input), headers=headers)
