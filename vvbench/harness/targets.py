@@ -12,6 +12,12 @@ The `Target` contract (every kind passes `tests/integration/test_target_contract
 - `pid` is the service's process id when known (for sampling), else None.
 - `describe()` gives JSON-able facts for run.json (never the API key).
 - `with target:` starts and always stops, also on Ctrl-C (KeyboardInterrupt) and exceptions.
+- `reconfigure(knobs)` changes runtime knobs of a started target and says how (`Reconfigured`):
+  knobs equal to the running config change nothing; hot knobs go through `POST /admin/config`
+  on the warm service; any restart-only knob (offload, max_batch, batch_invariant, ...) stops the
+  service and starts it again with the merged config (embedded, command). An `http` target
+  cannot restart what it did not start: restart-only knobs are a `TargetError` there. A value
+  the config model refuses is a `ConfigError` before anything is sent.
 
 The kinds are pydantic specs with a `kind` tag (`TargetSpec`, the registry); each spec's
 `build()` makes its Target. Choices: `embedded` writes the RuntimeConfig to a temp YAML and
@@ -32,8 +38,11 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -45,10 +54,21 @@ from vvbench.core.net import free_port, probe
 READY_TIMEOUT_S = 180.0
 
 
+@dataclass(frozen=True)
+class Reconfigured:
+    """What `Target.reconfigure` did: `how` is unchanged, hot or restart; `config` is the running config after."""
+
+    how: Literal["unchanged", "hot", "restart"]
+    changed: tuple[str, ...]
+    config: dict
+    seconds: float
+
+
 class Target(ABC):
     """How a run reaches a service (see the module docstring for the contract)."""
 
     kind: str = "?"
+    api_key: str | None = None
 
     def __init__(self) -> None:
         self.url: str | None = None
@@ -79,6 +99,48 @@ class Target(ABC):
             return config if isinstance(config, dict) else None
         except (OSError, ValueError, AttributeError):
             return None
+
+    def reconfigure(self, knobs: Mapping[str, Any]) -> Reconfigured:
+        """Apply runtime knobs to the started service (see the module docstring)."""
+        from vvbench.runtime.config import HOT_KNOBS, merge, validate_config
+
+        t0 = time.monotonic()
+        current = self.runtime_config()
+        if self.url is None or current is None:
+            raise TargetError(f"{self.kind} target: reconfigure needs a started service whose config is known")
+        new = validate_config(merge(current, dict(knobs)), "reconfigure").model_dump(mode="json")
+        changed = tuple(sorted(k for k in new if new[k] != current.get(k)))
+        if not changed:
+            return Reconfigured("unchanged", (), current, time.monotonic() - t0)
+        cold = [k for k in changed if k not in HOT_KNOBS]
+        if cold:
+            self.restart_with(new, cold)
+            return Reconfigured("restart", changed, new, time.monotonic() - t0)
+        self._post_config({k: new[k] for k in changed})
+        self.config_changed(new)
+        return Reconfigured("hot", changed, new, time.monotonic() - t0)
+
+    def restart_with(self, config: dict, cold: list[str]) -> None:
+        """Restart the service with `config` (targets that start their service override this)."""
+        raise TargetError(f"{self.kind} target cannot restart the service; {', '.join(cold)} need a restart")
+
+    def config_changed(self, config: dict) -> None:  # noqa: B027 - a default no-op: http targets keep no config
+        """Hot knobs were applied: targets that keep a config keep it in step."""
+
+    def _post_config(self, patch: dict) -> None:
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})}
+        req = urllib.request.Request(f"{self.url}/admin/config", data=json.dumps(patch).encode(), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", {}).get("message")
+            except (ValueError, AttributeError):
+                message = None
+            raise TargetError(f"{self.kind} target refused the new config (HTTP {exc.code}): {message or exc.reason}") from None
+        except OSError as exc:
+            raise TargetError(f"{self.kind} target: POST /admin/config failed: {exc}") from None
 
     def __enter__(self) -> Target:
         try:
@@ -178,13 +240,17 @@ class EmbeddedTarget(ChildTarget):
         self._tmp = tempfile.mkdtemp(prefix="vvbench-embedded-")
         cfg = Path(self._tmp) / "runtime.yaml"
         cfg.write_text(dump_config(self.config))
+        stdout = self.log_dir / "stdout.log"
+        offset = stdout.stat().st_size if stdout.exists() else 0  # the log is appended to: a restart announces anew
         self.spawn([sys.executable, "-m", "vvbench.cli", "serve", "--port", "0", "--config", str(cfg),
                     "--data-dir", str(Path(self._tmp) / "data"), *self.serve_args],
                    env={"VVBENCH_API_KEY": self.api_key} if self.api_key else None)
         deadline = time.monotonic() + self.ready_timeout_s
         announce = "vvbench serve: listening on "
         while self.url is None:
-            out = (self.log_dir / "stdout.log").read_text(errors="replace")
+            with open(stdout, "rb") as f:
+                f.seek(offset)
+                out = f.read().decode(errors="replace")
             self.url = next((line[len(announce):].strip() for line in out.splitlines() if line.startswith(announce)), None)
             if self.url is None:
                 if not self.alive():
@@ -206,6 +272,18 @@ class EmbeddedTarget(ChildTarget):
 
     def runtime_config(self) -> dict:
         return self.config.model_dump(mode="json")
+
+    def config_changed(self, config: dict) -> None:
+        from vvbench.runtime.config import validate_config
+
+        self.config = validate_config(config)
+
+    def restart_with(self, config: dict, cold: list[str]) -> None:
+        """Stop the service and start it again on the new config (a new port, a fresh data directory)."""
+        self.config_changed(config)
+        self.stop()
+        self.url = None
+        self.start()
 
 
 class HttpTarget(Target):
@@ -290,13 +368,19 @@ class CommandTarget(ChildTarget):
         super().__init__(log_dir)
         self.config = config
         self.port = free_port()
-        values = {**_flat_knobs(config), "port": str(self.port), "host": "127.0.0.1"}
+        self.templates = (list(argv), ready_url, url)
+        self.ready_timeout_s = ready_timeout_s
+        self._fill()
+        if not self.argv:
+            raise ConfigError("command target: the command is empty")
+
+    def _fill(self) -> None:
+        """The argv, readiness URL and base URL from the templates and the current config."""
+        argv, ready_url, url = self.templates
+        values = {**_flat_knobs(self.config), "port": str(self.port), "host": "127.0.0.1"}
         self.argv = [fill(a, values) for a in argv]
         self.ready_url = fill(ready_url, values)
         self.base = fill(url, values).rstrip("/")
-        self.ready_timeout_s = ready_timeout_s
-        if not self.argv:
-            raise ConfigError("command target: the command is empty")
 
     def start(self) -> str:
         self.spawn(self.argv)
@@ -309,6 +393,19 @@ class CommandTarget(ChildTarget):
 
     def runtime_config(self) -> dict:
         return self.config.model_dump(mode="json") if hasattr(self.config, "model_dump") else dict(self.config)
+
+    def config_changed(self, config: dict) -> None:
+        from vvbench.runtime.config import validate_config
+
+        self.config = validate_config(config)
+
+    def restart_with(self, config: dict, cold: list[str]) -> None:
+        """Stop the command, fill its template from the new config, and start it again (same port)."""
+        self.config_changed(config)
+        self.stop()
+        self.url = None
+        self._fill()
+        self.start()
 
 
 class EmbeddedSpec(BaseModel):
