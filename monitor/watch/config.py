@@ -3,7 +3,8 @@
 Precedence: defaults < the YAML file (`--config watch.yaml`) < flags. Flags arrive as dotted
 paths (`memory.rss.max`) and are merged over the file before one validation, so an error names
 the file (or "command line") and the dotted path, in one line. Sizes read `20GiB`, `512MB` or
-plain bytes, and `+150MB` means growth over the memory the service had once ready; shares read `90%` or a plain number in (0, 1] (the same convention as `vvbench
+plain bytes, and `+150MB` means growth over the memory the service settled at (`memory.settle`
+after ready); shares read `90%` or a plain number in (0, 1] (the same convention as `vvbench
 serve --memory-guard`: a plain number above 1 is bytes); durations read `250ms`, `30s`, `5m`.
 
 `preflight()` checks what only the machine can tell — the command exists, the PID is a process
@@ -56,7 +57,7 @@ def _seconds(value: Any) -> Any:
 
 
 def parse_limit(value: Any) -> Limit | None:
-    """`20GiB` / `512MB` / `123456` -> bytes; `90%` / `0.9` -> a fraction; `+150MB` -> growth over ready. Positive."""
+    """`20GiB` / `512MB` / `123456` -> bytes; `90%` / `0.9` -> a fraction; `+150MB` -> growth once settled. Positive."""
     if value is None or isinstance(value, Limit):
         return value
     text = str(value).strip()
@@ -104,7 +105,7 @@ class _Model(BaseModel):
 
 
 class MemoryRule(_Model):
-    max: Threshold = Field(None, description="restart above this: bytes (20GiB), a share (90%) of RAM / GPU memory, or growth over ready (+2GiB)")
+    max: Threshold = Field(None, description="restart above this: bytes (20GiB), a share (90%) of RAM / GPU memory, or growth over the settled memory (+2GiB)")
     consecutive: int = Field(3, ge=1, le=10_000, description="for this many consecutive samples")
 
 
@@ -118,6 +119,10 @@ class Memory(_Model):
     rss: MemoryRule = Field(default_factory=MemoryRule)
     gpu: MemoryRule = Field(default_factory=MemoryRule)
     trend: Trend = Field(default_factory=Trend)
+    # A minute: several times the warm-up measured for `vvbench serve --preset tiny` on CPU (about 5 s, within
+    # 9 s on a loaded machine: docs/watchdog.md), room for a GPU service's pools and first batches; `restart.stable`.
+    settle: Seconds = Field(60.0, ge=0, description="after ready, trend rules wait this long and growth limits (+2GiB) "
+                            "take their base here: warm-up growth is not a leak (0: judge from ready)")
 
 
 class Health(_Model):
@@ -203,7 +208,8 @@ class WatchConfig(_Model):
         rules += [MemoryOverThreshold(source, rule.max, rule.consecutive) for source, rule in limits]
         t = self.memory.trend
         if t.horizon > 0:
-            rules += [MemoryTrend(source, rule.max, t.window, t.horizon, t.min_samples) for source, rule in limits]
+            rules += [MemoryTrend(source, rule.max, t.window, t.horizon, t.min_samples, self.memory.settle)
+                      for source, rule in limits]
         rules.append(HealthProbeFailures(self.health.failures))
         if self.canary.restart_after:
             rules.append(CanaryFailures(self.canary.restart_after))

@@ -14,8 +14,30 @@ The `Rule` contract:
   (`StartTimeout` covers a start that never finishes).
 
 Memory limits are absolute bytes, a fraction of the total, or growth over the memory the
-incarnation had at its first sample after ready (`+150MB`: a leak detector that needs no
-knowledge of the model's size); the supervisor passes that first value in `Recent.at_ready`.
+incarnation settled at (`+150MB`: a leak detector that needs no knowledge of the model's size);
+the supervisor passes that base, its first reading once `memory.settle` has passed since ready,
+in `Recent.baseline`.
+
+Warm-up is not a trend. A fresh process grows for its first seconds after ready — allocator
+pools, the first batch of each shape, caches, and for a restarted service the requests that
+queued up during the restart all finishing at once — and then levels off. Fitted over a short
+window, that growth extrapolates to a crossing; the restart that follows warms up the same way,
+so the service would be restarted in a loop. Two conditions keep `MemoryTrend` from reading it:
+
+- it judges only samples taken `settle_s` after ready (and the growth base is taken there too,
+  so `+150MB` measures growth over the settled memory, not over the memory before warm-up);
+- the trend must persist: the fit over the recent half of the window must project the crossing
+  within the horizon as well, so a step that has already flattened does not fire.
+
+Either alone falls short: a settle period that outlasts every warm-up on a loaded machine is a
+guess, and persistence alone would still count growth limits from before the warm-up and read
+two steps close together as a trend.
+
+Judging growth per finished request was the other choice; it needs a request count from the
+service, which a server that only speaks `/v1/audio/speech` does not give. The settle period
+costs detection time (a leak is caught `settle_s` later, the absolute and fractional thresholds
+still apply from ready on), and persistence costs at most the time until the next growth lands
+in the recent half of the window.
 
 Memory sources: `rss` is the resident memory of the service's process tree, its fraction taken
 of the machine's RAM; `gpu` is the service's own GPU memory (NVML's per-process list) when NVML
@@ -76,18 +98,18 @@ class Probe:
 
 @dataclass(frozen=True)
 class Limit:
-    """A memory threshold: absolute bytes, a fraction of the total, or growth over the memory at ready."""
+    """A memory threshold: absolute bytes, a fraction of the total, or growth over the settled memory."""
 
     bytes: int | None = None
     fraction: float | None = None
     growth_bytes: int | None = None
 
-    def resolve(self, total: float | None, at_ready: float | None = None) -> float | None:
-        """The threshold in bytes (None when the total, or the memory at ready, it needs is unknown)."""
+    def resolve(self, total: float | None, baseline: float | None = None) -> float | None:
+        """The threshold in bytes (None when the total, or the settled memory, it needs is unknown)."""
         if self.bytes is not None:
             return float(self.bytes)
         if self.growth_bytes is not None:
-            return None if at_ready is None else float(at_ready) + self.growth_bytes
+            return None if baseline is None else float(baseline) + self.growth_bytes
         if self.fraction is None or not total:
             return None
         return self.fraction * float(total)
@@ -96,7 +118,7 @@ class Limit:
         if self.bytes is not None:
             return f"{self.bytes / 2**20:.0f} MiB"
         if self.growth_bytes is not None:
-            return f"+{self.growth_bytes / 2**20:.0f} MiB over the memory at ready"
+            return f"+{self.growth_bytes / 2**20:.0f} MiB over the settled memory"
         return f"{self.fraction:.0%}"
 
 
@@ -114,7 +136,7 @@ class Recent:
     started_t: float | None = None
     ready_t: float | None = None
     ram_total_bytes: int | None = None
-    at_ready: Mapping[str, float] = field(default_factory=dict)  # memory by source at the first sample after ready
+    baseline: Mapping[str, float] = field(default_factory=dict)  # memory by source once settled (growth limits' base)
 
 
 def memory_value(row: Mapping, source: str, ram_total_bytes: int | None) -> tuple[float | None, float | None]:
@@ -195,7 +217,7 @@ class MemoryOverThreshold(Rule):
         values = []
         for row in rows:
             used, total = memory_value(row, self.source, recent.ram_total_bytes)
-            limit = self.limit.resolve(total, recent.at_ready.get(self.source))
+            limit = self.limit.resolve(total, recent.baseline.get(self.source))
             if used is None or limit is None or used < limit:
                 return []
             values.append(float(used))
@@ -209,8 +231,10 @@ class MemoryOverThreshold(Rule):
 class MemoryTrend(Rule):
     """Least-squares trend of `source` memory over `window_s` reaching `limit` within `horizon_s`.
 
-    Judged only with at least `min_samples` samples spanning at least half the window; fires
-    when the slope is positive and the fitted value now plus slope × horizon reaches the limit.
+    Judged only on samples taken `settle_s` after ready or later, with at least `min_samples` of
+    them spanning at least half the window. Fires when the fit over those samples, and the fit
+    over their recent half alone, both rise and both reach the limit within the horizon (the
+    module docstring says why).
     """
 
     source: str
@@ -218,17 +242,19 @@ class MemoryTrend(Rule):
     window_s: float
     horizon_s: float
     min_samples: int = 10
+    settle_s: float = 0.0
     name = "memory_trend"
 
     def __call__(self, recent: Recent) -> list[Action]:
-        if self.horizon_s <= 0:
+        if self.horizon_s <= 0 or recent.ready_t is None:
             return []
+        since = max(recent.now - self.window_s, recent.ready_t + self.settle_s)
         ts, vs, limit = [], [], None
         for row in _ready_samples(recent):
-            if row["t"] < recent.now - self.window_s:
+            if row["t"] < since:
                 continue
             used, total = memory_value(row, self.source, recent.ram_total_bytes)
-            lim = self.limit.resolve(total, recent.at_ready.get(self.source))
+            lim = self.limit.resolve(total, recent.baseline.get(self.source))
             if used is None or lim is None:
                 continue
             ts.append(float(row["t"]))
@@ -236,20 +262,30 @@ class MemoryTrend(Rule):
             limit = lim
         if len(ts) < max(2, self.min_samples) or ts[-1] - ts[0] < self.window_s / 2:
             return []
-        t = np.asarray(ts) - ts[-1]
-        slope, intercept = np.polyfit(t, np.asarray(vs), 1)
-        if not slope > 0 or not math.isfinite(slope):
+        t, v = np.asarray(ts) - ts[-1], np.asarray(vs)
+        half = t >= t[0] / 2
+        if half.sum() < max(2, self.min_samples // 2):
             return []
-        projected = intercept + slope * self.horizon_s
-        if projected < limit:
+        whole, late = _projection(t, v, self.horizon_s), _projection(t[half], v[half], self.horizon_s)
+        if whole is None or late is None or whole[2] < limit or late[2] < limit:
             return []
+        (slope, intercept, _), late_slope = whole, late[0]
         eta = max(0.0, (limit - intercept) / slope)
         return [Action(ActionKind.RESTART, "memory_trend",
-                       f"{self.source} grows {slope / 2**20:.1f} MiB/s (now {_mib(intercept)}): reaches {_mib(limit)} "
-                       f"({self.limit}) in {eta:.1f} s, within the {self.horizon_s:g} s horizon",
+                       f"{self.source} grows {slope / 2**20:.1f} MiB/s ({late_slope / 2**20:.1f} MiB/s over the last "
+                       f"{-t[half][0]:.1f} s; now {_mib(intercept)}): reaches {_mib(limit)} ({self.limit}) in {eta:.1f} s, "
+                       f"within the {self.horizon_s:g} s horizon",
                        {"source": self.source, "value_bytes": vs[-1], "fitted_bytes": float(intercept), "limit_bytes": limit,
-                        "slope_bytes_per_s": float(slope), "eta_s": round(eta, 3),
-                        "step_bytes": vs[-1] - vs[-2]})]
+                        "slope_bytes_per_s": float(slope), "recent_slope_bytes_per_s": float(late_slope),
+                        "eta_s": round(eta, 3), "step_bytes": vs[-1] - vs[-2]})]
+
+
+def _projection(t: np.ndarray, v: np.ndarray, horizon_s: float) -> tuple[float, float, float] | None:
+    """(slope, fitted value at t = 0, fitted value `horizon_s` later) of a rising least-squares line; None if not rising."""
+    slope, intercept = np.polyfit(t, v, 1)
+    if not slope > 0 or not math.isfinite(slope):
+        return None
+    return float(slope), float(intercept), float(intercept + slope * horizon_s)
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ class Supervisor(ServiceLifecycle):
         has_process = self.phase in (Phase.STARTING, Phase.RUNNING, Phase.DRAINING, Phase.STOPPING)
         exited, code = self.service.poll() if has_process else (False, None)
         if has_process:
-            self.sampling.tick(running=self.phase is Phase.RUNNING)
+            self.sampling.tick(running=self.phase is Phase.RUNNING, ready_t=self.ready_t)
         self._read_inbox()
         self._learn_url()
         if self.phase in (Phase.STARTING, Phase.RUNNING):
@@ -169,7 +169,7 @@ class Supervisor(ServiceLifecycle):
     def _judge(self, now: float, exited: bool, code: int | None) -> None:
         recent = Recent(now=now, phase=self.phase, samples=tuple(self.sampling.window), probes=tuple(self.probes),
                         canary_ok=tuple(self.canary_ok), exited=exited, exit_code=code, started_t=self.started_t,
-                        ready_t=self.ready_t, ram_total_bytes=self.ram_total_bytes, at_ready=dict(self.sampling.at_ready))
+                        ready_t=self.ready_t, ram_total_bytes=self.ram_total_bytes, baseline=dict(self.sampling.baseline.bytes))
         actions = evaluate(self.rules, recent)
         restart = next((a for a in actions if a.kind is ActionKind.RESTART), None)
         if restart is not None:

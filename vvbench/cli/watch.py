@@ -26,7 +26,7 @@ console = Console()
 WATCH_FLAGS = {
     "pid": "pid", "url": "url", "api_key": "api_key", "events": "events", "sample_hz": "sample_hz",
     "metrics_port": "metrics.port", "metrics_host": "metrics.host", "rss_max": "memory.rss.max", "gpu_max": "memory.gpu.max",
-    "trend_window": "memory.trend.window", "trend_horizon": "memory.trend.horizon",
+    "trend_window": "memory.trend.window", "trend_horizon": "memory.trend.horizon", "memory_settle": "memory.settle",
     "probe_every": "health.every", "probe_timeout": "health.timeout", "probe_slow": "health.slow",
     "probe_failures": "health.failures", "start_timeout": "health.start_timeout",
     "grace": "restart.grace", "backoff": "restart.backoff", "backoff_max": "restart.backoff_max", "stable": "restart.stable",
@@ -79,11 +79,12 @@ def _opt(*names, **kw):
 @_opt("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: a free one)")
 @_opt("--metrics-host", help="address for /metrics (default 127.0.0.1)")
 @_opt("--sample-hz", type=float, help="sampling rate (default 5)")
-@_opt("--rss-max", help="restart above this RSS of the process tree: 20GiB, 90% (of RAM), +2GiB (over its RSS once ready)")
-@_opt("--gpu-max", help="restart above this GPU memory: 20GiB, 90% (of the GPU), +2GiB (over ready)")
+@_opt("--rss-max", help="restart above this RSS of the process tree: 20GiB, 90% (of RAM), +2GiB (over its RSS once settled)")
+@_opt("--gpu-max", help="restart above this GPU memory: 20GiB, 90% (of the GPU), +2GiB (over its memory once settled)")
 @_opt("--consecutive", type=int, help="... for this many consecutive samples (default 3)")
 @_opt("--trend-window", help="memory trend fitted over this window (default 60s)")
 @_opt("--trend-horizon", help="restart when the trend crosses a threshold within this long (default 60s; 0 off)")
+@_opt("--memory-settle", help="after ready, trend rules wait this long and +SIZE limits take their base here (default 60s)")
 @_opt("--probe-every", help="health probe period (default 2s)")
 @_opt("--probe-timeout", help="health probe timeout (default 2s)")
 @_opt("--probe-slow", help="a 200 slower than this is a failed probe (default 1s)")

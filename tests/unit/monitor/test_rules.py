@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from vvbench.monitor.watch.rules import (
@@ -96,6 +97,27 @@ def test_trend_quiet_when_flat_falling_far_or_too_short():
     assert off(running(rows([500 * MiB + i * 10 * MiB for i in range(26)]))) == []
 
 
+def test_trend_waits_for_the_service_to_settle():
+    rule = MemoryTrend("rss", Limit(bytes=1000 * MiB), window_s=5.0, horizon_s=10.0, min_samples=10, settle_s=5.0)
+    growing = rows([500 * MiB + i * 10 * MiB for i in range(51)], dt=0.2)  # 50 MiB/s from ready (100) to 110
+    assert rule(running(growing[:26])) == []  # 105: still settling
+    assert rule(running(growing[:37])) == []  # 107.2: only 2.2 s of settled samples, under half the window
+    acts = rule(running(growing[:39]))  # 107.6: 2.6 s settled, and the fit stays on them
+    assert acts and acts[0].values["slope_bytes_per_s"] == pytest.approx(50 * MiB, rel=1e-6)
+
+
+def test_trend_must_persist_a_step_that_has_flattened_does_not_fire():
+    rule = MemoryTrend("rss", Limit(bytes=1000 * MiB), window_s=4.0, horizon_s=20.0, min_samples=10)
+    t = np.arange(0, 4.01, 0.2)
+    step = rows(list(500 * MiB + 50 * MiB * np.minimum(t, 2.0)))  # 100 MiB in 2 s, then flat for 2 s
+    slope, now = np.polyfit(t - t[-1], [r["rss_bytes"] for r in step], 1)
+    assert now + slope * 20.0 > 1000 * MiB  # the fit over the whole window alone projects the crossing
+    assert rule(running(step)) == []  # its recent half is flat
+    ongoing = rows(list(500 * MiB + 25 * MiB * t))
+    acts = rule(running(ongoing))
+    assert acts and acts[0].values["recent_slope_bytes_per_s"] == pytest.approx(25 * MiB, rel=1e-6)
+
+
 def test_trend_uses_only_the_window():
     rule = MemoryTrend("rss", Limit(bytes=1000 * MiB), window_s=2.0, horizon_s=10.0, min_samples=5)
     old_growth = [100 * MiB + i * 40 * MiB for i in range(20)]  # steep, but long ago
@@ -161,11 +183,11 @@ def test_evaluate_keeps_rule_order_and_rules_are_pure():
     assert [a.reason for a in first] == ["exit", "memory"] == [a.reason for a in second]
 
 
-def test_growth_limit_is_relative_to_the_memory_at_ready():
+def test_growth_limit_is_relative_to_the_settled_memory():
     rule = MemoryOverThreshold("rss", Limit(growth_bytes=150 * MiB), consecutive=1)
     samples = rows([500 * MiB, 640 * MiB])
-    assert rule(running(samples, at_ready={"rss": 500 * MiB})) == []
-    acts = rule(running(rows([500 * MiB, 660 * MiB]), at_ready={"rss": 500 * MiB}))
+    assert rule(running(samples, baseline={"rss": 500 * MiB})) == []
+    acts = rule(running(rows([500 * MiB, 660 * MiB]), baseline={"rss": 500 * MiB}))
     assert acts and acts[0].values["limit_bytes"] == 650 * MiB
-    assert rule(running(rows([500 * MiB, 660 * MiB]))) == []  # no memory at ready known yet: cannot judge
-    assert str(Limit(growth_bytes=150 * MiB)) == "+150 MiB over the memory at ready"
+    assert rule(running(rows([500 * MiB, 660 * MiB]))) == []  # not settled yet, no base: cannot judge
+    assert str(Limit(growth_bytes=150 * MiB)) == "+150 MiB over the settled memory"

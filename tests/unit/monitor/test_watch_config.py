@@ -101,6 +101,7 @@ def vv(*args: str) -> subprocess.CompletedProcess:
     (["--pid", "999999999"], "no such process"),
     (["--", "no-such-tts-server"], "command not found: no-such-tts-server"),
     (["--probe-every", "-2s", "--", sys.executable], "must not be negative"),
+    (["--memory-settle", "-5s", "--", sys.executable], "memory.settle: must not be negative"),
     (["--events", "/proc/no-such-dir/events.jsonl", "--", sys.executable], "cannot open for appending"),
     (["--config", "/nonexistent/watch.yaml", "--", sys.executable], "/nonexistent/watch.yaml: cannot read"),
 ])
