@@ -6,10 +6,11 @@ test helpers. The contract:
 
 - **start**: the argv runs without a shell, in a new session, so it leads its own process group
   (group id = its PID) and a Ctrl-C in our terminal reaches only us. `env` adds to our
-  environment. stdin is /dev/null; stdout is a log file (appended to), a line sink (a thread
-  reads it line by line and hands each line on: the watchdog's pass-through), or inherited;
-  stderr is a log file, `STDOUT` (stdout's file) or inherited. Never a pipe nobody reads: a
-  chatty child would fill it and block. A program that cannot be executed is a `TargetError`.
+  environment (a value of None removes that variable). stdin is /dev/null; stdout is a log
+  file (appended to), a line sink (a thread reads it line by line and hands each line on: the
+  watchdog's pass-through), or inherited; stderr is a log file, `STDOUT` (stdout's file) or
+  inherited. Never a pipe nobody reads: a chatty child would fill it and block. A program that
+  cannot be executed is a `TargetError`.
 - **announce**: `LISTENING` is the one marker. `vvbench serve` prints `vvbench serve: listening
   on URL`, the fake server `fake-tts: listening on URL`, and the watchdog accepts any command
   that prints `listening on http://...`; `announced_url(line)` reads all of them, and `url` is
@@ -72,7 +73,7 @@ def _exit_code(info: os.waitid_result) -> int:
 class Child:
     """One child process (see the module docstring for the contract)."""
 
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None,
+    def __init__(self, argv: list[str], *, env: dict[str, str | None] | None = None,
                  stdout: str | Path | Callable[[str], None] | None = None, stderr: str | Path | None = None,
                  cwd: str | Path | None = None, name: str | None = None):
         if not argv:
@@ -108,7 +109,7 @@ class Child:
                 err = files.enter_context(open(self.stderr_path, "ab")) if self.stderr_path else None
             try:
                 self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.cwd,
-                                              env={**os.environ, **self.env} if self.env else None, start_new_session=True,
+                                              env=self._environ(), start_new_session=True,
                                               text=self.sink is not None, errors="replace" if self.sink else None,
                                               bufsize=1 if self.sink else -1)
             except OSError as exc:
@@ -116,6 +117,11 @@ class Child:
         if self.sink is not None:
             threading.Thread(target=self._read, args=(self._proc.stdout,), name=f"{self.name}-stdout", daemon=True).start()
         return self
+
+    def _environ(self) -> dict[str, str] | None:
+        if not self.env:
+            return None  # ours, as it is
+        return {k: v for k, v in {**os.environ, **self.env}.items() if v is not None}
 
     def _read(self, stream) -> None:
         for line in stream:  # ends when the child (and every holder of the pipe) closes it
@@ -208,7 +214,7 @@ class Child:
             return
         try:
             os.killpg(self._proc.pid, signal.SIGKILL)
-        except OSError:  # it left its group (setsid), or a member may not be signalled by us
+        except OSError:  # it left its group (setsid), or no member of it may be signalled by us
             try:
                 os.kill(self._proc.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -157,3 +157,12 @@ def test_reap_is_bounded_and_a_program_that_is_not_there_is_an_error(tmp_path):
     assert c.reap(10) == -15
     with pytest.raises(TargetError, match=r"cannot start '/nonexistent/tts': No such file"):
         Child(["/nonexistent/tts"], stdout=tmp_path / "o.log").start()
+
+
+def test_env_adds_to_ours_and_none_removes_a_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("VV_KEEP", "kept")
+    monkeypatch.setenv("VV_DROP", "dropped")
+    code = "import os; print(os.environ.get('VV_KEEP'), os.environ.get('VV_DROP'), os.environ.get('VV_ADD'))"
+    c = child(tmp_path, code, env={"VV_DROP": None, "VV_ADD": "added"}).start()
+    assert c.reap(30) == 0
+    assert (tmp_path / "out.log").read_text().split() == ["kept", "None", "added"]
