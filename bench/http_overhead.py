@@ -29,7 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vvbench.server.child import ServerChild  # noqa: E402
+from vvbench.harness.targets import EmbeddedTarget  # noqa: E402
+from vvbench.runtime.config import RuntimeConfig  # noqa: E402
 
 TEXT = "Good morning. Your order has shipped and will arrive on Tuesday."
 
@@ -48,8 +49,8 @@ def server_first_chunk_s(header: str) -> float:
 
 
 def over_http(preset: str, window_ms: float, n: int, warmup: int) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="vvbench-bench-")
-    child = ServerChild(["--preset", preset, "--batch-window-ms", str(window_ms), "--data-dir", data_dir])
+    log_dir = tempfile.mkdtemp(prefix="vvbench-bench-")
+    child = EmbeddedTarget(RuntimeConfig(preset=preset, batch_window_ms=window_ms), Path(log_dir))
     child.start()
     client_s, server_s = [], []
     try:
@@ -70,7 +71,7 @@ def over_http(preset: str, window_ms: float, n: int, warmup: int) -> dict:
                 time.sleep(0.2)  # idle between requests
     finally:
         child.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(log_dir, ignore_errors=True)
     return {"client_ttfa_s": client_s, "server_first_chunk_s": server_s}
 
 

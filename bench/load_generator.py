@@ -6,7 +6,7 @@ process (`python -m vvbench.load.worker --role local`, exactly what `vvbench run
 starts) open-loop at increasing constant rates. For each rate it reports the achieved rate
 (successful requests per second of the window), the send lag p95 (how late requests left
 after their scheduled time: the generator falling behind shows here first), and the worker's
-CPU time per request (user + system, from `wait4`), which is the generator's intrinsic cost:
+CPU time per request (user + system, from `getrusage` of the reaped worker), which is the generator's intrinsic cost:
 one dedicated core sustains at most about 1 / (CPU per request).
 
 The fake server runs on the same machine and competes for the CPU; with 2 cores the figures
@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import resource
 import sys
 import tempfile
 import time
@@ -29,16 +29,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vvbench.artifacts.scenarios import Scenario  # noqa: E402
+from vvbench.core.proc import STDOUT, Child  # noqa: E402
 from vvbench.load.context import LoadPlan  # noqa: E402
 from vvbench.load.records import read_rows  # noqa: E402
 
 
-def start_fake() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "vvbench.load.fakeserver", "--port", "0", "--rtf", "0",
-                             "--first-delay-s", "0", "--chars-per-s", "1000", "--chunk-s", "1"],
-                            stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    return proc, line.split("listening on ")[1].strip()
+def fake_server(log_dir: Path) -> Child:
+    return Child([sys.executable, "-m", "vvbench.load.fakeserver", "--port", "0", "--rtf", "0", "--first-delay-s", "0",
+                  "--chars-per-s", "1000", "--chunk-s", "1"], stdout=log_dir / "fake.log", stderr=STDOUT, name="fake-tts")
 
 
 def one_rate(url: str, rate: float, seconds: float, work: Path) -> dict:
@@ -49,21 +47,23 @@ def one_rate(url: str, rate: float, seconds: float, work: Path) -> dict:
         "arrival": {"constant": {"rate": rate, "max_inflight": 64}}})
     work.mkdir(parents=True)
     (work / "plan.json").write_text(LoadPlan(scenario=scenario, base_url=url).model_dump_json())
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU of the children reaped so far (the fake is not)
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "vvbench.load.worker", "--role", "local", "--plan", str(work / "plan.json"),
-                             "--out", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    worker = Child([sys.executable, "-m", "vvbench.load.worker", "--role", "local", "--plan", str(work / "plan.json"),
+                    "--out", str(work)], stdout=work / "worker.log", stderr=STDOUT, name="load worker").start()
+    code = worker.reap(None)
     wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     rows = read_rows(work / "rows")
     ok = rows[rows["status"] == "ok"]
-    cpu = usage.ru_utime + usage.ru_stime
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return {"offered_rps": rate, "requests": len(rows), "ok": len(ok),
             "achieved_rps": round(len(ok) / seconds, 1),
             "send_lag_p50_ms": round(1000 * rows["lag_s"].quantile(0.5), 2),
             "send_lag_p95_ms": round(1000 * rows["lag_s"].quantile(0.95), 2),
             "ttfb_p50_ms": round(1000 * ok["ttfb_s"].median(), 2) if len(ok) else None,
             "worker_cpu_s": round(cpu, 2), "worker_wall_s": round(wall, 1),
-            "cpu_ms_per_request": round(1000 * cpu / max(1, len(rows)), 2), "exit": os.waitstatus_to_exitcode(status)}
+            "cpu_ms_per_request": round(1000 * cpu / max(1, len(rows)), 2), "exit": code}
 
 
 def main() -> None:
@@ -72,16 +72,12 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     args = p.parse_args()
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
-    fake, url = start_fake()
     results = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for i, rate in enumerate(float(r) for r in args.rates.split(",")):
-                results.append(one_rate(url, rate, args.seconds, Path(tmp) / str(i)))
-                print(json.dumps(results[-1]), flush=True)
-    finally:
-        fake.terminate()
-        fake.wait(10)
+    with tempfile.TemporaryDirectory() as tmp, fake_server(Path(tmp)) as fake:
+        url = fake.wait_url(30)
+        for i, rate in enumerate(float(r) for r in args.rates.split(",")):
+            results.append(one_rate(url, rate, args.seconds, Path(tmp) / str(i)))
+            print(json.dumps(results[-1]), flush=True)
     print(f"load average after: {os.getloadavg()}", file=sys.stderr)
     # CPU = fixed start-up cost + marginal cost x requests (least squares over the rates)
     n = [r["requests"] for r in results]

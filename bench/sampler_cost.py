@@ -24,10 +24,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vvbench.harness.targets import EmbeddedTarget  # noqa: E402
 from vvbench.monitor.nvml import NvmlSampler  # noqa: E402
 from vvbench.monitor.sampleloop import SampleLoop  # noqa: E402
 from vvbench.monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler  # noqa: E402
-from vvbench.server.child import ServerChild  # noqa: E402
+from vvbench.runtime.config import RuntimeConfig  # noqa: E402
 
 
 def measure(url: str, pid: int, hz: float, seconds: float) -> dict:
@@ -59,11 +60,10 @@ def main() -> None:
     args = p.parse_args()
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        child = ServerChild(["--preset", "tiny", "--threads", "1", "--data-dir", str(Path(tmp) / "data")], log_dir=Path(tmp) / "log")
-        with child:
+        with EmbeddedTarget(RuntimeConfig(preset="tiny", threads=1), Path(tmp) / "log") as service:
             time.sleep(2)  # let start-up work settle
             for hz in (float(r) for r in args.rates.split(",")):
-                print(json.dumps(measure(child.url, child.pid, hz, args.seconds)), flush=True)
+                print(json.dumps(measure(service.url, service.pid, hz, args.seconds)), flush=True)
     print(f"load average after: {os.getloadavg()}", file=sys.stderr)
 
 

@@ -31,7 +31,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vvbench.server.child import ServerChild  # noqa: E402
+from vvbench.harness.targets import EmbeddedTarget  # noqa: E402
+from vvbench.runtime.config import RuntimeConfig  # noqa: E402
 
 SHORT = ["Yes, that works for me.", "Please hold on a second.", "The meeting starts at noon.",
          "Thanks, see you tomorrow.", "Could you repeat that?", "It is raining again."]
@@ -60,11 +61,9 @@ def client(url: str, idx: int, n: int, out: list, lock: threading.Lock) -> None:
 
 
 def run_mode(args, short_first: bool) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="vvbench-bench-")
-    flags = ["--preset", args.preset, "--max-batch", str(args.max_batch), "--batch-window-ms", "5",
-             "--request-timeout-s", str(args.request_timeout_s), "--data-dir", data_dir,
-             "--short-first" if short_first else "--no-short-first"]
-    child = ServerChild(flags)
+    log_dir = tempfile.mkdtemp(prefix="vvbench-bench-")
+    config = RuntimeConfig(preset=args.preset, max_batch=args.max_batch, batch_window_ms=5, request_timeout_s=args.request_timeout_s)
+    child = EmbeddedTarget(config, Path(log_dir), serve_args=["--short-first" if short_first else "--no-short-first"])
     child.start()
     try:
         with httpx.Client(base_url=child.url, timeout=60) as c:
@@ -92,7 +91,7 @@ def run_mode(args, short_first: bool) -> dict:
                 c.delete(f"/v1/jobs/{j}")
     finally:
         child.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(log_dir, ignore_errors=True)
     ok = [f for s, f in results if s == 200 and f is not None]
     return {"mode": "short-first" if short_first else "no-short-first", "requests": len(results), "ok": len(ok),
             "ttfa_p50_s": statistics.median(ok) if ok else None, "ttfa_p95_s": pct(ok, 95) if ok else None,

@@ -15,12 +15,16 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vvbench.core.proc import Child  # noqa: E402  (light: this process never imports the runtime)
 
 HEAVY = ("libtorch", "torch/_C", "gevent", "greenlet")
 
@@ -34,11 +38,10 @@ def one(python: str, tmp: Path) -> dict:
     events, env_file = tmp / "events.jsonl", tmp / "child.env"
     for f in (events, env_file):
         f.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
     argv = [python, "-m", "vvbench.cli", "watch", "--canary-every", "0", "--run-for", "20s", "--events", str(events),
             "--", "sh", "-c", f'env > "{env_file}"; exec sleep 60']
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+    proc = Child(argv, env={"MKL_CBWR": None}, stdout=os.devnull, stderr=os.devnull, cwd=tmp, name="vvbench watch").start()
     try:
         while not _started(events):
             if proc.poll() is not None or time.monotonic() - t0 > 60:
@@ -50,8 +53,7 @@ def one(python: str, tmp: Path) -> dict:
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         heavy = sorted({line.split()[-1].rsplit("/", 1)[-1] for line in maps.splitlines() if any(h in line for h in HEAVY)})
     finally:
-        proc.terminate()
-        proc.wait(30)
+        proc.stop(30)
     return {"startup_s": startup, "rss_mib": rss / 2**20, "heavy_libs": len(heavy),
             "mkl_cbwr": "MKL_CBWR=" in env_file.read_text() if env_file.exists() else None}
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vvbench.core.proc import STDOUT, Child  # noqa: E402
 
 
-def start(args: list[str], events: Path, log: Path, command: list[str]) -> subprocess.Popen:
-    """`vvbench watch --events EVENTS ARGS -- COMMAND`, its output to `log`."""
+def start(args: list[str], events: Path, log: Path, command: list[str]) -> Child:
+    """`vvbench watch --events EVENTS ARGS -- COMMAND` as a `Child`, its output to `log`."""
     argv = [sys.executable, "-m", "vvbench.cli", "watch", "--events", str(events), *args, "--", *command]
-    with open(log, "wb") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=out, cwd=ROOT)
+    return Child(argv, stdout=log, stderr=STDOUT, cwd=ROOT, name="vvbench watch").start()
 
 
 def read_events(path: Path) -> list[dict]:
@@ -24,7 +24,7 @@ def read_events(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")] if path.exists() else []
 
 
-def wait_event(path: Path, kind: str, timeout_s: float, proc: subprocess.Popen, count: int = 1) -> dict:
+def wait_event(path: Path, kind: str, timeout_s: float, proc: Child, count: int = 1) -> dict:
     """The `count`-th event of `kind`; exits the benchmark if the watchdog exits or time runs out first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -32,17 +32,11 @@ def wait_event(path: Path, kind: str, timeout_s: float, proc: subprocess.Popen, 
         if len(found) >= count:
             return found[count - 1]
         if proc.poll() is not None:
-            raise SystemExit(f"watchdog exited with {proc.returncode} before {count} {kind} event(s)")
+            raise SystemExit(f"watchdog exited with {proc.poll()} before {count} {kind} event(s)")
         time.sleep(0.05)
     raise SystemExit(f"no {count} {kind} event(s) within {timeout_s} s")
 
 
-def stop(proc: subprocess.Popen, grace_s: float) -> None:
+def stop(proc: Child, grace_s: float) -> None:
     """SIGTERM (the watchdog drains its service), then SIGKILL after `grace_s`."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    proc.stop(grace_s)

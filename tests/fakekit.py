@@ -1,49 +1,41 @@
 """Helpers for the load tests: the scripted fake TTS server as a real process, the CLI as a user runs it.
 
 `FakeTTS(*flags)` starts `python -m vvbench.load.fakeserver --port 0 FLAGS` (a stdlib server with
-exact timing: slow, pausing, silent-at-first, or dying — see its module docstring), reads its
-URL, and stops it by PID. No Locust is ever imported in the test process: load runs go through
-`vv("run", ...)`, a subprocess.
+exact timing: slow, pausing, silent-at-first, or dying — see its module docstring) as a
+`vvbench.core.proc.Child`, reads the URL it announces, and stops it by PID. No Locust is ever
+imported in the test process: load runs go through `vv("run", ...)`, a subprocess.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-ANNOUNCE = "fake-tts: listening on "
+from vvbench.core.proc import Child
 
 
-class FakeTTS:
-    """The fake server as a child process (a context manager)."""
+class FakeTTS(Child):
+    """The fake server as a child process (a context manager); its output in a temp directory."""
 
     def __init__(self, *flags: str):
-        self.flags = list(flags)
-        self.proc: subprocess.Popen | None = None
-        self.url: str | None = None
+        self.log_dir = Path(tempfile.mkdtemp(prefix="fake-tts-"))
+        super().__init__([sys.executable, "-m", "vvbench.load.fakeserver", "--port", "0", *flags],
+                         stdout=self.log_dir / "stdout.log", stderr=self.log_dir / "stderr.log", name="fake-tts")
 
     def start(self) -> FakeTTS:
-        self.proc = subprocess.Popen([sys.executable, "-m", "vvbench.load.fakeserver", "--port", "0", *self.flags],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith(ANNOUNCE), line
-        self.url = line[len(ANNOUNCE):].strip()
+        super().start().wait_url(30)
         return self
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def __enter__(self) -> FakeTTS:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def stop(self, grace_s: float = 10.0) -> int | None:
+        code = super().stop(grace_s)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+        return code
 
 
 def vv(*args: str, timeout: float = 180, cwd: str | Path | None = None) -> subprocess.CompletedProcess:

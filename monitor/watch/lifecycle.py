@@ -7,14 +7,21 @@ process, and it reads and sets the supervisor's fields (`phase`, `incarnation`, 
 `Supervisor.__init__`. Every transition is one event; nothing here blocks (signals are sent,
 exits are polled on the next tick).
 
-Draining: SIGTERM to the service's PID, `restart.grace` seconds, then SIGKILL to its process
-group; `KILL_WAIT_S` after that, a process that still has not exited is given up on (critical).
+A spawned service is a `vvbench.core.proc.Child`, a new one at every start (so a late stdout
+line of the previous one can never announce a URL for this one). Draining: SIGTERM to the
+service's PID, `restart.grace` seconds, then SIGKILL to its process group; `KILL_WAIT_S` after
+that, a process that still has not exited is given up on (critical). Whenever its leader exits
+— drained, killed or crashed — what is left of its group (helpers, or the server under a wrapper
+shell) is SIGKILLed before the leader is reaped, so nothing of an old incarnation holds the port
+or memory the next one needs.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from vvbench.core.errors import TargetError
+from vvbench.core.proc import Child
 from vvbench.monitor.watch.probes import Target
 from vvbench.monitor.watch.process import listener_pid
 from vvbench.monitor.watch.rules import Phase
@@ -62,6 +69,22 @@ class ServiceLifecycle:
             self.events.emit("kill_failed", "critical", f"PID {pid} survived SIGKILL for {KILL_WAIT_S:g} s", pid=pid)
             self._finish(Phase.GAVE_UP, 1)
 
+    # -- the spawned child -------------------------------------------------------------------------------------
+    def _child(self) -> Child:
+        return Child(self.cfg.command, env=self.env, stdout=self.stdout_sink, name=self.cfg.command[0])
+
+    def _poll_service(self) -> tuple[bool, int | None]:
+        """(exited, exit code); a spawned service that exited is swept (its group SIGKILLed) and reaped here."""
+        if not self.cfg.spawns:
+            return self.service.poll()
+        if self.service.pid is None:  # it could not be started
+            return True, None
+        code = self.service.poll()
+        if code is not None:
+            self.service.kill()
+            self.service.reap(KILL_WAIT_S)
+        return code is not None, code
+
     # -- starting and readiness ---------------------------------------------------------------------------------
     def _new_incarnation(self, now: float, pid: int | None) -> None:
         self.incarnation += 1
@@ -74,12 +97,12 @@ class ServiceLifecycle:
     def _start(self, now: float) -> None:
         if self.cfg.url is None:
             self.url = None  # learn it again: a `--port 0` service moves at every start
+        self.service = self._child()
         try:
-            pid = self.service.start()
-        except OSError as exc:
-            self.service.proc = None
+            pid = self.service.start().pid
+        except TargetError as exc:
             self._new_incarnation(now, None)
-            self.events.emit("start_failed", "error", f"cannot execute {self.cfg.command[0]}: {exc.strerror or exc}")
+            self.events.emit("start_failed", "error", str(exc))
             return
         self._new_incarnation(now, pid)
         self.events.emit("start", "info", f"started PID {pid} (start {self.incarnation})", pid=pid,
@@ -92,8 +115,8 @@ class ServiceLifecycle:
                          pid=self.service.pid, url=self.url)
 
     def _learn_url(self) -> None:
-        if self.url is None and self.service.announced_url:
-            self.url = self.service.announced_url
+        if self.url is None and self.service.url:
+            self.url = self.service.url
             self.sampling.retarget(self.service.pid, self.url, new_incarnation=False)
             self.events.emit("url", "info", f"service announced {self.url}", url=self.url, pid=self.service.pid)
 
@@ -124,7 +147,7 @@ class ServiceLifecycle:
             return
         self._set_phase(Phase.RESTARTING)
         self.events.emit("restart_command", "info", f"running {' '.join(self.restart_command.argv)}",
-                         argv=self.restart_command.argv, pid=self.restart_command.proc.pid)
+                         argv=self.restart_command.argv, pid=self.restart_command.pid)
 
     def _restart_command_step(self, now: float) -> None:
         finished, why = self.restart_command.poll(now)

@@ -35,9 +35,9 @@ from collections.abc import Callable
 from vvbench.monitor.samplers import tree_pids
 from vvbench.monitor.watch.config import WatchConfig
 from vvbench.monitor.watch.events import EventLog
-from vvbench.monitor.watch.lifecycle import ServiceLifecycle
+from vvbench.monitor.watch.lifecycle import KILL_WAIT_S, ServiceLifecycle
 from vvbench.monitor.watch.probes import CanaryRunner, Prober, Target
-from vvbench.monitor.watch.process import AttachedService, RestartCommand, SpawnedService
+from vvbench.monitor.watch.process import AttachedService, RestartCommand
 from vvbench.monitor.watch.restarts import RestartPolicy
 from vvbench.monitor.watch.rules import Action, ActionKind, Phase, Recent, evaluate
 from vvbench.monitor.watch.sampling import ServiceSampling
@@ -55,7 +55,9 @@ class Supervisor(ServiceLifecycle):
         self.notifier = notifier or SystemdNotifier({})
         self.rules = cfg.rules()
         self.state = WatchState()
-        self.service = SpawnedService(cfg.command, env=env, stdout_sink=stdout_sink) if cfg.spawns else AttachedService(cfg.pid)
+        self.env = env
+        self.stdout_sink = stdout_sink or (lambda line: None)  # read even when not shown: it carries the URL
+        self.service = self._child() if cfg.spawns else AttachedService(cfg.pid)
         self.restart_command = RestartCommand(cfg.restart.command, cfg.restart.command_timeout) if cfg.restart.command else None
         self.policy = RestartPolicy(cfg.restart)
         self.sampling = ServiceSampling(cfg)
@@ -147,7 +149,7 @@ class Supervisor(ServiceLifecycle):
         if self._stop.is_set() and self.phase not in (Phase.STOPPING, Phase.STOPPED, Phase.GAVE_UP):
             self._begin_stop(now, self.stop_reason or "stop requested", Phase.STOPPED, 0)
         has_process = self.phase in (Phase.STARTING, Phase.RUNNING, Phase.DRAINING, Phase.STOPPING)
-        exited, code = self.service.poll() if has_process else (False, None)
+        exited, code = self._poll_service() if has_process else (False, None)
         if has_process:
             self.sampling.tick(running=self.phase is Phase.RUNNING, ready_t=self.ready_t)
         self._read_inbox()
@@ -272,7 +274,7 @@ class Supervisor(ServiceLifecycle):
     def _close(self) -> None:
         if self.cfg.spawns and self.phase not in (Phase.STOPPED, Phase.GAVE_UP):  # the loop died: take the service down with it
             self.service.kill()
-            self.service.reap()
+            self.service.reap(KILL_WAIT_S)
         for o in self.observers:
             o.stop()
         self.sampling.close()

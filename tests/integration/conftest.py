@@ -1,18 +1,15 @@
 """Real `vvbench serve` processes on loopback for the service tests, stopped by PID.
 
-`serve_factory` starts a server with the given flags (port 0, parsed from its output, then
-/readyz) and stops it by PID when the test scope ends. `server` is the shared default one:
-`tiny` preset, 4 slots, a 20 ms batch window, its own data directory.
+`serve_factory` starts a server with the given flags (a `serverkit.Server`: port 0, parsed from
+its output, then /readyz) and stops it by PID when the test scope ends. `server` is the shared
+default one: `tiny` preset, 4 slots, a 20 ms batch window, its own data directory.
 """
 
 from __future__ import annotations
 
 import httpx
 import pytest
-
-from vvbench.server.child import ServerChild
-
-TINY = ["--preset", "tiny", "--threads", "1"]
+from serverkit import Server
 
 
 class Servers:
@@ -20,19 +17,16 @@ class Servers:
 
     def __init__(self, tmp_path_factory):
         self.tmp = tmp_path_factory
-        self.children: list[ServerChild] = []
+        self.children: list[Server] = []
 
-    def start(self, *flags: str, data_dir=None, env=None, name="server") -> ServerChild:
-        data_dir = data_dir or self.tmp.mktemp(f"{name}-data")
-        child = ServerChild([*TINY, "--data-dir", str(data_dir), *flags], env=env, log_dir=self.tmp.mktemp(f"{name}-log"))
+    def start(self, *flags: str, data_dir=None, env=None, name="server") -> Server:
+        child = Server(self.tmp.mktemp(f"{name}-log"), data_dir or self.tmp.mktemp(f"{name}-data"), *flags, env=env)
         self.children.append(child)
-        child.start(timeout_s=180)
-        child.data_dir = data_dir
-        return child
+        return child.serve(timeout_s=180)
 
     def stop_all(self) -> None:
         for child in self.children:
-            child.stop(timeout_s=30)
+            child.stop(grace_s=30)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.integration.watchkit import Watch
+
 HEAVY = ("torch", "locust", "gevent", "greenlet", "vvbench.runtime")
 HEAVY_LIBS = ("libtorch", "torch/_C", "gevent", "greenlet")
 
@@ -27,21 +29,19 @@ def _clean_env() -> dict[str, str]:
 def test_a_spawned_watchdog_maps_no_torch_or_locust_and_sets_no_mkl_pin(tmp_path):
     env_file = tmp_path / "child-env"
     child = ["sh", "-c", f'env > "{env_file}"; exec sleep 60']
-    watch = subprocess.Popen([sys.executable, "-m", "vvbench.cli", "watch", "--canary-every", "0", "--run-for", "30s",
-                              "--events", str(tmp_path / "events.jsonl"), "--", *child],
-                             env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # without the test process's MKL_CBWR (see _clean_env): the service must not find one unless the watchdog set it
+    w = Watch(tmp_path / "watch", ["--canary-every", "0", "--run-for", "30s"], child, env={"MKL_CBWR": None}).start()
     try:
         deadline = time.monotonic() + 30
         while not (env_file.exists() and env_file.read_text().strip()) and time.monotonic() < deadline:
-            assert watch.poll() is None, watch.stderr.read()
+            assert w.child.poll() is None, w.tail()
             time.sleep(0.05)
         assert env_file.exists(), "the watchdog never started its command"
         time.sleep(1.0)  # the watchdog's loop has run: sampling, probes, event log
-        maps = Path(f"/proc/{watch.pid}/maps").read_text()
-        rss = psutil.Process(watch.pid).memory_info().rss
+        maps = Path(f"/proc/{w.child.pid}/maps").read_text()
+        rss = psutil.Process(w.child.pid).memory_info().rss
     finally:
-        watch.terminate()
-        watch.wait(30)
+        w.stop(30)
     mapped = sorted({line.split()[-1] for line in maps.splitlines() if any(lib in line for lib in HEAVY_LIBS)})
     assert not mapped, mapped
     assert "MKL_CBWR=" not in env_file.read_text()

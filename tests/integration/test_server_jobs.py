@@ -81,7 +81,7 @@ def test_job_survives_kill_9_and_resumes_to_identical_audio(serve_factory, tmp_p
         chunk0 = c.get(f"/v1/jobs/{job['id']}/chunks/0").content
     assert partial["state"] == "running" and partial["chunks_ready"] < partial["chunks_total"], partial
     first.kill()
-    assert first.returncode == -9
+    assert first.reap(10) == -9
 
     second = serve_factory.start(*flags, data_dir=tmp_path, name="jobs-b")
     with httpx.Client(base_url=second.url, timeout=60) as c, ThreadPoolExecutor(1) as pool:
@@ -102,7 +102,7 @@ def test_sigterm_drains_exits_0_and_leaves_the_job_queued(serve_factory, tmp_pat
         job = c.post("/v1/jobs", json={"input": LONG, "seed": 9}).json()
         wait_job(c, job["id"], lambda j: j["chunks_ready"] >= 2)
     t0 = time.monotonic()
-    assert server.stop(timeout_s=60) == 0
+    assert server.stop(grace_s=60) == 0
     assert time.monotonic() - t0 < 30
     with sqlite3.connect(tmp_path / "jobs.db") as db:
         state, ready = db.execute("SELECT state, chunks_ready FROM jobs WHERE id = ?", (job["id"],)).fetchone()

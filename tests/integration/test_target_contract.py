@@ -32,7 +32,7 @@ def build(kind, fake, tmp_path):
     if kind == "embedded":
         return EmbeddedTarget(RuntimeConfig(preset="tiny", max_batch=1, threads=1), tmp_path / "target")
     if kind == "http":
-        return HttpTarget(fake.url, api_key="sekrit", pid=fake.proc.pid)
+        return HttpTarget(fake.url, api_key="sekrit", pid=fake.pid)
     return CommandTarget(FAKE_ARGV, "http://127.0.0.1:{port}/readyz", "http://127.0.0.1:{port}",
                          RuntimeConfig(max_batch=12), tmp_path / "target")
 
@@ -55,7 +55,7 @@ def test_target_contract(kind, fake, tmp_path):
         pid = target.pid
     target.stop()  # idempotent
     if kind == "http":
-        assert fake.proc.poll() is None and target.alive()  # not ours: never stopped
+        assert fake.running and target.alive()  # not ours: never stopped
     else:
         assert not target.alive() and not psutil.pid_exists(pid)
 
@@ -86,7 +86,7 @@ def test_command_never_ready_is_stopped_by_pid(tmp_path):
                       "http://127.0.0.1:{port}", RuntimeConfig(), tmp_path, ready_timeout_s=1.0)
     with pytest.raises(TargetError, match="not ready"), t:
         pass
-    assert t.proc.poll() is not None
+    assert t.exit_code() is not None
 
 
 def test_command_that_is_not_a_program(tmp_path):

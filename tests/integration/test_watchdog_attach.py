@@ -7,14 +7,13 @@ import time
 
 import psutil
 
-from tests.integration.watchkit import TINY, Watch, free_port, serve_cmd
+from tests.integration.serverkit import Server, serve_cmd
+from tests.integration.watchkit import Watch, free_port
 from vvbench.monitor.watch.process import listener_pid
-from vvbench.server.child import ServerChild
 
 
 def test_attached_service_is_alerted_on_never_signalled_and_its_exit_ends_the_watch(tmp_path):
-    child = ServerChild([*TINY, "--data-dir", str(tmp_path / "data")], log_dir=tmp_path / "serve-log")
-    child.start(timeout_s=150)
+    child = Server(tmp_path / "serve-log", tmp_path / "data").serve(timeout_s=150)
     w = Watch(tmp_path / "watch", ["--pid", str(child.pid), "--url", child.url, "--rss-max", "1MB", "--consecutive", "2",
                                    "--canary-every", "0", "--probe-every", "0.5s", "--run-for", "90s"])
     try:
@@ -26,8 +25,9 @@ def test_attached_service_is_alerted_on_never_signalled_and_its_exit_ends_the_wa
         assert needed["reason"] == "memory" and "did not start" in needed["message"]
         time.sleep(2.0)
         assert len(w.of("restart_needed")) == 1  # once per reason while the condition holds
-        assert child.proc.poll() is None  # alerted, never signalled
+        assert child.poll() is None  # alerted, never signalled
         child.kill()
+        child.reap(10)
         rc = w.wait(30)
     finally:
         w.stop()
@@ -47,8 +47,7 @@ def test_attach_mode_restart_command_brings_the_service_back_and_is_followed(tmp
         "import subprocess, sys\n"
         f"subprocess.Popen({[*serve_cmd(data, port=port)]!r}, start_new_session=True, stdin=subprocess.DEVNULL,\n"
         f"                 stdout=subprocess.DEVNULL, stderr=open({str(tmp_path / 'restarted.log')!r}, 'ab'))\n")
-    child = ServerChild([*TINY, "--port", str(port), "--data-dir", str(data)], log_dir=tmp_path / "serve-log")
-    child.start(timeout_s=150)
+    child = Server(tmp_path / "serve-log", data, port=port).serve(timeout_s=150)
     w = Watch(tmp_path / "watch", ["--pid", str(child.pid), "--url", url, "--restart-cmd", f"{sys.executable} {starter}",
                                    "--canary-every", "0", "--probe-every", "0.5s", "--backoff", "0.2s", "--run-for", "120s"])
     new_pid = None
@@ -56,6 +55,7 @@ def test_attach_mode_restart_command_brings_the_service_back_and_is_followed(tmp
         w.start()
         w.wait_event("ready", 30)
         child.kill()
+        child.reap(10)
         restart = w.wait_event("restart", 30)
         assert restart["reason"] == "exit"
         w.wait_event("restart_command", 30)

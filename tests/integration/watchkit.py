@@ -1,18 +1,16 @@
 """Helpers for the watchdog tests: `vvbench watch` as a real child process, its events, and a load generator.
 
-`Watch` runs `python -m vvbench.cli watch --events FILE ARGS -- COMMAND` with its stdout and
-stderr in files, reads the JSONL events as they are written, and stops the watchdog by PID
-(SIGTERM, which drains the service). Every service PID the watchdog reported is checked at
-cleanup and killed by that PID if it outlived the watchdog — a test never leaves a process behind.
+`Watch` runs `python -m vvbench.cli watch --events FILE ARGS -- COMMAND` as a
+`vvbench.core.proc.Child` with its stdout and stderr in files, reads the JSONL events as they are
+written, and stops the watchdog by PID (SIGTERM, which drains the service). Every service PID the
+watchdog reported is checked at cleanup and killed by that PID if it outlived the watchdog — a
+test never leaves a process behind (the service has its own session, out of the watchdog's group).
 `Load` sends `POST /v1/audio/speech` requests from a few threads, bounded in count and time.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -21,15 +19,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.integration.serverkit import serve_cmd
 from vvbench.core.net import free_port
-
-TINY = ["--preset", "tiny", "--threads", "1"]
-
-
-def serve_cmd(data_dir: Path, *flags: str, port: int | None = None) -> list[str]:
-    """argv of `vvbench serve --preset tiny` on loopback (port 0: it announces the port it got)."""
-    return [sys.executable, "-m", "vvbench.cli", "serve", *TINY, "--port", str(0 if port is None else port),
-            "--data-dir", str(data_dir), *flags]
+from vvbench.core.proc import Child
 
 
 class WatchFailed(AssertionError):
@@ -41,18 +33,13 @@ class Watch:
 
     def __init__(self, tmp: Path, args: list[str], command: list[str] | None = None, env: dict | None = None):
         self.tmp = Path(tmp)
-        self.tmp.mkdir(parents=True, exist_ok=True)
         self.events_path = self.tmp / "events.jsonl"
-        self.stdout_path, self.stderr_path = self.tmp / "watch.stdout", self.tmp / "watch.stderr"
-        self.argv = [sys.executable, "-m", "vvbench.cli", "watch", "--events", str(self.events_path), *args]
-        if command:
-            self.argv += ["--", *command]
-        self.env = {**os.environ, **(env or {})}
-        self.proc: subprocess.Popen | None = None
+        argv = [sys.executable, "-m", "vvbench.cli", "watch", "--events", str(self.events_path), *args]
+        self.child = Child(argv + (["--", *command] if command else []), env=env, stdout=self.tmp / "watch.stdout",
+                           stderr=self.tmp / "watch.stderr", name="vvbench watch")
 
     def start(self) -> Watch:
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env)
+        self.child.start()
         return self
 
     def events(self) -> list[dict]:
@@ -65,18 +52,19 @@ class Watch:
         return [e for e in self.events() if e["kind"] == kind]
 
     def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        path = self.child.stderr_path
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def wait_event(self, kind: str, timeout_s: float, count: int = 1, where=None) -> dict:
         """The `count`-th event of `kind` (matching `where`), waiting at most `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
-            exited = self.proc.poll() is not None  # read before the events: an exit's last events are on disk by then
+            code = self.child.poll()  # read before the events: an exit's last events are on disk by then
             found = [e for e in self.of(kind) if where is None or where(e)]
             if len(found) >= count:
                 return found[count - 1]
-            if exited:
-                raise WatchFailed(f"watchdog exited ({self.proc.returncode}) before {count} {kind} event(s):\n{self.tail()}")
+            if code is not None:
+                raise WatchFailed(f"watchdog exited ({code}) before {count} {kind} event(s):\n{self.tail()}")
             if time.monotonic() > deadline:
                 raise WatchFailed(f"no {count} {kind} event(s) within {timeout_s:g} s:\n{self.tail()}")
             time.sleep(0.1)
@@ -88,23 +76,14 @@ class Watch:
         return {e["pid"] for e in self.events() if e["kind"] in ("start", "attach") and e.get("pid")}
 
     def wait(self, timeout_s: float) -> int:
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            raise WatchFailed(f"watchdog still running after {timeout_s:g} s:\n{self.tail()}") from None
+        code = self.child.reap(timeout_s)
+        if code is None:
+            raise WatchFailed(f"watchdog still running after {timeout_s:g} s:\n{self.tail()}")
+        return code
 
     def stop(self, timeout_s: float = 60.0) -> int | None:
         """SIGTERM the watchdog (it drains its service) and wait; then make sure no service PID survived."""
-        rc = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    rc = self.proc.wait(timeout_s)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            rc = self.proc.returncode
+        rc = self.child.stop(grace_s=timeout_s)
         for pid in self.service_pids():
             try:
                 p = psutil.Process(pid)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
 
 import click
@@ -98,14 +97,15 @@ class RunFailed(VVBenchError):
 
 
 def _worker(master_host: str, master_port: int | None) -> int:
-    cmd = [sys.executable, "-m", "vvbench.load.worker", "--role", "worker", "--master-host", master_host,
-           "--master-port", str(master_port or 5557), "--log-level", "INFO"]
-    proc = subprocess.Popen(cmd)
+    """Be a load worker: its log on this terminal; Ctrl-C stops it by PID (SIGTERM: it flushes its rows first)."""
+    from vvbench.core.proc import Child
+
+    worker = Child([sys.executable, "-m", "vvbench.load.worker", "--role", "worker", "--master-host", master_host,
+                    "--master-port", str(master_port or 5557), "--log-level", "INFO"], name="load worker").start()
     try:
-        return proc.wait()
+        return worker.reap(None)
     except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait(30)
+        return worker.stop(30)
 
 
 @click.command("run")

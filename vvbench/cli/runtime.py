@@ -146,6 +146,7 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
 def serve(host: str, port: int, data_dir: str, api_key, max_job_streams, max_job_chars, job_chunk_frames,
           rate_limit, rate_burst, memory_guard, short_first, health_stall_s, drain_timeout_s, preset, config_path, **kwargs) -> None:
     """Run the TTS service (OpenAI-compatible /v1/audio/speech, jobs, metrics) until SIGTERM."""
+    from vvbench.core.proc import LISTENING
     from vvbench.server.settings import build_settings
 
     config = _config(config_path, preset, kwargs)
@@ -157,4 +158,4 @@ def serve(host: str, port: int, data_dir: str, api_key, max_job_streams, max_job
 
     verbose = logging.getLogger().level <= logging.INFO
     run_service(config, settings, host=host, port=port, access_log=verbose,
-                on_listening=lambda url: click.echo(f"vvbench serve: listening on {url}"))
+                on_listening=lambda url: click.echo(f"vvbench serve: {LISTENING}{url}"))

@@ -24,18 +24,16 @@ The kinds are pydantic specs with a `kind` tag (`TargetSpec`, the registry); eac
 runs `vvbench serve --port 0 --config FILE --data-dir TMP` (jobs go to a temp directory removed
 afterwards), its stdout/stderr kept in the run directory; `command` fills `{knob}` placeholders
 (every RuntimeConfig knob, faults as `{faults.noise_db}`, plus `{port}` — a free loopback port —
-and `{host}`), runs the argv without a shell in its own session (so stopping reaches its
-children through the process group, still by PID), and polls a readiness URL for 200.
+and `{host}`) and polls a readiness URL for 200. Both run as a `vvbench.core.proc.Child`: no
+shell, their own session, SIGTERM to the PID and SIGKILL to its process group (so what the
+service started dies with it), and a start that fails stops what it started before raising.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -50,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vvbench.core.errors import ConfigError, TargetError
 from vvbench.core.net import free_port, probe
+from vvbench.core.proc import Child
 
 READY_TIMEOUT_S = 180.0
 
@@ -155,67 +154,43 @@ class Target(ABC):
 
 
 class ChildTarget(Target):
-    """A service process we started: stopped by PID (process group), its output in `log_dir`."""
+    """A service process we started (a `Child`), its stdout and stderr in `log_dir`."""
 
     def __init__(self, log_dir: Path):
         super().__init__()
         self.log_dir = Path(log_dir)
-        self.proc: subprocess.Popen | None = None
+        self.child: Child | None = None
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
+        return self.child.pid if self.child is not None else None
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.child is not None and self.child.running
 
     def exit_code(self) -> int | None:
-        return self.proc.poll() if self.proc is not None else None
+        return self.child.poll() if self.child is not None else None
 
-    def spawn(self, argv: list[str], env: dict | None = None) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / "stdout.log", "ab") as fo, open(self.log_dir / "stderr.log", "ab") as fe:
-            try:
-                self.proc = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
-                                             env={**os.environ, **(env or {})}, start_new_session=True)
-            except OSError as exc:
-                raise TargetError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+    def start(self) -> str:
+        try:
+            self.url = self.launch()
+        except BaseException:
+            self.stop()  # a failed start leaves nothing running
+            raise
+        return self.url
 
-    def stderr_tail(self, n: int = 3) -> str:
-        path = self.log_dir / "stderr.log"
-        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-        return " | ".join(line.strip() for line in lines[-n:] if line.strip())
+    @abstractmethod
+    def launch(self) -> str:
+        """Start the child and wait until it is ready; returns the base URL."""
 
-    def wait_ready(self, ready_url: str, timeout_s: float) -> None:
-        """Poll until `ready_url` answers 200; TargetError if the child exits or time runs out."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not self.alive():
-                raise TargetError(f"{self.kind} target exited with code {self.exit_code()} before it was ready"
-                                  + (f": {self.stderr_tail()}" if self.stderr_tail() else ""))
-            status, _ = probe(ready_url, 1.0)
-            if status == 200:
-                return
-            if time.monotonic() > deadline:
-                raise TargetError(f"{self.kind} target not ready at {ready_url} within {timeout_s:g} s (last answer: {status})")
-            time.sleep(0.1)
+    def spawn(self, argv: list[str], env: dict | None = None) -> Child:
+        self.child = Child(argv, env=env, stdout=self.log_dir / "stdout.log", stderr=self.log_dir / "stderr.log",
+                           name=f"{self.kind} target")
+        return self.child.start()
 
     def stop(self, grace_s: float = 30.0) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        self._signal(signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self._signal(signal.SIGKILL)
-            proc.wait(10)
-
-    def _signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)  # our child leads its own session: its group id is its PID
-        except ProcessLookupError:
-            pass
+        if self.child is not None:
+            self.child.stop(grace_s)
 
 
 class EmbeddedTarget(ChildTarget):
@@ -232,7 +207,7 @@ class EmbeddedTarget(ChildTarget):
         self.ready_timeout_s = ready_timeout_s
         self._tmp: str | None = None
 
-    def start(self) -> str:
+    def launch(self) -> str:
         import sys
 
         from vvbench.runtime.config import dump_config
@@ -240,26 +215,13 @@ class EmbeddedTarget(ChildTarget):
         self._tmp = tempfile.mkdtemp(prefix="vvbench-embedded-")
         cfg = Path(self._tmp) / "runtime.yaml"
         cfg.write_text(dump_config(self.config))
-        stdout = self.log_dir / "stdout.log"
-        offset = stdout.stat().st_size if stdout.exists() else 0  # the log is appended to: a restart announces anew
-        self.spawn([sys.executable, "-m", "vvbench.cli", "serve", "--port", "0", "--config", str(cfg),
-                    "--data-dir", str(Path(self._tmp) / "data"), *self.serve_args],
-                   env={"VVBENCH_API_KEY": self.api_key} if self.api_key else None)
+        child = self.spawn([sys.executable, "-m", "vvbench.cli", "serve", "--port", "0", "--config", str(cfg),
+                            "--data-dir", str(Path(self._tmp) / "data"), *self.serve_args],
+                           env={"VVBENCH_API_KEY": self.api_key} if self.api_key else None)
         deadline = time.monotonic() + self.ready_timeout_s
-        announce = "vvbench serve: listening on "
-        while self.url is None:
-            with open(stdout, "rb") as f:
-                f.seek(offset)
-                out = f.read().decode(errors="replace")
-            self.url = next((line[len(announce):].strip() for line in out.splitlines() if line.startswith(announce)), None)
-            if self.url is None:
-                if not self.alive():
-                    raise TargetError(f"embedded target exited with code {self.exit_code()} while starting: {self.stderr_tail()}")
-                if time.monotonic() > deadline:
-                    raise TargetError(f"embedded target did not announce its address within {self.ready_timeout_s:g} s")
-                time.sleep(0.05)
-        self.wait_ready(f"{self.url}/readyz", max(1.0, deadline - time.monotonic()))
-        return self.url
+        url = child.wait_url(self.ready_timeout_s)
+        child.wait_ready(f"{url}/readyz", max(1.0, deadline - time.monotonic()))
+        return url
 
     def stop(self, grace_s: float = 30.0) -> None:
         super().stop(grace_s)
@@ -382,11 +344,9 @@ class CommandTarget(ChildTarget):
         self.ready_url = fill(ready_url, values)
         self.base = fill(url, values).rstrip("/")
 
-    def start(self) -> str:
-        self.spawn(self.argv)
-        self.wait_ready(self.ready_url, self.ready_timeout_s)
-        self.url = self.base
-        return self.url
+    def launch(self) -> str:
+        self.spawn(self.argv).wait_ready(self.ready_url, self.ready_timeout_s)
+        return self.base
 
     def describe(self) -> dict:
         return {**super().describe(), "argv": self.argv, "ready_url": self.ready_url}

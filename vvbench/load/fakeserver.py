@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from vvbench.artifacts.stats import ServiceStats
+from vvbench.core.proc import LISTENING
 
 RATE = 24_000
 
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     host, port = server.server_address[:2]
-    print(f"fake-tts: listening on http://{host}:{port}", flush=True)
+    print(f"fake-tts: {LISTENING}http://{host}:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

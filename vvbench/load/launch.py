@@ -2,22 +2,22 @@
 
 One local process (`--workers 1`), a Locust master plus N local workers on loopback
 (`--workers N`), or a master alone waiting for workers on other hosts (`--master`). Each is
-`python -m vvbench.load.worker`, its output in `log_dir/load-<role>.log`, stopped by PID:
-SIGTERM (it stops its users, records the in-flight requests as cancelled and flushes its rows),
-then SIGKILL after a grace period. A master is signalled before its workers so that it can
-collect their last rows.
+`python -m vvbench.load.worker` started as a `vvbench.core.proc.Child` (its own session, so a
+Ctrl-C reaches only `vvbench run`, which then stops them in order), its output in
+`log_dir/load-<role>.log`, stopped by PID: SIGTERM (it stops its users, records the in-flight
+requests as cancelled and flushes its rows), then SIGKILL after a grace period. A master is
+stopped before its workers so that it can collect their last rows.
 """
 
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from vvbench.core.errors import ConfigError
 from vvbench.core.net import free_port
+from vvbench.core.proc import STDOUT, Child
 from vvbench.load.context import LoadPlan
 
 
@@ -32,7 +32,7 @@ class LoadProcesses:
         self.workers, self.master = workers, master
         self.bind_host = master_bind_host
         self.port = master_port
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, Child] = {}
 
     @property
     def mode(self) -> str:
@@ -41,11 +41,8 @@ class LoadProcesses:
         return "local" if self.workers == 1 else f"master + {self.workers} local workers"
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"load-{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "vvbench.load.worker", *args],
-                                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
+        self.procs[name] = Child([sys.executable, "-m", "vvbench.load.worker", *args], stdout=self.log_dir / f"load-{name}.log",
+                                 stderr=STDOUT, name=f"load {name}").start()
 
     def start(self) -> LoadProcesses:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +62,7 @@ class LoadProcesses:
         return self
 
     @property
-    def coordinator(self) -> subprocess.Popen:
+    def coordinator(self) -> Child:
         return self.procs.get("local") or self.procs["master"]
 
     def finished(self) -> bool:
@@ -77,12 +74,7 @@ class LoadProcesses:
 
     def log_tail(self) -> str:
         """The last line the coordinator (local or master) logged, for error messages."""
-        name = "local" if "local" in self.procs else "master"
-        try:
-            lines = (self.log_dir / f"load-{name}.log").read_text(errors="replace").splitlines()
-        except OSError:
-            return "no log"
-        return next((line.strip() for line in reversed(lines) if line.strip()), "no output")[:300]
+        return self.coordinator.stderr_tail(1)[:300] or "no output"
 
     def progress(self) -> dict | None:
         try:
@@ -91,21 +83,11 @@ class LoadProcesses:
             return None
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM the coordinator, then the workers; SIGKILL whatever outlives the grace period."""
-        order = sorted(self.procs.items(), key=lambda kv: kv[0] not in ("local", "master"))
-        for _, proc in order:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(grace_s)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+        """Stop the coordinator, then the workers, each by PID (SIGTERM, `grace_s`, SIGKILL); reaps them all."""
+        for name in sorted(self.procs, key=lambda name: name not in ("local", "master")):
+            self.procs[name].stop(grace_s)
 
     def wait(self, timeout_s: float) -> None:
-        """Wait for every process to exit by itself (workers exit when their master quits)."""
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
+        """Wait for every process to exit by itself (workers exit when their master quits), each up to `timeout_s`."""
+        for child in self.procs.values():
+            child.reap(timeout_s)
