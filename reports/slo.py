@@ -9,21 +9,9 @@ not met.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 from vvbench.artifacts.metrics import METRIC_BY_NAME, parse_slo
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One objective judged against a run's summary."""
-
-    slo: str
-    metric: str
-    op: str
-    threshold: float
-    value: float | None
-    passed: bool
+from vvbench.artifacts.record import Verdict
 
 
 def judge(slos: dict[str, float], summary: dict[str, float | None]) -> list[Verdict]:
@@ -36,12 +24,8 @@ def judge(slos: dict[str, float], summary: dict[str, float | None]) -> list[Verd
             passed = False
         else:
             passed = value <= slo.threshold if slo.op == "<=" else value >= slo.threshold
-        out.append(Verdict(key, slo.metric, slo.op, slo.threshold, value, passed))
+        out.append(Verdict(slo=key, metric=slo.metric, op=slo.op, threshold=slo.threshold, value=value, passed=passed))
     return out
-
-
-def verdicts_json(verdicts: list[Verdict]) -> list[dict]:
-    return [asdict(v) for v in verdicts]
 
 
 def request_thresholds(slos: dict[str, float]) -> dict[str, float]:

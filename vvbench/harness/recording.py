@@ -17,13 +17,13 @@ import pyarrow as pa
 
 from vvbench import __version__
 from vvbench.artifacts.metrics import metric_table
-from vvbench.artifacts.record import Counts, GitFacts, LoadFacts, RunRecord, RunStatus, Tool, Verdict, Window
+from vvbench.artifacts.record import Counts, GitFacts, LoadFacts, RunRecord, RunStatus, Tool, Window
 from vvbench.artifacts.rundir import RunDir
 from vvbench.artifacts.scenarios import Scenario
 from vvbench.harness.facts import git_facts, host_facts
 from vvbench.load.records import concat_parts
 from vvbench.reports.render import render_html, render_markdown
-from vvbench.reports.slo import judge, request_thresholds, verdicts_json
+from vvbench.reports.slo import judge, request_thresholds
 from vvbench.reports.summary import summarize
 
 
@@ -64,7 +64,7 @@ def build_record(rd: RunDir, opts, scenario: Scenario, target, runtime_config: d
         runtime_config=runtime_config, scenario=scenario,
         load=LoadFacts(mode=load.mode if load else None, workers=opts.workers, locust_requests=locust, sample_hz=opts.sample_hz),
         window=Window(start_at=start, warmup_end=start + scenario.warmup if start else None, window_end=prog.get("window_end")),
-        metrics=metric_table(), summary=summary, slos=[Verdict(**v) for v in verdicts_json(verdicts)],
+        metrics=metric_table(), summary=summary, slos=verdicts,
         passed=status is RunStatus.OK,
         summary_counts=Counts(rows=len(rows), warmup_rows=int(rows["warmup"].sum()) if len(rows) else 0,
                               failed_rows=int((rows["status"] != "ok").sum()) if len(rows) else 0,

@@ -193,6 +193,20 @@ class ChildTarget(Target):
             self.child.stop(grace_s)
 
 
+    def config_changed(self, config: dict) -> None:
+        """Keep the config this target starts its service with in step (hot knobs, or before a restart)."""
+        from vvbench.runtime.config import validate_config
+
+        self.config = validate_config(config)
+
+    def restart_with(self, config: dict, cold: list[str]) -> None:
+        """Stop the service and start it again on the new config (embedded: a new port and data directory)."""
+        self.config_changed(config)
+        self.stop()
+        self.url = None
+        self.start()
+
+
 class EmbeddedTarget(ChildTarget):
     """`vvbench serve` with a given RuntimeConfig, as a child on a free loopback port."""
 
@@ -234,18 +248,6 @@ class EmbeddedTarget(ChildTarget):
 
     def runtime_config(self) -> dict:
         return self.config.model_dump(mode="json")
-
-    def config_changed(self, config: dict) -> None:
-        from vvbench.runtime.config import validate_config
-
-        self.config = validate_config(config)
-
-    def restart_with(self, config: dict, cold: list[str]) -> None:
-        """Stop the service and start it again on the new config (a new port, a fresh data directory)."""
-        self.config_changed(config)
-        self.stop()
-        self.url = None
-        self.start()
 
 
 class HttpTarget(Target):
@@ -355,17 +357,8 @@ class CommandTarget(ChildTarget):
         return self.config.model_dump(mode="json") if hasattr(self.config, "model_dump") else dict(self.config)
 
     def config_changed(self, config: dict) -> None:
-        from vvbench.runtime.config import validate_config
-
-        self.config = validate_config(config)
-
-    def restart_with(self, config: dict, cold: list[str]) -> None:
-        """Stop the command, fill its template from the new config, and start it again (same port)."""
-        self.config_changed(config)
-        self.stop()
-        self.url = None
-        self._fill()
-        self.start()
+        super().config_changed(config)
+        self._fill()  # the argv and URLs follow the config's {knob} values
 
 
 class EmbeddedSpec(BaseModel):
