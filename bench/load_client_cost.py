@@ -29,22 +29,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vvbench.artifacts.playback import simulate  # noqa: E402
-from vvbench.core.audio import to_pcm16, wav_header  # noqa: E402
+from vvbench.core.audio import SAMPLE_RATE, to_pcm16, wav_header  # noqa: E402
 from vvbench.load.audio import AudioStream  # noqa: E402
 from vvbench.load.client import READ_BYTES, Outcome  # noqa: E402
 from vvbench.load.mix import RequestSpec  # noqa: E402
 from vvbench.load.records import RowRecorder, build_row  # noqa: E402
 
-RATE = 24_000
 SPEC = RequestSpec(index=0, cls="c", api="speech", text="x" * 80, voice="alloy", seed=1, response_format="wav",
                    stream_format="audio", speed=1.0, timeout_s=60, poll_s=1)
 
 
 def body(audio_s: float) -> bytes:
-    n = int(audio_s * RATE)
-    x = 0.3 * np.sin(2 * np.pi * 200 * np.arange(n) / RATE)
-    x[: int(0.3 * RATE)] = 0.0
-    return wav_header(RATE, None) + to_pcm16(x)
+    n = int(audio_s * SAMPLE_RATE)
+    x = 0.3 * np.sin(2 * np.pi * 200 * np.arange(n) / SAMPLE_RATE)
+    x[: int(0.3 * SAMPLE_RATE)] = 0.0
+    return wav_header(SAMPLE_RATE, None) + to_pcm16(x)
 
 
 def parse(data: bytes) -> tuple[Outcome, AudioStream]:
@@ -87,7 +86,7 @@ def main() -> None:
     result = {
         "audio_s": args.audio_s, "body_bytes": len(data), "pieces": len(out.arrivals),
         "parse_us": round(per_call_us(lambda: parse(data), args.repeat), 1),
-        "playback_us": round(per_call_us(lambda: simulate(out.arrivals, RATE, out.ttfa_s + 0.2), args.repeat * 10), 2),
+        "playback_us": round(per_call_us(lambda: simulate(out.arrivals, SAMPLE_RATE, out.ttfa_s + 0.2), args.repeat * 10), 2),
         "row_us": round(per_call_us(lambda: build_row(SPEC, out, worker="w0", prebuffer_ms=200, warmup=False), args.repeat * 10), 2),
         "record_us_per_row": round(record_us, 2), "batch": args.batch,
     }

@@ -20,6 +20,7 @@ CHILD = r"""
 import json, sys, threading, time
 import vvbench.runtime  # noqa: F401
 import psutil, torch
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
 from vvbench.runtime.plan import memory_plan, _REFERENCE_TEXT
@@ -52,7 +53,7 @@ def consume(i):  # a client plays audio as it arrives and drops it, as a player 
 threads = [threading.Thread(target=consume, args=(i,)) for i in range(streams)]
 [t.start() for t in threads]
 [t.join() for t in threads]
-audio_s = sum(samples) / 24000 / streams
+audio_s = sum(samples) / SAMPLE_RATE / streams
 stats = engine.stats()
 engine.close()
 stop.set(); time.sleep(0.05)

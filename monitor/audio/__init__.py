@@ -4,7 +4,6 @@
 - `levels`: frame levels, speech activity, gaps and clipping of one waveform;
 - `checks`: `check_audio(samples, rate, expected_s, thresholds) -> AudioReport`, a verdict and a
   reason per check (`vvbench check-audio` and the watchdog's canary use it);
-- `loading`: WAV of any common sample format, raw PCM, or WAV bytes, as float samples.
-
-Pure numpy functions of a waveform; nothing here knows which service produced it.
+Pure numpy functions of a waveform; nothing here knows which service produced it. Reading WAV
+files and bytes (every common sample format, raw PCM) is `vvbench.core.audio`'s, the one reader.
 """

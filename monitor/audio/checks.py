@@ -6,7 +6,7 @@
 | check | fails when | default |
 |---|---|---|
 | `valid` | the audio is empty or holds NaN/infinity (every other check is then not measured) | |
-| `silence` | less than `min_active_ratio` of its 20 ms frames are above `silence_dbfs` | 20 %, −50 dBFS |
+| `silence` | less than `min_active_ratio` of its 20 ms frames are above `silence_dbfs` | 20 %, −50 dBFS (`vvbench.core.audio`'s audible) |
 | `dropout` | a silent run inside speech (between the first and last audible frame) lasts longer than `max_gap_s` | 1.5 s |
 | `clipping` | more than `max_clipped_ratio` of the samples sit at or beyond `clip_level` of full scale | 0.1 %, 0.999 |
 | `level` | the speech RMS (over audible frames) is outside `min_rms_dbfs`..`max_rms_dbfs` | −40..−3 dBFS |
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vvbench.core.audio import AUDIBLE_DBFS, AUDIBLE_WINDOW_S
 from vvbench.monitor.audio.levels import Levels, measure
 
 __all__ = ["CHECKS", "AudioReport", "AudioThresholds", "CheckResult", "check_audio"]
@@ -45,8 +46,8 @@ class AudioThresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    frame_ms: float = Field(20.0, gt=0, le=1000, description="analysis frame length (ms)")
-    silence_dbfs: float = Field(-50.0, le=0, description="a frame at or below this RMS level (dBFS) is silent")
+    frame_ms: float = Field(AUDIBLE_WINDOW_S * 1000, gt=0, le=1000, description="analysis frame length (ms)")
+    silence_dbfs: float = Field(AUDIBLE_DBFS, le=0, description="a frame at or below this RMS level (dBFS) is silent")
     min_active_ratio: float = Field(0.2, ge=0, le=1, description="silence fails below this share of audible frames")
     max_gap_s: float = Field(1.5, gt=0, description="dropout fails when a silent run inside speech lasts longer (s)")
     clip_level: float = Field(0.999, gt=0, le=1, description="a sample at or beyond this share of full scale is clipped")

@@ -1,10 +1,11 @@
 """Measurements of a waveform that the audio checks judge: frame levels, speech activity, gaps, clipping.
 
-All pure numpy on float samples where integer full scale is ±1 (`vvbench.monitor.audio.loading`).
+All pure numpy on float samples where integer full scale is ±1 (`vvbench.core.audio`).
 
-- **Frames**: non-overlapping 20 ms frames (the last partial frame counts if at least half
-  full). A frame is *active* (audible) when its RMS is above `silence_dbfs` — by default −50
-  dBFS, the same line the load generator uses for time to first audible audio.
+- **Frames**: non-overlapping frames from sample 0 (the last partial frame counts if at least
+  half full). A frame is *active* (audible) when its RMS is above `silence_dbfs`. By default the
+  frame and the line are `vvbench.core.audio`'s definition of audible (20 ms, −50 dBFS), the one
+  the load generator uses for time to first audible audio.
 - **Level**: RMS in dBFS over the active frames (the speech level, not diluted by pauses), and
   the peak in dBFS over all samples. 0 dBFS is a full-scale square wave's RMS and a full-scale
   sample's peak; silence floors at −120 dBFS.
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from vvbench.core.audio import AUDIBLE_DBFS, AUDIBLE_WINDOW_S, audible, window_rms, window_samples
 from vvbench.monitor.audio.wada import wada_snr
 
 FLOOR_DBFS = -120.0
@@ -28,17 +30,6 @@ FLOOR_DBFS = -120.0
 def dbfs(value: float) -> float:
     """20·log10(value) floored at −120 dBFS (value is an RMS or a peak, full scale 1)."""
     return FLOOR_DBFS if value <= 10 ** (FLOOR_DBFS / 20) else 20.0 * math.log10(value)
-
-
-def frame_rms(x: np.ndarray, rate: int, frame_ms: float) -> np.ndarray:
-    """RMS of each non-overlapping frame (a trailing frame at least half full is kept)."""
-    n = max(1, round(rate * frame_ms / 1000.0))
-    full = len(x) // n
-    rms = [np.sqrt(np.mean(np.square(x[: full * n].reshape(full, n)), axis=1))] if full else []
-    tail = x[full * n:]
-    if len(tail) >= n / 2:
-        rms.append(np.array([np.sqrt(np.mean(np.square(tail)))]))
-    return np.concatenate(rms) if rms else np.zeros(0)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -72,7 +63,7 @@ class Levels:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
 
 
-def measure(x: np.ndarray, rate: int, *, frame_ms: float = 20.0, silence_dbfs: float = -50.0,
+def measure(x: np.ndarray, rate: int, *, frame_ms: float = AUDIBLE_WINDOW_S * 1000, silence_dbfs: float = AUDIBLE_DBFS,
             clip_level: float = 0.999, max_gap_s: float = 0.0) -> Levels:
     """Measure `x` (float samples, full scale ±1) at `rate` Hz; see the module docstring.
 
@@ -86,8 +77,8 @@ def measure(x: np.ndarray, rate: int, *, frame_ms: float = 20.0, silence_dbfs: f
     if not finite:
         return Levels(rate, n, duration, False, nan, nan, nan, nan, nan, nan, nan, 0, nan)
     frame_s = frame_ms / 1000.0
-    rms = frame_rms(x, rate, frame_ms)
-    active = rms > 10 ** (silence_dbfs / 20.0)
+    rms = window_rms(x, window_samples(rate, frame_s), partial=True)
+    active = audible(rms, silence_dbfs)
     idx = np.flatnonzero(active)
     peak = float(np.max(np.abs(x)))
     clipped = float(np.mean(np.abs(x) >= clip_level))

@@ -30,9 +30,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from vvbench.core.audio import decode_wav
 from vvbench.core.errors import InputError
 from vvbench.monitor.audio.checks import check_audio
-from vvbench.monitor.audio.loading import decode_wav
 from vvbench.monitor.watch.config import Canary
 
 CANARY_CHECKS = ("http", "valid", "silence", "dropout", "clipping", "level", "duration", "snr", "snr_drop", "md5")

@@ -7,7 +7,7 @@ import wave
 
 import pytest
 
-from vvbench.monitor.audio.loading import load_audio
+from vvbench.core.audio import read_audio
 from vvbench.monitor.audio.wada import wada_snr
 
 
@@ -27,7 +27,7 @@ def test_synth_writes_wav_and_reports_figures(tmp_path):
         assert w.getnframes() == pytest.approx(res["audio_s"] * 24_000)
     assert res["audio_s"] > 1 and res["rtf"] == pytest.approx(res["wall_s"] / res["audio_s"])
     assert 0 < res["ttfc_s"] <= res["wall_s"]
-    audio, rate = load_audio(out)
+    audio, rate = read_audio(out)
     assert wada_snr(audio) >= 30
     # the same seed from a second process: the same file
     out2 = tmp_path / "b.wav"

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from tests.integration.watchkit import Load, Watch, free_port, serve_cmd
-from vvbench.monitor.audio.loading import decode_wav
+from vvbench.core.audio import decode_wav
 
 LEAK_MB = 20
 JOB_TEXT = " ".join(["The watchdog restarts a leaking service, and this long job must survive the restart."] * 14)

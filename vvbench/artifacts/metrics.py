@@ -6,7 +6,8 @@ names a metric reads this table: the summary computation (`vvbench.reports.summa
 checks, the terminal view, the Markdown/HTML summary, the exporter where it shows the same
 quantity, and the tuner's objectives and the compare gate; a test fails if any of them names a
 metric that is not here. Adding a metric is adding a row (and, for a new aggregation, its
-function in `vvbench.reports.summary`). This module is pure data: no pandas, no numpy.
+function in `vvbench.reports.summary`). This module is data: no pandas, nothing computed here (what
+"audible" means comes from `vvbench.core.audio`, where the load generator's detector reads it).
 
 Definitions (DESIGN.md section 6):
 - latency percentiles (`ttfa_*`, `ttfb_*`, `e2e_*`, `rtf_*`, `max_stall_p95_s`) are computed over
@@ -34,6 +35,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from typing import Literal
+
+from vvbench.core.audio import AUDIBLE
 
 RTF_FORMULA = "rtf = e2e_s / audio_s (RTFx = 1 / rtf); below 1 is faster than real time"
 PERCENTILE_METHOD = "linear interpolation between closest ranks (numpy's default), over raw per-request values"
@@ -89,7 +92,7 @@ def _continuity(ms: int) -> Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    *_latency("ttfa_s", "time to first audible audio (first 20 ms window above -50 dBFS)"),
+    *_latency("ttfa_s", f"time to first audible audio (first {AUDIBLE})"),
     *_latency("ttfb_s", "time to first body byte"),
     *_latency("e2e_s", "time to last byte"),
     *_latency("rtf", "real-time factor e2e_s / audio_s", unit="x"),

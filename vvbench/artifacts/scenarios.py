@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
 from vvbench.core.units import parse_duration
 
@@ -195,7 +196,7 @@ class Scenario(_Model):
     duration: Seconds | None = Field(None, gt=0, description="measured period after warm-up (with stages: their total minus warmup)")
     drain: Seconds | None = Field(None, ge=0, description="time after the window for in-flight requests to finish")
     prebuffer_ms: float = Field(200.0, ge=0, le=60_000, description="playback starts this long after the first audible audio")
-    pcm_sample_rate: int = Field(24_000, ge=8000, le=192_000, description="sample rate assumed for response_format pcm")
+    pcm_sample_rate: int = Field(SAMPLE_RATE, ge=8000, le=192_000, description="sample rate assumed for response_format pcm")
     slos: dict[str, float] = Field(default_factory=dict, description="objectives, e.g. ttfa_p95_s: 5.5, success_min: 0.99")
 
     @field_validator("classes")

@@ -163,8 +163,8 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
     import yaml
     from pydantic import ValidationError
 
+    from vvbench.core.audio import read_audio
     from vvbench.monitor.audio.checks import AudioThresholds, check_audio
-    from vvbench.monitor.audio.loading import load_audio
 
     if expected_s is not None and expected_s <= 0:
         raise InputError("--expected-s must be positive")
@@ -186,7 +186,7 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
     results, unreadable = [], 0
     for path in files:
         try:
-            samples, sr = load_audio(path, rate)
+            samples, sr = read_audio(path, rate)
         except InputError as exc:
             unreadable += 1
             click.echo(f"vvbench: error: {exc}", err=True)

@@ -1,18 +1,20 @@
 """Incremental parsing of a streamed audio body, and detection of the first audible audio.
 
-`AudioStream` is fed the body as it arrives, in pieces of any size (a WAV header or a 16-bit
-sample may be split across pieces), and keeps: samples received, PCM bytes, an MD5 of the PCM
-(the audio only, never the header), and where the first audible 20 ms window ends.
+`AudioStream` is fed the body as it arrives, in pieces of any size (a WAV header or a sample may
+be split across pieces), and keeps: samples received, PCM bytes, an MD5 of the PCM (the audio
+only, never the header), and where the first audible window ends. The WAV header, the sample
+formats and what "audible" means are `vvbench.core.audio`'s (`parse_wav_header`, `WavFormat`,
+`first_audible`): fed one byte at a time or all at once, a stream gives the samples and the
+audible index that `decode_wav` and `first_audible` give for the whole body.
 
-Audible: the first non-overlapping 20 ms window (aligned at sample 0) whose RMS is above
--50 dBFS (RMS relative to full scale 1.0). The window is known to be audible when its last
-sample has arrived, so time to first audible audio is the arrival time of the piece completing
-that window. After it is found, samples are only counted and hashed, not decoded (cheap).
+A window is known to be audible when its last sample has arrived, so time to first audible
+audio is the arrival time of the piece completing that window. After it is found, samples are
+only counted and hashed, not decoded (cheap).
 
-Formats: `wav` (RIFF header, possibly a streaming header with unknown sizes, then PCM16 mono or
-the first channel of several), `pcm` (raw 16-bit little-endian mono at a given rate), and SSE
-(`speech.audio.delta` events carrying base64 audio of either format; an `error` event ends the
-stream with its message).
+Formats: `wav` (RIFF header, possibly a streaming header with unknown sizes, then any sample
+format the core reader takes; bytes after a sized data chunk are not audio), `pcm` (raw 16-bit
+little-endian mono at a given rate), and SSE (`speech.audio.delta` events carrying base64 audio
+of either format; an `error` event ends the stream with its message).
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import struct
 
 import numpy as np
 
-WINDOW_S = 0.020
-AUDIBLE_DBFS = -50.0
-_AUDIBLE_RMS = 10 ** (AUDIBLE_DBFS / 20)
+from vvbench.core.audio import (
+    SAMPLE_RATE,
+    AudioFormatError,
+    WavFormat,
+    first_audible,
+    parse_wav_header,
+    window_samples,
+)
 
-
-class AudioFormatError(ValueError):
-    """The body is not the audio format it claims to be."""
+SOURCE = "response body"  # how a format error names what it could not read
 
 
 class StreamErrorEvent(Exception):
@@ -40,25 +44,28 @@ class StreamErrorEvent(Exception):
 class AudioStream:
     """Feed body pieces; read samples, md5, and the first audible sample index (module docstring)."""
 
-    def __init__(self, fmt: str, sample_rate: int = 24_000):
+    def __init__(self, fmt: str, sample_rate: int = SAMPLE_RATE):
         if fmt not in ("wav", "pcm"):
             raise ValueError(f"unknown audio format {fmt!r}")
         self.fmt = fmt
-        self.sample_rate = sample_rate if fmt == "pcm" else 0
-        self.channels = 1
-        self._head = b"" if fmt == "wav" else None  # bytes before the data chunk, until parsed
+        self.format: WavFormat | None = WavFormat(sample_rate) if fmt == "pcm" else None
+        self._head: bytearray | None = bytearray() if fmt == "wav" else None  # bytes until the header is parsed
         self.header_len = 0  # bytes of WAV header before the PCM
+        self._left: int | None = None  # data bytes the header declared and not yet seen (None: to the end)
         self._odd = b""  # a trailing partial frame
         self._md5 = hashlib.md5()
         self.pcm_bytes = 0
         self.samples = 0
         self.audible_at: int | None = None  # sample index where the first audible window ends
-        self._window: list[np.ndarray] = []
-        self._window_fill = 0
+        self._window = np.zeros(0)  # samples since the last whole window, while none was audible
 
     @property
     def md5(self) -> str:
         return self._md5.hexdigest()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.format.sample_rate if self.format is not None else 0
 
     @property
     def audio_s(self) -> float:
@@ -68,10 +75,16 @@ class AudioStream:
         """Add a piece; True when it completed the first audible window."""
         if self._head is not None:
             self._head += data
-            data = self._parse_header()
-            if self._head is not None:
+            head = parse_wav_header(bytes(self._head), SOURCE, final=False)
+            if head is None:
                 return False
-        frame = 2 * self.channels
+            self.format, self.header_len, self._left = head.format, head.data_offset, head.data_bytes
+            data = bytes(self._head[head.data_offset:])
+            self._head = None
+        if self._left is not None:
+            data = data[: self._left]
+            self._left -= len(data)
+        frame = self.format.frame_bytes
         data = self._odd + data
         cut = len(data) - len(data) % frame
         data, self._odd = data[:cut], data[cut:]
@@ -86,49 +99,16 @@ class AudioStream:
         return self._detect(data, start)
 
     def _detect(self, data: bytes, start: int) -> bool:
-        x = np.frombuffer(data, dtype="<i2")
-        if self.channels > 1:
-            x = x[:: self.channels]
-        win = max(1, round(WINDOW_S * self.sample_rate))
-        pos = 0
-        while pos < len(x):
-            take = min(win - self._window_fill, len(x) - pos)
-            self._window.append(x[pos:pos + take])
-            self._window_fill += take
-            pos += take
-            if self._window_fill == win:
-                w = np.concatenate(self._window).astype(np.float64) / 32768.0
-                self._window, self._window_fill = [], 0
-                if np.sqrt(np.mean(w * w)) > _AUDIBLE_RMS:
-                    self.audible_at = start + pos
-                    return True
+        """Look for the first audible window in the held samples plus `data` (which begins at sample `start`)."""
+        held = np.concatenate([self._window, self.format.decode(data)])
+        begin = start - len(self._window)  # a window boundary: the held samples are less than one window
+        end = first_audible(held, self.sample_rate)
+        if end is not None:
+            self.audible_at, self._window = begin + end, np.zeros(0)
+            return True
+        n = window_samples(self.sample_rate)
+        self._window = held[len(held) // n * n:]
         return False
-
-    def _parse_header(self) -> bytes:
-        """Consume the RIFF header from `_head`; return PCM bytes after it (or b"" while incomplete)."""
-        h = self._head
-        if len(h) < 12:
-            return b""
-        if h[:4] != b"RIFF" or h[8:12] != b"WAVE":
-            raise AudioFormatError("body is not a RIFF/WAVE stream")
-        pos = 12
-        while len(h) >= pos + 8:
-            cid, size = h[pos:pos + 4], struct.unpack("<I", h[pos + 4:pos + 8])[0]
-            if cid == b"data":
-                if not self.sample_rate:
-                    raise AudioFormatError("WAV data chunk before its fmt chunk")
-                self._head = None
-                self.header_len = pos + 8
-                return h[pos + 8:]
-            if len(h) < pos + 8 + size:
-                return b""
-            if cid == b"fmt ":
-                fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", h[pos + 8:pos + 24])
-                if fmt != 1 or bits != 16:
-                    raise AudioFormatError(f"only 16-bit PCM WAV is supported (format {fmt}, {bits} bits)")
-                self.sample_rate, self.channels = rate, max(1, channels)
-            pos += 8 + size + (size & 1)
-        return b""
 
 
 class SSEDecoder:
@@ -153,7 +133,7 @@ class SSEDecoder:
             try:
                 msg = json.loads(payload)
             except ValueError:
-                raise AudioFormatError("SSE event is not JSON") from None
+                raise AudioFormatError(f"{SOURCE}: SSE event is not JSON") from None
             kind = msg.get("type")
             if kind == "speech.audio.delta":
                 out.append(base64.b64decode(msg.get("audio", "")))

@@ -25,12 +25,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from vvbench import __version__
-from vvbench.load.audio import (
-    AudioFormatError,
-    AudioStream,
-    SSEDecoder,
-    StreamErrorEvent,
-)
+from vvbench.core.audio import AUDIBLE, SAMPLE_RATE, AudioFormatError
+from vvbench.load.audio import AudioStream, SSEDecoder, StreamErrorEvent
 from vvbench.load.mix import RequestSpec
 
 READ_BYTES = 16 * 1024
@@ -181,11 +177,11 @@ def _finish(out: Outcome, stream: AudioStream) -> Outcome:
     if stream.samples == 0:
         return out.fail("no_audio", "response carried no audio samples")
     if stream.audible_at is None:
-        return out.fail("no_audio", "no 20 ms window above -50 dBFS: the listener heard silence")
+        return out.fail("no_audio", f"no {AUDIBLE}: the listener heard silence")
     return out
 
 
-def speech(session: Session, spec: RequestSpec, pcm_rate: int = 24_000) -> Outcome:
+def speech(session: Session, spec: RequestSpec, pcm_rate: int = SAMPLE_RATE) -> Outcome:
     """POST /v1/audio/speech with stream=true and time every piece of the answer."""
     payload = {"model": "vvbench", "input": spec.text, "voice": spec.voice, "response_format": spec.response_format,
                "speed": spec.speed, "stream": True, "stream_format": spec.stream_format}
@@ -244,7 +240,7 @@ def _json(session: Session, method: str, path: str, body: dict | None, deadline:
     return resp.status, (json.loads(data) if data else {}), None
 
 
-def job(session: Session, spec: RequestSpec, pcm_rate: int = 24_000) -> Outcome:
+def job(session: Session, spec: RequestSpec, pcm_rate: int = SAMPLE_RATE) -> Outcome:
     """POST /v1/jobs, poll it, fetch each chunk as it is ready (arrival = its last byte), delete it."""
     payload = {"model": "vvbench", "input": spec.text, "voice": spec.voice, "response_format": spec.response_format,
                "speed": spec.speed}
@@ -301,7 +297,8 @@ def _fetch_chunk(session: Session, out: Outcome, stream: AudioStream, path: str,
     _read_body(session, resp, t0, deadline, piece)
     t = time.perf_counter() - t0
     header_len = _pcm_offset(bytes(body), part)
-    stream.sample_rate = part.sample_rate or stream.sample_rate
+    if part.format is not None:  # a WAV chunk says how its samples are stored; the next ones are alike
+        stream.format = part.format
     if stream.feed(bytes(body[header_len:])) and math.isnan(out.ttfa_s):
         out.ttfa_s = t
     out.e2e_s = t
@@ -310,7 +307,7 @@ def _fetch_chunk(session: Session, out: Outcome, stream: AudioStream, path: str,
 
 
 def _pcm_offset(body: bytes, part: AudioStream) -> int:
-    """Bytes of header before the PCM (0 for raw PCM); sets part's sample rate from a WAV header."""
+    """Bytes of header before the PCM (0 for raw PCM); sets part's format from a WAV header."""
     if part.fmt == "pcm":
         return 0
     part.feed(body)

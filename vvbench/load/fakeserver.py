@@ -1,4 +1,4 @@
-"""A scripted stand-in TTS server (stdlib only): exact timing, known pauses, no model.
+"""A scripted stand-in TTS server (stdlib HTTP, numpy): exact timing, known pauses, no model.
 
 `python -m vvbench.load.fakeserver --port 0 [options]` prints `fake-tts: listening on URL` and
 serves the parts of the API a benchmark uses: `POST /v1/audio/speech` (wav/pcm, audio or SSE,
@@ -28,26 +28,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from vvbench.artifacts.stats import ServiceStats
+from vvbench.core.audio import SAMPLE_RATE, to_pcm16, wav_header
 from vvbench.core.proc import LISTENING
-
-RATE = 24_000
 
 
 def tone(n: int, start: int = 0, silence: int = 0) -> bytes:
     """n samples of the tone (the first `silence` samples of the stream are silent), PCM16."""
     idx = np.arange(start, start + n)
-    x = 0.316 * np.sin(2 * math.pi * 220.0 * idx / RATE)
+    x = 0.316 * np.sin(2 * math.pi * 220.0 * idx / SAMPLE_RATE)
     x[idx < silence] = 0.0
-    return (x * 32767).astype("<i2").tobytes()
-
-
-def wav_header(n_samples: int | None) -> bytes:
-    size = 0xFFFFFFFF if n_samples is None else n_samples * 2
-    riff = 0xFFFFFFFF if n_samples is None else 36 + size
-    return (b"RIFF" + riff.to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
-            + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + RATE.to_bytes(4, "little")
-            + (RATE * 2).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
-            + b"data" + size.to_bytes(4, "little"))
+    return to_pcm16(x)
 
 
 class Script:
@@ -62,16 +52,16 @@ class Script:
 
     def plan(self, text: str) -> list[tuple[float, int, int]]:
         """(send time offset, first sample, samples) of each chunk."""
-        total = max(1, int(len(text) / self.a.chars_per_s * RATE))
-        size = max(1, int(self.a.chunk_s * RATE))
+        total = max(1, int(len(text) / self.a.chars_per_s * SAMPLE_RATE))
+        size = max(1, int(self.a.chunk_s * SAMPLE_RATE))
         out, t, pos = [], self.a.first_delay_s, 0
         paused = False
         while pos < total:
             n = min(size, total - pos)
             out.append((t, pos, n))
             pos += n
-            t += n / RATE * self.a.rtf
-            if not paused and self.a.pause_s and pos / RATE >= self.a.pause_after_s:
+            t += n / SAMPLE_RATE * self.a.rtf
+            if not paused and self.a.pause_s and pos / SAMPLE_RATE >= self.a.pause_after_s:
                 t += self.a.pause_s
                 paused = True
         return out
@@ -120,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
                                         "chunks_total": len(job["chunks"]), "seed": job["seed"]})
             if len(parts) == 5 and parts[3] == "chunks" and int(parts[4]) < ready:
                 _, start, n = job["chunks"][int(parts[4])]
-                data = wav_header(n) + tone(n, start, int(s.a.silence_s * RATE))
+                data = wav_header(SAMPLE_RATE, n) + tone(n, start, int(s.a.silence_s * SAMPLE_RATE))
                 self.send_response(200)
                 self.send_header("Content-Type", "audio/wav")
                 self.send_header("Content-Length", str(len(data)))
@@ -165,12 +155,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("X-Seed", str(body.get("seed", 0)))
         self.end_headers()
-        head = wav_header(None) if body.get("response_format", "wav") == "wav" else b""
+        head = wav_header(SAMPLE_RATE, None) if body.get("response_format", "wav") == "wav" else b""
         for t, start, n in chunks:
             wait = t - (time.monotonic() - t0)
             if wait > 0:
                 time.sleep(wait)
-            data = head + tone(n, start, int(s.a.silence_s * RATE))
+            data = head + tone(n, start, int(s.a.silence_s * SAMPLE_RATE))
             head = b""
             if sse:
                 data = b"data: " + json.dumps({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}).encode() + b"\n\n"

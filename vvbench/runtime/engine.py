@@ -21,6 +21,7 @@ from collections import Counter
 import numpy as np
 import torch
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
 from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, merge, validate_config
 from vvbench.runtime.faults import FaultInjector
@@ -74,7 +75,7 @@ class Engine:
     # -- client API -----------------------------------------------------------------------
     def plan(self, text: str, speed: float = 1.0, voice: str = "alloy"):
         """The prosody plan of a text (duration, frames) without running anything."""
-        return plan_prosody(text, speed=speed, sample_rate=24_000, voice=voice)
+        return plan_prosody(text, speed=speed, sample_rate=SAMPLE_RATE, voice=voice)
 
     def submit(self, request: SynthesisRequest) -> RequestHandle:
         """Queue a request; returns its handle. Raises InputError or CapacityError."""
@@ -91,11 +92,11 @@ class Engine:
         if request.diffusion_steps is not None and not (1 <= request.diffusion_steps <= 1000):
             raise InputError("diffusion_steps must be between 1 and 1000", param="diffusion_steps")
         seed = request.resolved_seed()
-        plan = plan_prosody(text, speed=request.speed, sample_rate=24_000, voice=voice.name)
+        plan = plan_prosody(text, speed=request.speed, sample_rate=SAMPLE_RATE, voice=voice.name)
         n_frames = plan.n_frames(self.preset.samples_per_frame)
         if request.start_frame < 0 or request.start_frame > n_frames:
             raise InputError(f"start_frame must be within 0..{n_frames}", param="start_frame")
-        handle = RequestHandle(request, n_frames=n_frames, samples_per_frame=self.preset.samples_per_frame, sample_rate=24_000)
+        handle = RequestHandle(request, n_frames=n_frames, samples_per_frame=self.preset.samples_per_frame, sample_rate=SAMPLE_RATE)
         with self._lock:
             if self._stop:
                 raise EngineError(self._failure or "engine is closed")
@@ -147,7 +148,7 @@ class Engine:
                 "max_batch": self.config.max_batch,
                 "steps": self._steps,
                 "frames": self._frames,
-                "audio_s": self._frames * self.preset.samples_per_frame / 24_000,
+                "audio_s": self._frames * self.preset.samples_per_frame / SAMPLE_RATE,
                 "requests": dict(self._counts),
                 "batch_sizes": {str(k): v for k, v in sorted(self._batch_sizes.items())},
                 "stage_s": dict(self._stage_s),
@@ -310,7 +311,7 @@ class Engine:
         steps = req.diffusion_steps if req.diffusion_steps is not None else cfg.steps_for(len(req.text))
         gen = torch.Generator().manual_seed(seed)
         self.stepper.reset_slot(slot)
-        synth = StreamSynth(voice, plan, sample_rate=24_000, samples_per_frame=self.preset.samples_per_frame,
+        synth = StreamSynth(voice, plan, sample_rate=SAMPLE_RATE, samples_per_frame=self.preset.samples_per_frame,
                             seed=seed, noise_dbfs=cfg.faults.noise_db)
         return Stream(
             handle=handle, plan=plan, synth=synth, slot=slot, prompt=prompt, kv_pos=kv_pos, kv_neg=kv_neg,

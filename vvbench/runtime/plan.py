@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.offload import resolve_placement
-from vvbench.runtime.presets import SAMPLE_RATE, Preset
+from vvbench.runtime.presets import Preset
 
 CUDA_CONTEXT_BYTES = 512 * 1024**2
 # What a CPU process holds beyond the tensors counted here (allocator caches, kernel code,

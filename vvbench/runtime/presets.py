@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
-
-SAMPLE_RATE = 24_000
 
 
 @dataclass(frozen=True)

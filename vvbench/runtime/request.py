@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import EngineError, RequestCancelled, VVBenchError
 
 _ids = itertools.count(1)
@@ -77,7 +78,7 @@ class AudioChunk:
     start_frame: int
     frames: int
     final: bool
-    sample_rate: int = 24_000
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def duration_s(self) -> float:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.runtime.prosody import PlanBlock, ProsodyPlan
 from vvbench.runtime.voices import Voice, speaker_variant
 
@@ -96,7 +97,7 @@ class _State:
 class StreamSynth:
     """Per-stream synthesiser state; `render(frame_index, controls)` gives one frame of audio."""
 
-    def __init__(self, voice: Voice, plan: ProsodyPlan, *, sample_rate: int = 24000,
+    def __init__(self, voice: Voice, plan: ProsodyPlan, *, sample_rate: int = SAMPLE_RATE,
                  samples_per_frame: int = 3200, seed: int, noise_dbfs: float | None = None):
         if samples_per_frame <= 0 or sample_rate <= 0:
             raise ValueError("sample_rate and samples_per_frame must be positive")

@@ -29,6 +29,7 @@ import unicodedata
 import zlib
 from dataclasses import dataclass
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError, InputError
 from vvbench.runtime.prosody import PlanBlock, ProsodyPlan, Segment, SegmentKind
 
@@ -246,7 +247,7 @@ class _PlanBuilder:
         self.sentence_ended = self.sentence_ended or new_sentence
 
 
-def plan_prosody(text: str, *, speed: float = 1.0, sample_rate: int = 24000,
+def plan_prosody(text: str, *, speed: float = 1.0, sample_rate: int = SAMPLE_RATE,
                  voice: str | None = None) -> ProsodyPlan:
     """Plan the timeline of `text`: lead-in, voiced words, pauses, tail; all divided by `speed`.
 

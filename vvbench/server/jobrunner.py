@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 
-from vvbench.core.audio import to_pcm16
+from vvbench.core.audio import SAMPLE_RATE, to_pcm16
 from vvbench.core.errors import CapacityError, RequestCancelled, VVBenchError
 from vvbench.runtime.request import RequestHandle, RequestState, SynthesisRequest
 from vvbench.server.admission import request_priority
@@ -168,7 +168,7 @@ class JobRunner:
                 if metrics is not None:
                     metrics.job_audio.inc(chunk.duration_s)
             if handle.state is RequestState.DONE:
-                log.info("job %s done (%.1f s of audio)", rec.id, rec.n_frames * rec.samples_per_frame / 24_000)
+                log.info("job %s done (%.1f s of audio)", rec.id, rec.n_frames * rec.samples_per_frame / SAMPLE_RATE)
                 if metrics is not None:
                     metrics.observe_synthesis("job", "ok", None, handle.timings().get("total", 0.0), 0.0)
         except RequestCancelled:

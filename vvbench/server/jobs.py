@@ -20,14 +20,14 @@ import uuid
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from vvbench.core.audio import wav_header
+from vvbench.core.audio import SAMPLE_RATE, wav_header
 from vvbench.runtime.request import RequestState
 from vvbench.runtime.text import plan_prosody
 from vvbench.server.errors import APIError, error_responses, retry_after, unavailable
 from vvbench.server.jobstore import JobRecord, config_fingerprint
 from vvbench.server.schemas import JobDeleted, JobList, JobRequest, JobState, JobStatus
 from vvbench.server.speech import check_input, resolve_voice
-from vvbench.server.streaming import MEDIA_TYPES, SAMPLE_RATE
+from vvbench.server.streaming import MEDIA_TYPES
 
 router = APIRouter()
 

@@ -28,14 +28,13 @@ import time
 
 from starlette.responses import Response
 
-from vvbench.core.audio import to_pcm16, wav_header
+from vvbench.core.audio import SAMPLE_RATE, to_pcm16, wav_header
 from vvbench.core.errors import VVBenchError
 from vvbench.runtime.request import AudioChunk, RequestHandle
 from vvbench.server.errors import error_for
 
 log = logging.getLogger("vvbench.server")
 
-SAMPLE_RATE = 24_000
 MEDIA_TYPES = {"wav": "audio/wav", "pcm": "audio/pcm", "sse": "text/event-stream"}
 TIMING_STAGES = ("queue", "prefill", "lm", "diffusion", "decode", "semantic", "synth")
 

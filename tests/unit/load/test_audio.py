@@ -7,13 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from vvbench.core.audio import to_pcm16, wav_header
-from vvbench.load.audio import (
-    AudioFormatError,
-    AudioStream,
-    SSEDecoder,
-    StreamErrorEvent,
-)
+from vvbench.core.audio import AudioFormatError, to_pcm16, wav_header
+from vvbench.load.audio import AudioStream, SSEDecoder, StreamErrorEvent
 
 RATE = 24_000
 WIN = 480  # 20 ms

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from vvbench.core.audio import from_pcm16, to_pcm16, wav_header, write_wav
-from vvbench.core.errors import InputError
+from vvbench.core.audio import read_audio, to_pcm16, write_wav
 from vvbench.monitor.audio.checks import AudioThresholds, check_audio
-from vvbench.monitor.audio.loading import decode_wav, load_audio
 
 ESPEAK = shutil.which("espeak-ng")
 pytestmark = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
@@ -26,7 +23,7 @@ TEXT = ("The quick brown fox jumps over the lazy dog. Monitoring speech quality 
 def speech(tmp_path_factory) -> tuple[np.ndarray, int]:
     path = tmp_path_factory.mktemp("espeak") / "speech.wav"
     subprocess.run([ESPEAK, "-w", str(path), TEXT], check=True, capture_output=True)
-    return load_audio(path)
+    return read_audio(path)
 
 
 def with_noise(x: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
@@ -114,46 +111,6 @@ def test_thresholds_are_configurable(speech):
     noisy = with_noise(x, 15, seed=1)
     assert "snr" in check_audio(noisy, rate).failed
     assert "snr" not in check_audio(noisy, rate, thresholds=AudioThresholds(snr_min_db=10)).failed
-
-
-# -- reading files -------------------------------------------------------------------------------------
-def test_decode_reads_float_and_24_bit_and_streaming_headers(speech):
-    x, rate = speech
-    x = x[:4800]
-    f32 = x.astype("<f4").tobytes()
-    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
-    wav = b"RIFF" + struct.pack("<I", 36 + len(f32)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(f32)) + f32
-    y, r = decode_wav(wav)
-    assert r == rate and np.allclose(y, x, atol=1e-6)
-    ints = np.round(np.clip(x, -1, 1) * (2**23 - 1)).astype(np.int32)
-    b24 = b"".join(int(v).to_bytes(3, "little", signed=True) for v in ints)
-    fmt24 = struct.pack("<HHIIHH", 1, 1, rate, rate * 3, 3, 24)
-    wav24 = b"RIFF" + struct.pack("<I", 36 + len(b24)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt24 + b"data" + struct.pack("<I", len(b24)) + b24
-    y24, _ = decode_wav(wav24)
-    assert np.allclose(y24, x, atol=1e-6)
-    streamed = wav_header(rate, None) + to_pcm16(x)
-    ys, _ = decode_wav(streamed)
-    assert np.array_equal(ys, from_pcm16(to_pcm16(x)).astype(np.float64))
-
-
-def test_raw_pcm_needs_a_rate_and_garbage_is_an_input_error(tmp_path, speech):
-    x, rate = speech
-    raw = tmp_path / "speech.pcm"
-    raw.write_bytes(to_pcm16(x))
-    with pytest.raises(InputError, match="--rate"):
-        load_audio(raw)
-    y, r = load_audio(raw, rate=rate)
-    assert r == rate and len(y) == len(x)
-    with pytest.raises(InputError, match="cannot read"):
-        load_audio(tmp_path / "missing.wav")
-    bad = tmp_path / "bad.wav"
-    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    with pytest.raises(InputError, match="no data chunk"):
-        load_audio(bad)
-    extensible = tmp_path / "ext.wav"  # WAVE_FORMAT_EXTENSIBLE whose 40-byte fmt chunk is cut after 18 bytes
-    extensible.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + struct.pack("<IHHIIHHH", 40, 0xFFFE, 1, rate, 2 * rate, 2, 16, 22))
-    with pytest.raises(InputError, match="truncated fmt chunk"):
-        load_audio(extensible)
 
 
 def test_check_audio_cli_exit_codes_and_table(speech, tmp_path):

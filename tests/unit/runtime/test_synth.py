@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import InputError
 from vvbench.monitor.audio.wada import wada_snr
 from vvbench.runtime.synth import FLOOR_DBFS, PEAK_DBFS, FrameControls, StreamSynth
@@ -19,7 +20,7 @@ from vvbench.runtime.text import SegmentKind, plan_prosody
 from vvbench.runtime.voices import VOICES, get_voice, speaker_variant, voice_names
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SR = 24000
+SR = SAMPLE_RATE
 TEXT = ("Good evening, and welcome to the show. Tonight we talk about streaming speech "
         "synthesis, latency budgets, and why the first chunk matters so much. It is a pleasure "
         "to be here; let us begin with the basics of the problem.")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError, InputError
 from vvbench.runtime.text import (
     BOS_ID,
@@ -24,7 +25,7 @@ from vvbench.runtime.text import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SR = 24000
+SR = SAMPLE_RATE
 TEXT = "Good evening, and welcome to the show. Tonight we talk about streaming speech synthesis!"
 
 
