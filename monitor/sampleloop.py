@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vvbench.core.files import replacing
 from vvbench.monitor.samplers import Sampler
 
 if TYPE_CHECKING:
@@ -84,14 +85,12 @@ class SampleLoop:
         return pd.DataFrame(list(self.rows), columns=self.columns)
 
     def write(self, path: str | Path) -> None:
-        """samples.parquet, written under a temp name and renamed."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
+        """samples.parquet, written atomically (`vvbench.core.files.replacing`)."""
         import pandas as pd
 
         frame = self.frame()
         for col in frame.columns:
             if frame[col].dtype == object:
                 frame[col] = pd.to_numeric(frame[col], errors="coerce")
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
+        with replacing(path) as tmp:
+            frame.to_parquet(tmp, index=False)

@@ -10,16 +10,17 @@ mixtures apart), so the table is made non-decreasing there.
 
 Regenerate (rewrites the table below in place, a few seconds):
 
-    python -m monitor.audio._wada_table
+    python -m vvbench.monitor.audio._wada_table
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 import numpy as np
+
+from vvbench.core.files import write_atomic
 
 SNR_DB_MIN, SNR_DB_MAX = -20, 100
 GAMMA_SHAPE = 0.4
@@ -67,11 +68,7 @@ def main() -> None:
     block = f"# BEGIN GENERATED TABLE\n{_render(g)}# END GENERATED TABLE"
     source = re.sub(r"# BEGIN GENERATED TABLE\n.*?# END GENERATED TABLE", lambda _: block,
                     source, flags=re.DOTALL)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(source)
-    os.chmod(tmp, os.stat(path).st_mode)  # mkstemp creates 0600; keep the file's own mode
-    os.replace(tmp, path)
+    write_atomic(path, source)  # keeps the file's own mode
 
 
 # G at SNR_DB_MIN, SNR_DB_MIN + 1, ..., SNR_DB_MAX dB (1 dB steps), from generate_table().

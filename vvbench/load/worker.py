@@ -42,6 +42,7 @@ from locust.stats import (
     stats_history,
 )
 
+from vvbench.core.files import write_atomic
 from vvbench.load import users
 from vvbench.load.context import LoadContext, LoadPlan, merge_progress, users_needed
 from vvbench.load.records import RowRecorder
@@ -60,12 +61,6 @@ class _QuietSpawnWarning(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "spawn rate is very high" not in record.getMessage()
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 def _user_class(plan: LoadPlan):
@@ -120,11 +115,11 @@ def run_local(plan: LoadPlan, out: Path) -> int:
         if time.monotonic() - last >= FLUSH_S:
             last = time.monotonic()
             ctx.recorder.flush()
-            _write_json(out / "progress.json", {**ctx.progress(), "start_at": ctx.start_at, "window_end": ctx.window_end})
+            write_atomic(out / "progress.json", json.dumps({**ctx.progress(), "start_at": ctx.start_at, "window_end": ctx.window_end}))
     _stop_users(runner)
     runner.stop()
     ctx.recorder.flush()
-    _write_json(out / "progress.json", {**ctx.progress(), "start_at": ctx.start_at, "window_end": ctx.window_end, "final": True})
+    write_atomic(out / "progress.json", json.dumps({**ctx.progress(), "start_at": ctx.start_at, "window_end": ctx.window_end, "final": True}))
     output.close()
     runner.quit()
     return 0
@@ -179,8 +174,8 @@ def run_master(plan: LoadPlan, out: Path, expect: int, bind_host: str, bind_port
         gevent.sleep(FLUSH_S)
         state.recorder.flush()
         prog = merge_progress(list(state.progress.values()), state.ttfa)
-        _write_json(out / "progress.json", {**prog, "start_at": start_at, "window_end": start_at + plan.scenario.window_s,
-                                            "workers": runner.worker_count})
+        write_atomic(out / "progress.json", json.dumps({**prog, "start_at": start_at, "window_end": start_at + plan.scenario.window_s,
+                                                        "workers": runner.worker_count}))
     if stopping:
         runner.send_message("vv_stop")
         wait_until = time.time() + 15
@@ -189,7 +184,7 @@ def run_master(plan: LoadPlan, out: Path, expect: int, bind_host: str, bind_port
     gevent.sleep(0.5)  # the last rows and stats ride behind vv_finished on the same socket
     state.recorder.flush()
     prog = merge_progress(list(state.progress.values()), state.ttfa)
-    _write_json(out / "progress.json", {**prog, "start_at": start_at, "window_end": start_at + plan.scenario.window_s, "final": True})
+    write_atomic(out / "progress.json", json.dumps({**prog, "start_at": start_at, "window_end": start_at + plan.scenario.window_s, "final": True}))
     output.close()
     runner.quit()
     return 0 if len(state.finished) == len(clients) else 4

@@ -4,7 +4,7 @@ Layout under the data directory: `jobs.db`, and `jobs/<job id>/<index>.pcm` hold
 little-endian mono samples (the WAV header is added when a chunk is served).
 
 Durability: a chunk file is written to a temporary name, fsynced and renamed (and its directory
-fsynced) before the database records it, in one transaction that also advances the job's counters
+fsynced: `vvbench.core.files.write_atomic(durable=True)`) before the database records it, in one transaction that also advances the job's counters
 (and marks it done with its last chunk). The database runs with `synchronous=FULL`, so an accepted
 job (HTTP 202) and every recorded chunk survive a `kill -9` or a power cut. A file that exists
 without its database row (killed between rename and commit) is simply written again on resume.
@@ -18,7 +18,6 @@ threads write chunks.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import threading
@@ -26,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from vvbench.core.files import write_atomic
 from vvbench.server.schemas import JobState
 
 SCHEMA_VERSION = 1
@@ -93,14 +93,6 @@ class JobRecord:
 
 
 _COLUMNS = [f.name for f in fields(JobRecord)]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class JobStore:
@@ -185,13 +177,7 @@ class JobStore:
             return False
         path = self.chunk_path(job_id, index)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(pcm)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        write_atomic(path, pcm, durable=True)
         now = time.time()
         with self._lock:
             cur = self._db.execute(
