@@ -32,6 +32,7 @@ from pydantic import (
 
 from vvbench.core.errors import ConfigError
 from vvbench.core.units import parse_bytes, parse_duration, parse_fraction
+from vvbench.core.validation import format_validation_error
 from vvbench.monitor.audio.checks import AudioThresholds
 from vvbench.monitor.watch.rules import (
     CanaryFailures,
@@ -247,11 +248,8 @@ def load_watch_config(path: str | Path | None, overrides: dict[str, Any] | None 
     try:
         return WatchConfig.model_validate(_merge(data, overrides))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        origin = "command line" if any(where == k or where.startswith(k + ".") for k in overrides) else source
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{origin}: {where + ': ' if where else ''}{msg}") from None
+        origins = dict.fromkeys(overrides, "command line")
+        raise ConfigError(format_validation_error(exc, source, model=WatchConfig, origins=origins)) from None
 
 
 def _resolve_command(argv: list[str], what: str) -> None:

@@ -56,6 +56,17 @@ def test_unsupported_format_message_lists_the_allowed_ones(app_http):
     assert "wav" in err["message"] and "pcm" in err["message"] and "mp3" in err["message"]
 
 
+def test_unknown_field_lists_the_allowed_ones(http):
+    err = assert_error(http.post("/v1/audio/speech", json={**OK, "vioce": "alloy"}), 400, "vioce")
+    assert err["code"] == "unknown_parameter"
+    assert err["message"].startswith("vioce: unknown parameter; allowed: ") and "voice" in err["message"], err
+
+
+def test_a_bad_value_is_quoted_in_the_message(http):
+    err = assert_error(http.post("/v1/audio/speech", json={**OK, "speed": 9.5}), 400, "speed")
+    assert "(got 9.5)" in err["message"], err
+
+
 @pytest.mark.parametrize("raw", [b"{bad json", b"[1, 2]", b"null", b"", b'"text"', b"\xff\xfe"])
 def test_malformed_bodies_are_400(app_http, raw):
     resp = app_http.post("/v1/audio/speech", content=raw, headers={"content-type": "application/json"})

@@ -39,6 +39,7 @@ from pydantic import (
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
 from vvbench.core.units import parse_duration
+from vvbench.core.validation import format_validation_error
 
 CORPUS_NAMES = ("short", "medium", "long", "podcast")
 
@@ -251,42 +252,6 @@ class Scenario(_Model):
         return Scenario.model_validate(data)
 
 
-def _loc(err: dict) -> str:
-    return ".".join(str(p) for p in err["loc"])
-
-
-def format_errors(exc: ValidationError, source: str) -> str:
-    """`FILE: dotted.path: expectation` for each problem, joined with `; `."""
-    parts = []
-    for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            parent = err["loc"][:-1]
-            allowed = _allowed_keys(parent)
-            msg = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-        elif err["type"] == "missing":
-            msg = "required"
-        loc = _loc(err)
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return f"{source}: " + "; ".join(dict.fromkeys(parts))
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    model: Any = Scenario
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        ann = field.annotation
-        args = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not args:
-            return []
-        model = args[0]
-    return list(model.model_fields)
-
-
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate one scenario file; ConfigError `FILE: dotted.path: expectation`."""
     path = Path(path)
@@ -304,7 +269,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         return Scenario.model_validate(data, context={"base_dir": str(path.parent)})
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, str(path))) from None
+        raise ConfigError(format_validation_error(exc, str(path), model=Scenario)) from None
 
 
 def scenario_dir() -> Path | None:

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from vvbench.cli.knobs import knob_options, overrides_from_flags
 from vvbench.core.errors import ConfigError, InputError, VVBenchError
+from vvbench.core.validation import format_validation_error
 
 console = Console()
 err_console = Console(stderr=True)
@@ -66,8 +67,7 @@ def execute(options: dict, as_json: bool) -> int:
     try:
         opts = RunOptions.model_validate(options)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        raise ConfigError(format_validation_error(exc, "command line", model=RunOptions)) from None
     title = opts.scenario if isinstance(opts.scenario, str) else opts.scenario.name
     with LiveView(err_console, title) as view:
         result = run_with(opts, view=view)

@@ -164,6 +164,7 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
     from pydantic import ValidationError
 
     from vvbench.core.audio import read_audio
+    from vvbench.core.validation import format_validation_error
     from vvbench.monitor.audio.checks import AudioThresholds, check_audio
 
     if expected_s is not None and expected_s <= 0:
@@ -181,8 +182,9 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
     try:
         thresholds = AudioThresholds.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{thresholds_path or 'thresholds'}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        origins = {"snr_min_db": "command line"} if snr_min is not None else {}
+        raise ConfigError(format_validation_error(exc, thresholds_path or "command line", model=AudioThresholds,
+                                                  origins=origins)) from None
     results, unreadable = [], 0
     for path in files:
         try:

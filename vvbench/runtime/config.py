@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vvbench.core.errors import ConfigError
+from vvbench.core.validation import format_validation_error
 from vvbench.runtime.offload_map import parse_offload_map
 from vvbench.runtime.presets import PRESETS, Preset, get_preset
 
@@ -174,23 +175,6 @@ def knob_fields() -> dict[str, dict[str, Any]]:
 HOT_KNOBS = frozenset(k.split(".")[0] for k, v in knob_fields().items() if v["hot"])
 
 
-def format_validation_error(exc: ValidationError, source: str | None = None) -> str:
-    """One line per problem: `[source: ]dotted.path: message (got value)`."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("int", "AdaptiveSteps", "function-after[_ordered(), AdaptiveSteps]")))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown knob; allowed: " + ", ".join(RuntimeConfig.model_fields)
-        elif err["type"].startswith("literal_error") or err["type"] in ("enum",):
-            pass
-        got = err.get("input")
-        shown = "" if isinstance(got, (dict, list)) or err["type"] == "extra_forbidden" else f" (got {got!r})"
-        parts.append(f"{loc}: {msg}{shown}" if loc else msg)
-    prefix = f"{source}: " if source else ""
-    return prefix + "; ".join(dict.fromkeys(parts))
-
-
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
@@ -207,9 +191,13 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """`VVBENCH_MAX_BATCH=16`, `VVBENCH_FAULTS__NOISE_DB=-30`: values parsed as YAML scalars."""
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`VVBENCH_MAX_BATCH=16`, `VVBENCH_FAULTS__NOISE_DB=-30`: values parsed as YAML scalars.
+
+    Returns the values and, for each dotted knob path set, the variable that set it.
+    """
     out: dict[str, Any] = {}
+    names: dict[str, str] = {}
     fields = set(RuntimeConfig.model_fields)
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX):
@@ -223,7 +211,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             out.setdefault(top, {})[sub] = value
         else:
             out[top] = value
-    return out
+        names[f"{top}.{sub}" if sub else top] = key
+    return out, names
 
 
 def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -243,24 +232,35 @@ def load_runtime_config(
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RuntimeConfig:
-    """Build a RuntimeConfig from defaults < file < VVBENCH_* env < overrides."""
+    """Build a RuntimeConfig from defaults < file < VVBENCH_* env < overrides.
+
+    An invalid value is reported against where it came from: the file, the environment
+    variable, or the command line (`overrides` are the CLI's flags).
+    """
     data: dict[str, Any] = {}
-    source = None
+    source = "command line"
     if path is not None:
         source = str(path)
         data = _read_file(Path(path))
-    data = merge(data, _env_overrides(os.environ if env is None else env))
+    from_env, origins = _env_overrides(os.environ if env is None else env)
+    data = merge(data, from_env)
     if overrides:
-        data = merge(data, {k: v for k, v in overrides.items() if v is not None})
-    return validate_config(data, source)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        data = merge(data, given)
+        origins.update(dict.fromkeys(given, "command line"))
+    return validate_config(data, source, origins=origins)
 
 
-def validate_config(data: Mapping[str, Any], source: str | None = None) -> RuntimeConfig:
-    """Validate a mapping of knobs, turning pydantic's errors into one ConfigError line."""
+def validate_config(data: Mapping[str, Any], source: str | None = None, *, origins: Mapping[str, str] | None = None) -> RuntimeConfig:
+    """Validate a mapping of knobs, turning pydantic's errors into one ConfigError line.
+
+    The line starts with `source` (none without one: `/admin/config` names the knob first),
+    or with the origin `origins` gives for a knob's dotted path.
+    """
     try:
         return RuntimeConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, model=RuntimeConfig, origins=origins, unknown="unknown knob")) from None
 
 
 def dump_config(config: RuntimeConfig) -> str:

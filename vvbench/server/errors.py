@@ -3,9 +3,11 @@
 `APIError` is what handlers raise; the exception handlers below turn it, the runtime's own errors
 (`InputError` -> 400 naming its parameter, `CapacityError` -> 503 with `Retry-After`,
 `ConfigError` -> 400), FastAPI's validation errors (malformed JSON, wrong types, missing or
-unknown fields -> 400 naming the field) and Starlette's routing errors (404, 405 with `Allow`)
-into that shape. Validation problems are 400 rather than FastAPI's 422, as OpenAI's API answers
-them; the OpenAPI document is rewritten to match (see `app.py`).
+unknown fields -> 400 naming the field, worded by `vvbench.core.validation` like every other
+validation message, an unknown field with the body's allowed ones) and Starlette's routing
+errors (404, 405 with `Allow`) into that shape. Validation problems are 400 rather than
+FastAPI's 422, as OpenAI's API answers them; the OpenAPI document is rewritten to match (see
+`app.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
+from vvbench.core.validation import describe
 
 log = logging.getLogger("vvbench.server")
 
@@ -91,24 +94,18 @@ def error_for(exc: Exception) -> APIError:
     return APIError(500, "internal error", type="server_error", code="internal_error")
 
 
-_UNION_TAGS = {"str", "int", "float", "bool", "none", "bytes"}
+_CODES = {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter"}
 
 
-def _is_union_tag(part: Any) -> bool:
-    """pydantic puts the union member tried (`str`, `VoiceRef`, `list[...]`) into an error's loc."""
-    text = str(part)
-    return text in _UNION_TAGS or text[:1].isupper() or "[" in text or text.startswith("function-")
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The pydantic model of the route's JSON body, when it has one (for listing allowed parameters)."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    ann = getattr(getattr(field, "field_info", None), "annotation", None)
+    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
 
 
-def _param_of(loc: tuple[Any, ...]) -> str | None:
-    if loc and loc[0] in ("body", "path", "query", "header"):
-        loc = loc[1:]
-    parts = [str(p) for p in loc if isinstance(p, int) or not _is_union_tag(p)]
-    return ".".join(parts) or None
-
-
-def _describe(err: dict[str, Any]) -> tuple[str | None, str, str]:
-    """(param, message, code) for one pydantic/FastAPI validation error."""
+def _describe(err: dict[str, Any], body_model: type[BaseModel] | None) -> tuple[str | None, str, str]:
+    """(param, message, code) for one pydantic/FastAPI validation error (`vvbench.core.validation`)."""
     kind = err.get("type", "")
     loc = tuple(err.get("loc", ()))
     if kind == "json_invalid":
@@ -117,21 +114,15 @@ def _describe(err: dict[str, Any]) -> tuple[str | None, str, str]:
         return "body", "a JSON object body is required", "missing_body"
     if len(loc) <= 1 and loc[:1] == ("body",):
         return "body", f"the body must be a JSON object: {err.get('msg')}", "invalid_body"
-    param = _param_of(loc)
-    got = err.get("input")
-    if kind == "missing":
-        return param, f"{param}: a value is required", "missing_required_parameter"
-    if kind == "extra_forbidden":
-        return param, f"{param}: unknown parameter", "unknown_parameter"
-    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-    if len(shown) > 80:
-        shown = shown[:77] + "...)"
-    return param, f"{param}: {err.get('msg', 'invalid value')}{shown}", "invalid_value"
+    where = loc[0] if loc and loc[0] in ("body", "path", "query", "header") else None
+    problem = describe({**err, "loc": loc[1:] if where else loc}, body_model if where == "body" else None,
+                       unknown="unknown parameter")
+    return problem.path or None, str(problem), _CODES.get(kind, "invalid_value")
 
 
 async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = list(exc.errors())
-    described = [_describe(e) for e in errors] or [("body", "invalid request", "invalid_value")]
+    model = _body_model(request)
+    described = [_describe(e, model) for e in exc.errors()] or [("body", "invalid request", "invalid_value")]
     param, _, code = described[0]
     message = "; ".join(dict.fromkeys(m for _, m, _ in described))
     return error_json(400, message, param=param, code=code)

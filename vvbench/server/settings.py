@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vvbench.core.errors import ConfigError
 from vvbench.core.units import parse_bytes, parse_fraction
+from vvbench.core.validation import format_validation_error
 
 DEFAULT_MAX_JOB_CHARS = 200_000
 JOB_CHUNK_SECONDS = 10.0
@@ -46,8 +47,8 @@ def parse_memory_guard(raw: str | None) -> MemoryLimit | None:
             limit = MemoryLimit(fraction=parse_fraction(text, "memory_guard"))
         else:
             limit = MemoryLimit(limit_bytes=parse_bytes(text, "memory_guard"))
-    except ValidationError:
-        raise ConfigError(f"memory_guard: must be positive, got {raw!r}") from None
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"memory_guard {raw!r}")) from None
     return limit
 
 
@@ -92,14 +93,10 @@ class ServiceSettings(BaseModel):
 
 def build_settings(**given) -> ServiceSettings:
     """ServiceSettings from command-line values (None: the default); errors as ConfigError naming the option."""
-    from pydantic import ValidationError
-
     values = {k: v for k, v in given.items() if v is not None}
     if "memory_guard" in values:
         values["memory_guard"] = parse_memory_guard(values["memory_guard"])
     try:
         return ServiceSettings(**values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{loc}: {err['msg']} (got {err.get('input')!r})") from None
+        raise ConfigError(format_validation_error(exc, "command line", model=ServiceSettings)) from None

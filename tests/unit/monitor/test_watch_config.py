@@ -72,7 +72,7 @@ def test_invalid_values_name_the_field(overrides, message):
 def test_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("memory:\n  rss: {maximum: 2GiB}\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: memory.rss.maximum: Extra inputs"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: memory.rss.maximum: unknown key; allowed: max, consecutive"):
         load_watch_config(bad, CMD)
     with pytest.raises(ConfigError, match="cannot read"):
         load_watch_config(tmp_path / "missing.yaml", CMD)
