@@ -28,6 +28,7 @@ from vvbench.artifacts import playback
 from vvbench.artifacts.record import SCHEMA_VERSION, RunRecord, upgrade
 from vvbench.artifacts.schemas import ARRIVAL_COLUMNS, read_parquet
 from vvbench.core.errors import ArtifactError
+from vvbench.core.validation import format_validation_error
 
 
 @dataclass
@@ -94,9 +95,7 @@ def load_run(path: str | Path) -> Run:
     try:
         record = RunRecord.model_validate(upgrade(data), context={"recorded": True})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ArtifactError(f"{record_path}: {where}: {first['msg']}" if where else f"{record_path}: {first['msg']}") from None
+        raise ArtifactError(format_validation_error(exc, str(record_path), model=RunRecord)) from None
     except ValueError as exc:
         raise ArtifactError(f"{record_path}: {exc}") from None
     return Run(path, record, version)

@@ -3,10 +3,11 @@
 Layout under the data directory: `jobs.db`, and `jobs/<job id>/<index>.pcm` holding raw 16-bit
 little-endian mono samples (the WAV header is added when a chunk is served).
 
-Durability: a chunk file is written to a temporary name, fsynced and renamed (and its directory
-fsynced: `vvbench.core.files.write_atomic(durable=True)`) before the database records it, in one transaction that also advances the job's counters
-(and marks it done with its last chunk). The database runs with `synchronous=FULL`, so an accepted
-job (HTTP 202) and every recorded chunk survive a `kill -9` or a power cut. A file that exists
+Durability: a chunk file is written to a temporary name, fsynced and renamed, and its directory
+fsynced (`vvbench.core.files.write_atomic(durable=True)`), before the database records it, in one
+transaction that also advances the job's counters (and marks it done with its last chunk). The
+database runs with `synchronous=FULL`, so an accepted job (HTTP 202) and every recorded chunk
+survive a `kill -9` or a power cut. A file that exists
 without its database row (killed between rename and commit) is simply written again on resume.
 
 Every job's chunks are a fixed `chunk_frames` long except its last, so the frames already
