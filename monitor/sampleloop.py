@@ -6,7 +6,8 @@ took on this thread (so every run records what its own sampling cost). Ticks are
 fixed grid (`t0 + k / hz`); a tick that overruns skips the grid points it missed rather than
 bunching up. The loop is bounded: `max_rows` (default: 24 hours' worth) and `stop()`.
 
-pandas is imported only by `frame()` and `write()`: the watchdog ticks the same samplers through
+pandas is imported only by `frame()` (a run writes `loop.rows` through the samples schema,
+`vvbench.artifacts.schemas`): the watchdog ticks the same samplers through
 `tick()` for days and never builds a frame, and pandas would triple its resident memory.
 """
 
@@ -15,10 +16,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vvbench.core.files import replacing
 from vvbench.monitor.samplers import Sampler
 
 if TYPE_CHECKING:
@@ -83,14 +82,3 @@ class SampleLoop:
         import pandas as pd
 
         return pd.DataFrame(list(self.rows), columns=self.columns)
-
-    def write(self, path: str | Path) -> None:
-        """samples.parquet, written atomically (`vvbench.core.files.replacing`)."""
-        import pandas as pd
-
-        frame = self.frame()
-        for col in frame.columns:
-            if frame[col].dtype == object:
-                frame[col] = pd.to_numeric(frame[col], errors="coerce")
-        with replacing(path) as tmp:
-            frame.to_parquet(tmp, index=False)

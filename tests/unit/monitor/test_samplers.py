@@ -9,8 +9,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from vvbench.artifacts.schemas import SAMPLE_COLUMNS, SAMPLES, write_parquet
 from vvbench.monitor import nvml
 from vvbench.monitor.nvml import NvmlSampler
 from vvbench.monitor.sampleloop import SampleLoop
@@ -204,9 +206,10 @@ def test_loop_rate_clock_and_parquet(tmp_path):
     assert 8 <= len(frame) <= 14
     assert frame["t"].between(t0, time.time()).all() and frame["t"].is_monotonic_increasing
     assert (frame["sample_cpu_s"] >= 0).all()
-    loop.write(tmp_path / "samples.parquet")
+    write_parquet(pa.Table.from_pylist(loop.rows), tmp_path / "samples.parquet", SAMPLES)  # as a run writes it
     back = pd.read_parquet(tmp_path / "samples.parquet")
-    assert list(back.columns) == ["t", "sys_cpu_idle", "sys_cpu_iowait", "rss_bytes", "cpu_percent", "procs", "sample_cpu_s"]
+    assert list(back.columns) == list(SAMPLE_COLUMNS)
+    assert back["rss_bytes"].notna().all() and back["gpu_mem_used_bytes"].isna().all()  # no NVML sampler here: null
 
 
 def test_a_sampler_that_raises_is_contained():
