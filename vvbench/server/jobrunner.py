@@ -40,6 +40,7 @@ class JobRunner:
         self.engine = None
         self._tasks: dict[str, asyncio.Task] = {}
         self._handles: dict[str, RequestHandle] = {}
+        self._withdrawn: set[str] = set()  # jobs being deleted: never scheduled again
         self._wake = asyncio.Event()
         self._paused = False
         self._scheduler: asyncio.Task | None = None
@@ -83,16 +84,29 @@ class JobRunner:
         if n:
             log.info("%d running jobs left queued; they resume on the next start", n)
 
-    async def cancel(self, job_id: str) -> None:
-        """Cancel a job's running request (if any) and wait until it stopped writing."""
-        handle = self._handles.get(job_id)
-        task = self._tasks.get(job_id)
-        if handle is not None:
-            handle.cancel()
-        if task is not None:
-            _, late = await asyncio.wait({task}, timeout=STOP_WAIT_S)
-            for t in late:
-                t.cancel()
+    async def remove(self, job_id: str) -> JobRecord | None:
+        """Delete a job: cancel its running request, wait until it stopped writing, drop its row and files.
+
+        Returns the job as it was once its request had stopped (it may have finished meanwhile).
+        The job is withdrawn first, so it is never scheduled again while its row still exists:
+        the consumer's end wakes the scheduler, which would otherwise submit the unfinished job
+        anew and leave a request running for a job that no longer exists (a ghost slot).
+        """
+        self._withdrawn.add(job_id)
+        try:
+            handle = self._handles.get(job_id)
+            task = self._tasks.get(job_id)
+            if handle is not None:
+                handle.cancel()
+            if task is not None:
+                _, late = await asyncio.wait({task}, timeout=STOP_WAIT_S)
+                for t in late:
+                    t.cancel()
+            rec = self.store.get(job_id)
+            await asyncio.to_thread(self.store.delete, job_id)
+            return rec
+        finally:
+            self._withdrawn.discard(job_id)
 
     # -- what the routes read -------------------------------------------------------------
     def live(self, job_id: str) -> RequestHandle | None:
@@ -125,7 +139,7 @@ class JobRunner:
         for rec in self.store.unfinished():
             if len(self._tasks) >= limit:
                 return
-            if rec.id in self._tasks:
+            if rec.id in self._tasks or rec.id in self._withdrawn:
                 continue
             if self.service.memory_over():
                 return
@@ -137,6 +151,9 @@ class JobRunner:
             except VVBenchError as exc:
                 log.warning("job %s cannot run: %s", rec.id, exc)
                 self.store.set_state(rec.id, JobState.FAILED, error=str(exc))
+                continue
+            if rec.id in self._withdrawn or self.store.get(rec.id) is None:
+                handle.cancel()  # deleted while it was being submitted: let the engine free the slot
                 continue
             self.store.set_state(rec.id, JobState.RUNNING)
             self._handles[rec.id] = handle

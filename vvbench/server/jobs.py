@@ -163,9 +163,6 @@ async def get_audio(request: Request, job_id: str = JOB_ID) -> Response:
 async def delete_job(request: Request, job_id: str = JOB_ID) -> JobDeleted:
     """Cancel the job if unfinished, and delete it and its audio."""
     rec = _get(request, job_id)
-    runner = request.app.state.service.jobs
-    await runner.cancel(job_id)
-    rec = runner.store.get(job_id) or rec  # it may have finished meanwhile
-    await asyncio.to_thread(runner.store.delete, job_id)
+    rec = await request.app.state.service.jobs.remove(job_id) or rec  # it may have finished meanwhile
     state = rec.job_state if rec.job_state.finished else JobState.CANCELLED
     return JobDeleted(id=job_id, state=state)
