@@ -166,9 +166,12 @@ def test_scenarios_list_json():
 def test_ctrl_c_stops_everything_and_keeps_the_run(tmp_path):
     scen = scenario_file(tmp_path / "s.yaml", duration="60s")
     out = tmp_path / "runs"
+    # As a terminal's foreground job has it: SIGINT at its default. A suite started in the background of a
+    # shell without job control inherits SIGINT ignored, and a process that inherits SIG_IGN keeps it (POSIX).
     proc = subprocess.Popen([sys.executable, "-m", "vvbench.cli", "run", str(scen), "--target", "command", "--out", str(out),
                              "--command", f"{sys.executable} -m vvbench.load.fakeserver --port {{port}}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert wait_for(lambda: any(out.glob(".*.partial/.work/rows/*.parquet")), timeout_s=30)
         proc.send_signal(signal.SIGINT)

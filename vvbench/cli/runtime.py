@@ -68,6 +68,10 @@ def _print_synth(result: dict, as_json: bool) -> None:
 def synth(text: str, out: str, voice: str, seed: int, speed: float, as_json: bool, preset, config_path, **kwargs) -> None:
     """Synthesise TEXT once through the engine and write a WAV file."""
     config = _config(config_path, preset, kwargs)  # validated before torch is imported: bad input fails fast
+    from vvbench.runtime.checks import check_request
+    from vvbench.runtime.request import SynthesisRequest
+
+    check_request(SynthesisRequest(text=text, voice=voice, seed=seed, speed=speed), config.max_input_chars)
     from vvbench.runtime.oneshot import synthesize_to_file
 
     result = synthesize_to_file(config, text, out, voice=voice, seed=seed, speed=speed)

@@ -23,6 +23,7 @@ import torch
 
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
+from vvbench.runtime.checks import check_request
 from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, merge, validate_config
 from vvbench.runtime.faults import FaultInjector
 from vvbench.runtime.loader import LoadedModel, load_model
@@ -32,12 +33,10 @@ from vvbench.runtime.stepper import STAGES, FrameStepper
 from vvbench.runtime.stream import Stream
 from vvbench.runtime.synth import StreamSynth
 from vvbench.runtime.text import plan_prosody
-from vvbench.runtime.voices import get_voice
 
 log = logging.getLogger("vvbench.engine")
 
 PREFILL_BUDGET = 512
-SPEED_RANGE = (0.25, 4.0)
 
 
 class Engine:
@@ -80,17 +79,8 @@ class Engine:
     def submit(self, request: SynthesisRequest) -> RequestHandle:
         """Queue a request; returns its handle. Raises InputError or CapacityError."""
         cfg = self.config
-        text = request.text if isinstance(request.text, str) else ""
-        if not text.strip():
-            raise InputError("input must contain text", param="input")
-        limit = request.max_input_chars if request.max_input_chars is not None else cfg.max_input_chars
-        if len(text) > limit:
-            raise InputError(f"input is {len(text)} characters; the limit is {limit}", param="input")
-        if not (SPEED_RANGE[0] <= request.speed <= SPEED_RANGE[1]):
-            raise InputError(f"speed must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]} (got {request.speed})", param="speed")
-        voice = get_voice(request.voice)
-        if request.diffusion_steps is not None and not (1 <= request.diffusion_steps <= 1000):
-            raise InputError("diffusion_steps must be between 1 and 1000", param="diffusion_steps")
+        voice = check_request(request, cfg.max_input_chars)
+        text = request.text
         seed = request.resolved_seed()
         plan = plan_prosody(text, speed=request.speed, sample_rate=SAMPLE_RATE, voice=voice.name)
         n_frames = plan.n_frames(self.preset.samples_per_frame)
