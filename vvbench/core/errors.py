@@ -37,6 +37,10 @@ class EngineError(VVBenchError):
     """The engine failed while running a request (the request ends with this error)."""
 
 
+class SynthesisFailed(EngineError):
+    """One request failed inside the engine (its admission, a step or its finish raised); the engine goes on."""
+
+
 class TargetError(VVBenchError):
     """A benchmark target could not be reached, started or kept alive."""
 

@@ -10,6 +10,13 @@ Choices where the design is silent:
   `clamp(round(max - per_char * chars), min, max)` steps: short interactive turns keep full
   quality, long passages trade steps for throughput so long-form RTF stays below one.
 - `noise_db` is the level of the added white noise in dBFS (e.g. -30), not an SNR.
+- Every number has finite bounds and NaN/Infinity are refused (`allow_inf_nan=False`), whatever
+  the source (flag, file, environment, `/admin/config`): a value that passes here cannot make
+  the engine's arithmetic overflow. `threads` is capped at the machine's cores (`os.cpu_count()`),
+  `request_timeout_s` at a day, `leak_mb_per_request` at 1 GiB.
+- `/admin/config` validates strictly (`validate_config(..., strict=True)`: `"5"` is not a
+  number there, as in request bodies); files, `VVBENCH_*` variables and flags are text, read as
+  YAML scalars first, so they stay lax.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from vvbench.runtime.offload_map import parse_offload_map
 from vvbench.runtime.presets import PRESETS, Preset, get_preset
 
 ENV_PREFIX = "VVBENCH_"
+CORES = os.cpu_count() or 1
+COUNT_MAX = 10**9  # request counters of the faults: a billion requests is "never" in practice
+DAY_S = 86_400.0
 
 
 def _hot(description: str, **kw: Any) -> Any:
@@ -42,10 +52,10 @@ def _restart(description: str, **kw: Any) -> Any:
 class AdaptiveSteps(BaseModel):
     """Per-request diffusion steps: clamp(round(max - per_char * chars), min, max)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     min: int = Field(ge=1, le=1000, description="fewest solver steps any request gets")
     max: int = Field(ge=1, le=1000, description="steps for the shortest inputs")
-    per_char: float = Field(ge=0.0, description="steps removed per input character")
+    per_char: float = Field(ge=0.0, le=1000.0, description="steps removed per input character (at most 1000: one character then takes every step away)")
 
     @model_validator(mode="after")
     def _ordered(self) -> AdaptiveSteps:
@@ -60,22 +70,27 @@ class AdaptiveSteps(BaseModel):
 class Faults(BaseModel):
     """Injected failures, so the watchdog and the reliability tests have real faults to catch."""
 
-    model_config = ConfigDict(extra="forbid")
-    leak_mb_per_request: float = Field(0.0, ge=0.0, le=65536, description="memory kept forever per finished request (MiB); on the model's device")
-    crash_after_requests: int | None = Field(None, ge=1, description="the process exits (code 70) after this many finished requests")
-    hang_after_requests: int | None = Field(None, ge=1, description="the engine loop stops making progress after this many finished requests")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    leak_mb_per_request: float = Field(0.0, ge=0.0, le=1024, description="memory kept forever per finished request (MiB, at most 1024); on the model's device")
+    crash_after_requests: int | None = Field(None, ge=1, le=COUNT_MAX, description="the process exits (code 70) after this many finished requests")
+    hang_after_requests: int | None = Field(None, ge=1, le=COUNT_MAX, description="the engine loop stops making progress after this many finished requests")
+    fail_step_after_requests: int | None = Field(None, ge=1, le=COUNT_MAX, description="every engine step raises after this many finished requests: its streams fail, and after a few failed steps in a row the engine stops")
     noise_db: float | None = Field(None, le=0.0, ge=-120.0, description="add white noise at this level (dBFS) to every sample")
+
+    def any_set(self) -> list[str]:
+        """The fault knobs set away from their defaults (what `--allow-faults` must permit)."""
+        return [name for name, f in Faults.model_fields.items() if getattr(self, name) != f.default]
 
 
 class RuntimeConfig(BaseModel):
     """Every knob of the reference runtime. See the module docstring for precedence and choices."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     preset: str = _restart("model shapes: " + ", ".join(PRESETS), default="tiny")
     device: str = _restart("auto | cpu | cuda | cuda:N (auto: cuda when available)", default="auto")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _restart("weights and activations dtype (auto: the preset's default: bfloat16 for the VibeVoice shapes, float32 for tiny, small and chattts)", default="auto")
-    weights_seed: int = _restart("seed of the random weights", default=0, ge=0)
+    weights_seed: int = _restart("seed of the random weights", default=0, ge=0, le=2**63 - 1)
     offload: dict[str, str] = _restart("component or layer range -> device: {'lm.layers.0-13': 'cuda', 'lm.layers.14-27': 'cpu'} in a file, lm.layers.0-13=cuda,lm.layers.14-27=cpu as a flag", default_factory=dict)
     offload_mode: Literal["stream", "compute"] = _restart("CPU-resident parts: stream weights to the GPU just in time, or compute on the CPU", default="stream")
     diffusion_steps: int | AdaptiveSteps | None = _hot("solver steps (int), an adaptive policy {min, max, per_char}, or null for the preset default", default=None)
@@ -84,13 +99,13 @@ class RuntimeConfig(BaseModel):
     batch_window_ms: float = _hot("how long an idle engine waits for more arrivals before stepping a new batch", default=5.0, ge=0.0, le=10_000)
     first_chunk_frames: int = _hot("frames in the first streamed chunk (time to first audio)", default=2, ge=1, le=10_000)
     chunk_frames: int = _hot("frames per later chunk (continuity vs overhead)", default=8, ge=1, le=10_000)
-    threads: int | None = _hot("torch intra-op threads (null: torch's default)", default=None, ge=1, le=1024)
+    threads: int | None = _hot(f"torch intra-op threads, at most the machine's cores ({CORES}) (null: torch's default)", default=None, ge=1, le=CORES)
     compile: bool = _restart("torch.compile the per-frame modules", default=False)
     cudnn_benchmark: bool = _hot("torch.backends.cudnn.benchmark (CUDA only)", default=False)
-    empty_cache_every: int = _hot("torch.cuda.empty_cache() every N finished requests (0: never; CUDA only)", default=0, ge=0)
+    empty_cache_every: int = _hot("torch.cuda.empty_cache() every N finished requests (0: never; CUDA only)", default=0, ge=0, le=COUNT_MAX)
     batch_invariant: bool = _restart("run every step at max_batch rows so a seed gives identical audio alone or in any batch", default=True)
     max_queue: int = _hot("requests waiting for a slot before new ones are refused", default=64, ge=0, le=100_000)
-    request_timeout_s: float = _hot("a request not finished after this long is cancelled", default=600.0, gt=0.0)
+    request_timeout_s: float = _hot("a request not finished after this long is cancelled (seconds, at most a day)", default=600.0, gt=0.0, le=DAY_S)
     max_input_chars: int = _hot("longest input text accepted", default=4096, ge=1, le=2_000_000)
     faults: Faults = _hot("injected failures", default_factory=Faults)
 
@@ -251,14 +266,16 @@ def load_runtime_config(
     return validate_config(data, source, origins=origins)
 
 
-def validate_config(data: Mapping[str, Any], source: str | None = None, *, origins: Mapping[str, str] | None = None) -> RuntimeConfig:
+def validate_config(data: Mapping[str, Any], source: str | None = None, *, origins: Mapping[str, str] | None = None,
+                    strict: bool = False) -> RuntimeConfig:
     """Validate a mapping of knobs, turning pydantic's errors into one ConfigError line.
 
     The line starts with `source` (none without one: `/admin/config` names the knob first),
-    or with the origin `origins` gives for a knob's dotted path.
+    or with the origin `origins` gives for a knob's dotted path. `strict` refuses what only
+    coerces (`"5"` for a number, `true` for an integer): for JSON bodies, where types are given.
     """
     try:
-        return RuntimeConfig.model_validate(dict(data))
+        return RuntimeConfig.model_validate(dict(data), strict=strict)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, model=RuntimeConfig, origins=origins, unknown="unknown knob")) from None
 

@@ -9,6 +9,14 @@ prompt never stalls the running streams for long; (3) steps every active stream 
 
 Clients use `submit()` -> `RequestHandle` (iterate chunks, cancel), `stats()`, `reconfigure()`
 for the hot knobs, and `close()`. Bad input raises `InputError`, a full queue `CapacityError`.
+
+Failure isolation: an exception while admitting a request, prefilling it, delivering its frame
+or finishing it fails that request alone (`SynthesisFailed`, saying why); one in a batched step
+fails the streams of that step, which shared its tensors. The loop goes on, unless
+`MAX_FAILED_STEPS` steps fail in a row: then the model itself is broken (a CUDA fault is sticky),
+and the loop stops as it does on any exception that escapes it — every waiting and running
+request ends with `EngineError` at once (none hangs), `alive` turns False for `/healthz`, and
+new requests are refused.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import numpy as np
 import torch
 
 from vvbench.core.audio import SAMPLE_RATE
-from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
+from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled, SynthesisFailed
 from vvbench.runtime.checks import check_request
 from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, merge, validate_config
 from vvbench.runtime.faults import FaultInjector
@@ -37,6 +45,7 @@ from vvbench.runtime.text import plan_prosody
 log = logging.getLogger("vvbench.engine")
 
 PREFILL_BUDGET = 512
+MAX_FAILED_STEPS = 3
 
 
 class Engine:
@@ -67,6 +76,7 @@ class Engine:
         self._stage_s: dict[str, float] = {k: 0.0 for k in STAGES}
         self._frames = 0
         self._steps = 0
+        self._failed_steps = 0  # in a row
         self._thread = threading.Thread(target=self._run, name="vvbench-engine", daemon=True)
         if start:
             self._thread.start()
@@ -228,9 +238,12 @@ class Engine:
                 self._failure = f"engine failed: {exc}"
                 for _, _, _, h in self._pending:
                     h._finish(RequestState.FAILED, EngineError(f"engine failed: {exc}"))
-                for s in self._slots:
+                self._pending.clear()
+                for i, s in enumerate(self._slots):
                     if s is not None:
                         s.handle._finish(RequestState.FAILED, EngineError(f"engine failed: {exc}"))
+                        self._slots[i] = None
+                self._lock.notify_all()
 
     def _expire_and_cancel(self) -> None:
         now = time.monotonic()
@@ -283,9 +296,9 @@ class Engine:
             slot = free[0]
             try:
                 self._slots[slot] = self._make_stream(handle, slot)
-            except (RuntimeError, MemoryError) as exc:  # e.g. its KV cache does not fit: fail it alone
-                log.error("request %s could not start: %s", handle.id, exc)
-                handle._finish(RequestState.FAILED, EngineError(f"request could not start: {exc}"))
+            except Exception as exc:  # noqa: BLE001 - e.g. its KV cache does not fit: fail it alone, keep the loop
+                log.error("request %s could not start: %s: %s", handle.id, type(exc).__name__, exc)
+                handle._finish(RequestState.FAILED, SynthesisFailed(f"request could not start: {type(exc).__name__}: {exc}"))
                 self._counts["failed"] += 1
                 continue
             free.pop(0)
@@ -324,20 +337,41 @@ class Engine:
                 s.slot = slot
                 self._slots[slot] = s
 
+    def _fail(self, streams: list[Stream], what: str, exc: Exception) -> None:
+        """End `streams` with SynthesisFailed (`what` raised `exc`) and free their slots; the loop goes on."""
+        log.error("%s failed for %s: %s: %s", what, ", ".join(s.handle.id for s in streams), type(exc).__name__, exc)
+        with self._lock:
+            for s in streams:
+                if not s.handle.state.finished:
+                    s.handle._finish(RequestState.FAILED, SynthesisFailed(f"{what} failed: {type(exc).__name__}: {exc}"))
+                    self._counts["failed"] += 1
+                if self._slots[s.slot] is s:
+                    self._free(s.slot)
+
     def _work(self, active: list[Stream]) -> None:
         budget = PREFILL_BUDGET
         for s in active:
             if s.in_prefill and budget > 0:
                 t0 = time.perf_counter()
-                budget -= self.stepper.prefill(s, budget)
+                try:
+                    budget -= self.stepper.prefill(s, budget)
+                except Exception as exc:  # noqa: BLE001 - one stream's prompt: fail it alone
+                    self._fail([s], "prefill", exc)
+                    continue
                 dt = time.perf_counter() - t0
                 s.handle.stage_s["prefill"] = s.handle.stage_s.get("prefill", 0.0) + dt
                 self._stage_s["prefill"] += dt
-        ready = [s for s in active if not s.in_prefill]
+        ready = [s for s in active if not s.in_prefill and not s.handle.state.finished]
         if ready:
             for s in ready:
                 s.handle.state = RequestState.RUNNING
-            frames, times = self.stepper.step(ready)
+            try:
+                self.faults.maybe_fail_step(self._counts.get("done", 0), self.config.faults)
+                frames, times = self.stepper.step(ready)
+            except Exception as exc:  # noqa: BLE001 - the streams of this step fail; the loop decides whether to go on
+                self._step_failed(ready, exc)
+                return
+            self._failed_steps = 0
             for stage, sec in times.items():
                 self._stage_s[stage] += sec
                 for s in ready:
@@ -346,10 +380,13 @@ class Engine:
             self._frames += len(ready)
             self._batch_sizes[len(ready)] += 1
             for s, audio in zip(ready, frames):
-                chunk = s.take_frame(audio)
-                s.handle.frames_done = s.frame
-                if chunk is not None:
-                    s.handle._deliver(chunk)
+                try:
+                    chunk = s.take_frame(audio)
+                    s.handle.frames_done = s.frame
+                    if chunk is not None:
+                        s.handle._deliver(chunk)
+                except Exception as exc:  # noqa: BLE001 - one stream's frame: fail it alone
+                    self._fail([s], "delivering a frame", exc)
         with self._lock:
             self._last_progress = time.monotonic()
             for s in ready:
@@ -357,4 +394,14 @@ class Engine:
                     s.handle._finish(RequestState.DONE)
                     self._counts["done"] += 1
                     self._free(s.slot)
-                    self.faults.after_request(self.config.faults, self._counts["done"], self.config.empty_cache_every)
+                    try:
+                        self.faults.after_request(self.config.faults, self._counts["done"], self.config.empty_cache_every)
+                    except Exception as exc:  # noqa: BLE001 - the request is done; a failed leak or empty_cache must not end the loop
+                        log.error("after request %s: %s: %s", s.handle.id, type(exc).__name__, exc)
+
+    def _step_failed(self, ready: list[Stream], exc: Exception) -> None:
+        """A batched step raised: its streams fail; `MAX_FAILED_STEPS` in a row end the loop (it raises)."""
+        self._failed_steps += 1
+        self._fail(ready, "engine step", exc)
+        if self._failed_steps >= MAX_FAILED_STEPS:
+            raise EngineError(f"{self._failed_steps} engine steps failed in a row (last: {type(exc).__name__}: {exc})") from exc

@@ -6,6 +6,10 @@
   process with exit code 70 (`os._exit`, no cleanup, as a segfault or CUDA fault would).
 - `hang_after_requests`: once that many requests have finished, the engine loop stops making
   progress; `Engine.stats()["stalled_s"]` grows while work waits, which health checks read.
+- `fail_step_after_requests`: once that many requests have finished, every engine step raises
+  `InjectedFault` before it computes, as a device gone bad would: the streams of the step fail
+  with an error, and after `MAX_FAILED_STEPS` failed steps in a row the engine loop stops
+  (`Engine.alive` False, `/healthz` 503) for a watchdog to restart the process.
 - `noise_db` is applied by the synthesiser.
 """
 
@@ -19,6 +23,10 @@ import torch
 log = logging.getLogger("vvbench.faults")
 
 CRASH_EXIT_CODE = 70
+
+
+class InjectedFault(RuntimeError):
+    """The failure `fail_step_after_requests` raises inside an engine step."""
 
 
 class FaultInjector:
@@ -47,6 +55,11 @@ class FaultInjector:
             log.critical("fault crash_after_requests=%d reached: exiting with code %d", faults.crash_after_requests, CRASH_EXIT_CODE)
             logging.shutdown()
             os._exit(CRASH_EXIT_CODE)
+
+    def maybe_fail_step(self, done: int, faults) -> None:
+        """Raise `InjectedFault` inside a step once `fail_step_after_requests` requests have finished."""
+        if faults.fail_step_after_requests is not None and done >= faults.fail_step_after_requests:
+            raise InjectedFault(f"injected fault: fail_step_after_requests={faults.fail_step_after_requests} reached")
 
     def should_hang(self, done: int, faults) -> bool:
         if faults.hang_after_requests is not None and done >= faults.hang_after_requests:

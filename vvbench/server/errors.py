@@ -2,7 +2,8 @@
 
 `APIError` is what handlers raise; the exception handlers below turn it, the runtime's own errors
 (`InputError` -> 400 naming its parameter, `CapacityError` -> 503 with `Retry-After`,
-`ConfigError` -> 400), FastAPI's validation errors (malformed JSON, wrong types, missing or
+`ConfigError` -> 400, `SynthesisFailed` -> 500 saying what failed inside the engine, which
+goes on serving), FastAPI's validation errors (malformed JSON, wrong types, missing or
 unknown fields -> 400 naming the field, worded by `vvbench.core.validation` like every other
 validation message, an unknown field with the body's allowed ones) and Starlette's routing
 errors (404, 405 with `Allow`) into that shape. Validation problems are 400 rather than
@@ -22,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled
+from vvbench.core.errors import CapacityError, ConfigError, EngineError, InputError, RequestCancelled, SynthesisFailed
 from vvbench.core.validation import describe
 
 log = logging.getLogger("vvbench.server")
@@ -89,6 +90,8 @@ def error_for(exc: Exception) -> APIError:
         return APIError(400, str(exc), code="invalid_config")
     if isinstance(exc, RequestCancelled):  # timed out (request_timeout_s), or the engine is shutting down
         return unavailable(str(exc), "request_timeout" if "timed out" in str(exc) else "cancelled", 5.0)
+    if isinstance(exc, SynthesisFailed):  # this request failed inside the engine; a retry may well work
+        return APIError(500, str(exc), type="server_error", code="synthesis_failed")
     if isinstance(exc, EngineError):
         return unavailable(str(exc), "engine_unavailable", 5.0)
     return APIError(500, "internal error", type="server_error", code="internal_error")
