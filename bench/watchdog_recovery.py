@@ -1,7 +1,7 @@
 """Time from a memory threshold crossing to the service ready again, under the watchdog, per preset.
 
 For each preset and repeat: `vvbench watch --sample-hz 10 --rss-max +LIMIT --consecutive 1
---trend-horizon 0 -- vvbench serve --preset P --leak-mb-per-request 20 --max-batch 2 --port PORT`
+--trend-horizon 0 -- vvbench serve --preset P --allow-faults --leak-mb-per-request 20 --max-batch 2 --port PORT`
 (only the threshold rule, so that the crossing is a well-defined instant), then two closed-loop
 client threads send short speech requests until the watchdog restarts the service. This process
 reads the old service's RSS independently at 20 Hz; the crossing is the first reading at or over
@@ -66,7 +66,7 @@ def one(preset: str, growth_mb: int, hz: float, trend_horizon_s: float) -> dict:
     url = f"http://127.0.0.1:{port}"
     ev = tmp / "events.jsonl"
     serve = [sys.executable, "-m", "vvbench.cli", "serve", "--preset", preset, "--port", str(port), "--data-dir", str(tmp / "data"),
-             "--leak-mb-per-request", "20", "--max-batch", "2"]
+             "--allow-faults", "--leak-mb-per-request", "20", "--max-batch", "2"]
     args = ["--url", url, "--sample-hz", str(hz), "--rss-max", f"+{growth_mb}MB", "--consecutive", "1", "--trend-window", "3s",
             "--trend-horizon", f"{trend_horizon_s}s", "--memory-settle", "0s", "--canary-every", "0", "--probe-every", "1s",
             "--grace", "30s", "--backoff", "0.5s", "--run-for", "600s"]

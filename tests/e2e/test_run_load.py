@@ -189,7 +189,7 @@ def test_ctrl_c_stops_everything_and_keeps_the_run(tmp_path):
 
 def test_embedded_target_crashing_mid_run(tmp_path):
     scen = scenario_file(tmp_path / "s.yaml", duration="30s")
-    r = vv("run", str(scen), "--preset", "tiny", "--max-batch", "2", "--crash-after-requests", "3", "--out", str(tmp_path / "runs"))
+    r = vv("run", str(scen), "--preset", "tiny", "--max-batch", "2", "--allow-faults", "--crash-after-requests", "3", "--out", str(tmp_path / "runs"))
     assert r.returncode == 2 and "exited with code 70" in one_error_line(r)
     run, rows = read_run(one_run_dir(tmp_path / "runs"))
     assert run["status"] == "target_failed" and (rows["status"] == "ok").sum() >= 1

@@ -2,7 +2,8 @@
 
 `serve_factory` starts a server with the given flags (a `serverkit.Server`: port 0, parsed from
 its output, then /readyz) and stops it by PID when the test scope ends. `server` is the shared
-default one: `tiny` preset, 4 slots, a 20 ms batch window, its own data directory.
+default one: `tiny` preset, 4 slots, a 20 ms batch window, its own data directory, and `/admin`
+opened without a key (`--open-admin`, loopback).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def serve_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     servers = Servers(tmp_path_factory)
-    child = servers.start("--max-batch", "4", "--batch-window-ms", "20", name="default")
+    child = servers.start("--max-batch", "4", "--batch-window-ms", "20", "--open-admin", name="default")
     yield child
     servers.stop_all()
 

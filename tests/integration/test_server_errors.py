@@ -136,11 +136,12 @@ def test_bad_job_bodies(app_http):
     assert_error(app_http.post("/v1/jobs", json={"input": "Hi.", "voice": "nobody"}), 400, "voice")
 
 
-def test_admin_config_bad_bodies(app_http):
-    assert_error(app_http.post("/admin/config", json=[1, 2]), 400, "body")
-    assert_error(app_http.post("/admin/config", json={"no_such_knob": 1}), 400, "no_such_knob")
-    assert_error(app_http.post("/admin/config", json={"max_batch": 2}), 400, "max_batch")
-    assert_error(app_http.post("/admin/config", json={"batch_window_ms": "soon"}), 400)
+def test_admin_config_bad_bodies(service_factory):
+    admin = service_factory(open_admin=True)
+    assert_error(admin.post("/admin/config", json=[1, 2]), 400, "body")
+    assert_error(admin.post("/admin/config", json={"no_such_knob": 1}), 400, "no_such_knob")
+    assert_error(admin.post("/admin/config", json={"max_batch": 2}), 400, "max_batch")
+    assert_error(admin.post("/admin/config", json={"batch_window_ms": "soon"}), 400)
 
 
 def test_unknown_routes_and_methods(app_http):

@@ -10,7 +10,7 @@ from serverkit import assert_error
 
 def test_healthz_turns_503_when_the_engine_hangs_and_waiting_requests_time_out(serve_factory):
     # The warm-up request is the first finished request; the hang starts after the second.
-    server = serve_factory.start("--hang-after-requests", "2", "--request-timeout-s", "4", "--max-batch", "2", name="hang")
+    server = serve_factory.start("--allow-faults", "--hang-after-requests", "2", "--request-timeout-s", "4", "--max-batch", "2", name="hang")
     with httpx.Client(base_url=server.url, timeout=60) as c:
         assert c.get("/healthz").status_code == 200
         assert c.post("/v1/audio/speech", json={"input": "Last.", "stream": False}).status_code == 200

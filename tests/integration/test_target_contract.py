@@ -46,12 +46,14 @@ def test_target_contract(kind, fake, tmp_path):
         assert url.startswith("http://127.0.0.1:")
         assert target.alive()
         assert target.pid is not None and psutil.pid_exists(target.pid)
-        out = client.speech(client.Session(url), SPEC)
+        out = client.speech(client.Session(url, target.api_key), SPEC)
         assert out.status == "ok", out.error
         assert out.stream.audio_s > 0 and out.ttfb_s <= out.ttfa_s <= out.e2e_s
         facts = target.describe()
         assert facts["kind"] == kind and facts["url"] == url
         assert "sekrit" not in json.dumps(facts)
+        if kind == "embedded":  # a key of its own, drawn per target, never in the facts
+            assert target.api_key and target.api_key not in json.dumps(facts)
         pid = target.pid
     target.stop()  # idempotent
     if kind == "http":

@@ -17,8 +17,9 @@ SHORT = {"name": "warm", "classes": [{"name": "short", "text": {"corpus": "short
          "arrival": {"closed": {"users": 1}}, "warmup": "1s", "duration": "3s", "drain": "20s", "slos": {"success_min": 0.5}}
 
 
-def stats(url: str) -> dict:
-    return httpx.get(f"{url}/v1/stats", timeout=30).json()
+def stats(target) -> dict:
+    """/v1/stats of a target's service, with the key the target drew for it."""
+    return httpx.get(f"{target.url}/v1/stats", headers={"Authorization": f"Bearer {target.api_key}"}, timeout=30).json()
 
 
 @pytest.fixture(scope="module")
@@ -35,25 +36,25 @@ def test_hot_knobs_apply_on_the_warm_service_and_restart_knobs_restart_it(warm):
 
     hot = warm.reconfigure({"batch_window_ms": 12.5, "diffusion_steps": {"min": 2, "max": 6, "per_char": 0.01}})
     assert hot.how == "hot" and set(hot.changed) == {"batch_window_ms", "diffusion_steps"}
-    assert warm.pid == pid and stats(warm.url)["config"]["batch_window_ms"] == 12.5
+    assert warm.pid == pid and stats(warm)["config"]["batch_window_ms"] == 12.5
 
     cold = warm.reconfigure({"max_batch": 3, "chunk_frames": 6})
     assert cold.how == "restart" and set(cold.changed) == {"max_batch", "chunk_frames"}
     assert warm.pid != pid and warm.alive()
-    config = stats(warm.url)["config"]
+    config = stats(warm)["config"]
     assert config["max_batch"] == 3 and config["chunk_frames"] == 6
     assert config["batch_window_ms"] == 12.5  # the hot change survived the restart
 
     with pytest.raises(ConfigError, match="max_batch"):
         warm.reconfigure({"max_batch": 0})
-    assert stats(warm.url)["config"]["max_batch"] == 3  # a refused value changes nothing
+    assert stats(warm)["config"]["max_batch"] == 3  # a refused value changes nothing
 
 
 def test_an_http_target_applies_hot_knobs_but_cannot_restart(warm):
-    other = HttpTarget(warm.url)
+    other = HttpTarget(warm.url, api_key=warm.api_key)
     other.start()
     assert other.reconfigure({"batch_window_ms": 7.0}).how == "hot"
-    assert stats(warm.url)["config"]["batch_window_ms"] == 7.0
+    assert stats(warm)["config"]["batch_window_ms"] == 7.0
     with pytest.raises(TargetError, match="max_batch need a restart"):
         other.reconfigure({"max_batch": 1})
 

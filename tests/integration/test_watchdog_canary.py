@@ -71,7 +71,7 @@ def run_clean_then_noisy(tmp_path, clean_s: float, period_s: float = PERIOD_S):
     args = ["--canary-every", f"{period_s}s", "--canary-text", CANARY_TEXT, "--sample-hz", "5", "--metrics-port", "0", "--systemd",
             "--alert-cmd", hook, "--run-for", f"{clean_s + 150:.0f}s"]
     env = {"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "1000000"}
-    w = Watch(tmp_path / "watch", args, serve_cmd(tmp_path / "data"), env=env).start()
+    w = Watch(tmp_path / "watch", args, serve_cmd(tmp_path / "data", "--allow-faults", "--open-admin"), env=env).start()
     try:
         ready = w.wait_event("ready", 150)
         url = ready["url"]  # learned from the service's `listening on` line (it runs on port 0)

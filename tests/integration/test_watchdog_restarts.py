@@ -24,7 +24,7 @@ def speak(url: str, timeout_s: float = 30.0) -> int | None:
 def test_crash_after_requests_is_restarted_with_exponential_backoff(tmp_path):
     # the warm-up counts as one finished request: two requests pass, the third admission exits 70.
     # Port 0 and no --url: every start announces its own port, which the watchdog must follow.
-    command = serve_cmd(tmp_path / "data", "--crash-after-requests", "3")
+    command = serve_cmd(tmp_path / "data", "--allow-faults", "--crash-after-requests", "3")
     args = ["--probe-every", "1s", "--canary-every", "0", "--backoff", "0.5s", "--backoff-max", "10s",
             "--stable", "5m", "--start-timeout", "150s", "--run-for", "200s"]
     w = Watch(tmp_path / "watch", args, command).start()
@@ -71,7 +71,7 @@ def test_a_service_that_crashes_at_start_trips_the_crash_loop_guard(tmp_path, ca
 def test_a_hung_engine_is_caught_by_health_probes_and_restarted(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = serve_cmd(tmp_path / "data", "--hang-after-requests", "2", port=port)
+    command = serve_cmd(tmp_path / "data", "--allow-faults", "--hang-after-requests", "2", port=port)
     args = ["--url", url, "--probe-every", "0.5s", "--probe-timeout", "1s", "--probe-failures", "3", "--grace", "3s",
             "--canary-every", "0", "--backoff", "0.2s", "--run-for", "200s"]
     w = Watch(tmp_path / "watch", args, command).start()

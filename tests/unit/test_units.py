@@ -27,3 +27,17 @@ def test_fractions(text, value):
 def test_bad_values_say_what_was_expected(fn, bad):
     with pytest.raises(ConfigError, match="threshold"):
         fn(bad, "threshold")
+
+
+@pytest.mark.parametrize("fn, bad", [(parse_bytes, "1e400"), (parse_bytes, 1e400), (parse_bytes, float("nan")),
+                                     (parse_bytes, "2EiB"), (parse_bytes, str(2**61)), (parse_duration, "1e400"),
+                                     (parse_duration, "1e400ms"), (parse_duration, float("inf")), (parse_duration, "9000h"), (parse_fraction, "nan"), (parse_fraction, "1e400%")])
+def test_huge_and_non_finite_values_are_one_line_errors(fn, bad):
+    # 1e400 reads as float infinity; int() of it is an OverflowError a user would see as a traceback.
+    with pytest.raises(ConfigError, match="^--opt: "):
+        fn(bad, "--opt")
+
+
+def test_the_bounds_themselves_are_accepted():
+    assert parse_bytes(str(2**60)) == 2**60
+    assert parse_duration("8784h") == 366 * 86_400

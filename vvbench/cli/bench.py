@@ -116,6 +116,7 @@ def _worker(master_host: str, master_port: int | None) -> int:
 @click.option("--command", "command_line", default=None, help="command: argv template with {port} and {knob} placeholders (no shell)")
 @click.option("--ready-url", default=None, help="command: readiness URL template (default http://127.0.0.1:{port}/readyz)")
 @click.option("--api-key", envvar="VVBENCH_API_KEY", default=None, help="Bearer key for the target [env VVBENCH_API_KEY]")
+@click.option("--allow-faults", is_flag=True, help="embedded: start the service with --allow-faults, for fault knobs (--crash-after-requests, ...)")
 @click.option("--service-pid", type=int, default=None, help="http: the service's PID on this host, to sample its memory and CPU")
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="where run directories go")
 @click.option("--duration", default=None, help="measured duration, overriding the scenario's (30s, 5m)")
@@ -131,7 +132,7 @@ def _worker(master_host: str, master_port: int | None) -> int:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="embedded/command: RuntimeConfig YAML/JSON")
 @knob_options
 @click.pass_context
-def run_cmd(ctx, scenario, target_kind, url, command_line, ready_url, api_key, service_pid, out, duration, workers, master,
+def run_cmd(ctx, scenario, target_kind, url, command_line, ready_url, api_key, allow_faults, service_pid, out, duration, workers, master,
             master_bind_host, master_port, worker, master_host, sample_hz, as_json, preset, config_path, **kwargs) -> None:
     """Run SCENARIO (a shipped name, see `vvbench scenarios list`, or a YAML file) against a target."""
     from vvbench.core.units import parse_duration
@@ -146,6 +147,14 @@ def run_cmd(ctx, scenario, target_kind, url, command_line, ready_url, api_key, s
     runtime = _runtime(config_path, preset, overrides)
     if target_kind == "embedded" and api_key:
         target["api_key"] = api_key  # the embedded service requires it too, so authentication is exercised
+    if allow_faults and target_kind != "embedded":
+        raise InputError("--allow-faults starts the embedded target's service with it; other targets are started by you")
+    faults = runtime.faults.any_set()
+    if target_kind == "embedded" and faults and not allow_faults:
+        raise InputError(f"{', '.join('faults.' + n for n in faults)}: fault knobs need --allow-faults "
+                         "(the embedded service refuses them otherwise)")
+    if allow_faults:
+        target["allow_faults"] = True
     options = {"scenario": scenario, "target": target, "runtime": runtime, "out": out, "workers": workers,
                "master": master, "master_bind_host": master_bind_host, "sample_hz": sample_hz,
                "master_port": master_port or (5557 if master else None),

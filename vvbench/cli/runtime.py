@@ -134,6 +134,9 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
 @click.option("--data-dir", type=click.Path(file_okay=False), default="vvbench-data", show_default=True,
               help="jobs database and chunk files")
 @click.option("--api-key", envvar="VVBENCH_API_KEY", default=None, help="require `Authorization: Bearer KEY` on /v1 and /admin [env VVBENCH_API_KEY]")
+@click.option("--open-admin", is_flag=True, help="open /admin without --api-key (refused unless --host is loopback)")
+@click.option("--allow-faults", is_flag=True, help="allow fault knobs (faults.*: crash, hang, leak, noise), as flags, in --config and through /admin/config")
+@click.option("--max-jobs", type=int, default=None, help="unfinished jobs accepted before new ones are refused with 503 (default 10000)")
 @click.option("--max-job-streams", type=int, default=None, help="engine slots long-form jobs may hold at once (default max_batch // 2, at least 1)")
 @click.option("--max-job-chars", type=int, default=None, help="longest job input accepted (default 200000)")
 @click.option("--job-chunk-frames", type=int, default=None, help="frames per persisted job chunk (default about 10 s of audio)")
@@ -144,20 +147,30 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
               help="streaming requests before jobs and jobs capped at --max-job-streams; off: one FIFO queue")
 @click.option("--health-stall-s", type=float, default=None, help="/healthz fails after this long without engine progress while work waits (default 30)")
 @click.option("--drain-timeout-s", type=float, default=None, help="on SIGTERM, how long in-flight requests may take (default 30)")
+@click.option("--header-timeout-s", type=float, default=None, help="close a connection whose request headers take longer than this (default 10)")
+@click.option("--body-timeout-s", type=float, default=None, help="refuse (408) a request body not complete this long after its headers (default 30)")
+@click.option("--max-header-bytes", type=int, default=None, help="largest request head accepted; 431 above (default 16384)")
 @preset_option
 @config_option
 @knob_options
-def serve(host: str, port: int, data_dir: str, api_key, max_job_streams, max_job_chars, job_chunk_frames,
-          rate_limit, rate_burst, memory_guard, short_first, health_stall_s, drain_timeout_s, preset, config_path, **kwargs) -> None:
-    """Run the TTS service (OpenAI-compatible /v1/audio/speech, jobs, metrics) until SIGTERM."""
+def serve(host: str, port: int, data_dir: str, api_key, open_admin, allow_faults, max_jobs, max_job_streams, max_job_chars,
+          job_chunk_frames, rate_limit, rate_burst, memory_guard, short_first, health_stall_s, drain_timeout_s,
+          header_timeout_s, body_timeout_s, max_header_bytes, preset, config_path, **kwargs) -> None:
+    """Run the TTS service (OpenAI-compatible /v1/audio/speech, jobs, metrics) until SIGTERM.
+
+    `/admin` needs --api-key (or --open-admin on loopback); fault knobs need --allow-faults.
+    """
     from vvbench.core.proc import LISTENING
-    from vvbench.server.settings import build_settings
+    from vvbench.server.settings import build_settings, check_exposure
 
     config = _config(config_path, preset, kwargs)
     settings = build_settings(
-        data_dir=data_dir, api_key=api_key, max_job_streams=max_job_streams, max_job_chars=max_job_chars,
+        data_dir=data_dir, api_key=api_key, open_admin=open_admin, allow_faults=allow_faults, max_jobs=max_jobs,
+        max_job_streams=max_job_streams, max_job_chars=max_job_chars,
         job_chunk_frames=job_chunk_frames, rate_limit_rps=rate_limit, rate_burst=rate_burst, memory_guard=memory_guard,
-        short_first=short_first, health_stall_s=health_stall_s, drain_timeout_s=drain_timeout_s)
+        short_first=short_first, health_stall_s=health_stall_s, drain_timeout_s=drain_timeout_s,
+        header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s, max_header_bytes=max_header_bytes)
+    check_exposure(settings, config.faults.any_set(), host)
     from vvbench.server.main import serve as run_service  # the web stack, once the flags are known to be good
 
     verbose = logging.getLogger().level <= logging.INFO

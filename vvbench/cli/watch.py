@@ -9,6 +9,7 @@ with no way to restart it), 2 on bad configuration. `check-audio` exits 0 when e
 from __future__ import annotations
 
 import json
+import math
 import signal
 import threading
 import time
@@ -163,12 +164,14 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
     import yaml
     from pydantic import ValidationError
 
-    from vvbench.core.audio import read_audio
+    from vvbench.core.audio import MAX_SAMPLE_RATE, read_audio
     from vvbench.core.validation import format_validation_error
     from vvbench.monitor.audio.checks import AudioThresholds, check_audio
 
-    if expected_s is not None and expected_s <= 0:
-        raise InputError("--expected-s must be positive")
+    if expected_s is not None and not (math.isfinite(expected_s) and expected_s > 0):
+        raise InputError(f"--expected-s must be a positive number of seconds, got {expected_s}")
+    if rate is not None and not 0 < rate <= MAX_SAMPLE_RATE:
+        raise InputError(f"--rate must be between 1 and {MAX_SAMPLE_RATE} Hz, got {rate}")
     raw = {}
     if thresholds_path:
         try:
@@ -198,7 +201,7 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
         results.append({"file": path, "report": report})
     if as_json:
         click.echo(json.dumps([r if "report" not in r else {"file": r["file"], **r["report"].to_json()} for r in results], indent=2))
-    else:
+    elif unreadable < len(results):  # nothing read: the error lines say it all
         table = Table(title="audio checks")
         for col in ("file", "dur s", "SNR dB", "RMS / peak dBFS", "active", "longest gap s", "clipped", "verdict"):
             table.add_column(col, overflow="fold")

@@ -18,7 +18,9 @@
   WAVE_FORMAT_EXTENSIBLE wrappers of those. A streaming header (data size 0xFFFFFFFF, or 0 as
   some servers write it before any audio) reads whatever data follows; a data chunk cut short
   reads what is there (the audio checks' duration check names a truncation).
-  Several channels are read on the first one: a TTS service answers mono, and averaging
+  Rates above `MAX_SAMPLE_RATE` (384 kHz, the highest rate audio hardware uses) are refused,
+  from a header or a `--rate`; `read_audio` reads regular files only (a device such as
+  `/dev/zero` never ends). Several channels are read on the first one: a TTS service answers mono, and averaging
   channels would hide a clipped one. Anything unreadable is an `AudioFormatError` (an
   `InputError`, so the CLI prints one line) that names its source.
 - **Audible**: the first non-overlapping 20 ms window, aligned at sample 0, whose RMS is above
@@ -31,6 +33,7 @@ numpy only, no torch: the service, the monitor and the load generator all share 
 
 from __future__ import annotations
 
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,7 @@ from vvbench.core.errors import InputError
 from vvbench.core.files import replacing
 
 SAMPLE_RATE = 24_000  # Hz: the runtime's output, and OpenAI's `pcm` response format
+MAX_SAMPLE_RATE = 384_000
 STREAMING_SIZE = 0xFFFFFFFF  # RIFF/data size of a WAV whose length is unknown when it is sent
 FORMAT_PCM, FORMAT_FLOAT, FORMAT_EXTENSIBLE = 1, 3, 0xFFFE
 PCM16_FULL_SCALE = 32768.0
@@ -144,8 +148,9 @@ def _read_fmt(chunk: bytes, source: str) -> WavFormat:
     if bits not in _SUPPORTED.get(tag, ()):
         raise AudioFormatError(f"{source}: unsupported WAV sample format (format tag {tag}, {bits} bits); "
                                "PCM 8/16/24/32-bit and float 32/64-bit are read")
-    if not channels or not rate:
-        raise AudioFormatError(f"{source}: fmt chunk declares {channels} channels at {rate} Hz")
+    if not channels or not 0 < rate <= MAX_SAMPLE_RATE:
+        raise AudioFormatError(f"{source}: fmt chunk declares {channels} channels at {rate} Hz "
+                               f"(rates up to {MAX_SAMPLE_RATE} Hz are read)")
     return WavFormat(rate, channels, bits, tag)
 
 
@@ -198,7 +203,11 @@ def read_audio(path: str | Path, rate: int | None = None) -> tuple[np.ndarray, i
     read or decoded.
     """
     name = str(path)
+    if rate is not None and not 0 < rate <= MAX_SAMPLE_RATE:
+        raise InputError(f"{name}: the sample rate must be between 1 and {MAX_SAMPLE_RATE} Hz, got {rate}")
     try:
+        if not stat.S_ISREG(Path(path).stat().st_mode):
+            raise InputError(f"{name}: not a regular file (a device, pipe or directory); give an audio file")
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
@@ -207,8 +216,6 @@ def read_audio(path: str | Path, rate: int | None = None) -> tuple[np.ndarray, i
     if rate is None:
         raise AudioFormatError(f"{name}: not a WAV file; give its sample rate (--rate N) to read it as raw "
                                "16-bit little-endian PCM")
-    if rate <= 0:
-        raise InputError(f"{name}: the sample rate must be positive, got {rate}")
     return from_pcm16(raw), int(rate)
 
 

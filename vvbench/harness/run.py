@@ -144,7 +144,7 @@ def run_with(opts: RunOptions, *, target: Target | None = None, view: RunView | 
         except VVBenchError:
             rd.discard()  # an invalid target template is an input error: nothing ran, nothing to keep
             raise
-    api_key = getattr(opts.target, "api_key", None) if owned else getattr(target, "api_key", None)
+    api_key = target.api_key  # an embedded target's own key when the spec gave none
     loop: SampleLoop | None = None
     load: LoadProcesses | None = None
     status, error, started_at = None, None, time.time()

@@ -22,7 +22,9 @@ The `Target` contract (every kind passes `tests/integration/test_target_contract
 The kinds are pydantic specs with a `kind` tag (`TargetSpec`, the registry); each spec's
 `build()` makes its Target. Choices: `embedded` writes the RuntimeConfig to a temp YAML and
 runs `vvbench serve --port 0 --config FILE --data-dir TMP` (jobs go to a temp directory removed
-afterwards), its stdout/stderr kept in the run directory; `command` fills `{knob}` placeholders
+afterwards), its stdout/stderr kept in the run directory, with an API key drawn for the target
+when none is given (`/admin/config` needs one; `api_key` is what the load, the samplers and
+`reconfigure` send) and `--allow-faults` only when the spec says so; `command` fills `{knob}` placeholders
 (every RuntimeConfig knob, faults as `{faults.noise_db}`, plus `{port}` — a free loopback port —
 and `{host}`) and polls a readiness URL for 200. Both run as a `vvbench.core.proc.Child`: no
 shell, their own session, SIGTERM to the PID and SIGKILL to its process group (so what the
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -92,8 +95,9 @@ class Target(ABC):
         """The service's resolved RuntimeConfig when known (from the spec, else `/v1/stats`)."""
         if self.url is None:
             return None
+        req = urllib.request.Request(f"{self.url}/v1/stats", headers=self._auth())
         try:
-            with urllib.request.urlopen(f"{self.url}/v1/stats", timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5) as r:
                 config = json.load(r).get("config")
             return config if isinstance(config, dict) else None
         except (OSError, ValueError, AttributeError):
@@ -126,8 +130,11 @@ class Target(ABC):
     def config_changed(self, config: dict) -> None:  # noqa: B027 - a default no-op: http targets keep no config
         """Hot knobs were applied: targets that keep a config keep it in step."""
 
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
     def _post_config(self, patch: dict) -> None:
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})}
+        headers = {"Content-Type": "application/json", **self._auth()}
         req = urllib.request.Request(f"{self.url}/admin/config", data=json.dumps(patch).encode(), headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
@@ -213,11 +220,11 @@ class EmbeddedTarget(ChildTarget):
     kind = "embedded"
 
     def __init__(self, config, log_dir: Path, serve_args: list[str] | None = None, api_key: str | None = None,
-                 ready_timeout_s: float = READY_TIMEOUT_S):
+                 ready_timeout_s: float = READY_TIMEOUT_S, allow_faults: bool = False):
         super().__init__(log_dir)
         self.config = config
-        self.serve_args = list(serve_args or [])
-        self.api_key = api_key
+        self.serve_args = list(serve_args or []) + (["--allow-faults"] if allow_faults else [])
+        self.api_key = api_key or secrets.token_urlsafe(24)  # per target: admin is never open
         self.ready_timeout_s = ready_timeout_s
         self._tmp: str | None = None
 
@@ -231,7 +238,7 @@ class EmbeddedTarget(ChildTarget):
         cfg.write_text(dump_config(self.config))
         child = self.spawn([sys.executable, "-m", "vvbench.cli", "serve", "--port", "0", "--config", str(cfg),
                             "--data-dir", str(Path(self._tmp) / "data"), *self.serve_args],
-                           env={"VVBENCH_API_KEY": self.api_key} if self.api_key else None)
+                           env={"VVBENCH_API_KEY": self.api_key})
         deadline = time.monotonic() + self.ready_timeout_s
         url = child.wait_url(self.ready_timeout_s)
         child.wait_ready(f"{url}/readyz", max(1.0, deadline - time.monotonic()))
@@ -367,10 +374,12 @@ class EmbeddedSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["embedded"] = "embedded"
     serve_args: list[str] = Field(default_factory=list, description="extra `vvbench serve` flags (service settings)")
-    api_key: str | None = Field(None, description="the service requires this Bearer key (passed by environment, never argv)")
+    api_key: str | None = Field(None, description="the service requires this Bearer key (passed by environment, never argv; "
+                                "None: a key drawn for the run)")
+    allow_faults: bool = Field(False, description="start the service with --allow-faults (the runtime config sets fault knobs)")
 
     def build(self, config, log_dir: Path) -> Target:
-        return EmbeddedTarget(config, log_dir, self.serve_args, self.api_key)
+        return EmbeddedTarget(config, log_dir, self.serve_args, self.api_key, allow_faults=self.allow_faults)
 
 
 class HttpSpec(BaseModel):

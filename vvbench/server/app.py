@@ -25,9 +25,9 @@ from vvbench.server.jobrunner import JobRunner
 from vvbench.server.jobstore import JobStore
 from vvbench.server.metrics import ServiceMetrics
 from vvbench.server.middleware import ServiceMiddleware
-from vvbench.server.security import guards
+from vvbench.server.security import admin_guards, guards
 from vvbench.server.service import Service
-from vvbench.server.settings import ServiceSettings
+from vvbench.server.settings import ServiceSettings, check_exposure
 
 log = logging.getLogger("vvbench.server")
 
@@ -49,7 +49,9 @@ def create_app(config: RuntimeConfig, data_dir: str | Path | None = None, api_ke
     overrides = {k: v for k, v in (("data_dir", data_dir), ("api_key", api_key)) if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
-    service = Service(engine.config if engine is not None else config, settings, engine)
+    config = engine.config if engine is not None else config
+    check_exposure(settings, config.faults.any_set())
+    service = Service(config, settings, engine)
     service.metrics = ServiceMetrics(service)
 
     @contextlib.asynccontextmanager
@@ -67,14 +69,18 @@ def create_app(config: RuntimeConfig, data_dir: str | Path | None = None, api_ke
             store.close()
             log.info("stopped")
 
-    app = FastAPI(title="vvbench TTS service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # redirect_slashes off: Starlette's trailing-slash 307 builds its Location from the client's
+    # Host header; an unknown path is a 404 JSON error instead.
+    app = FastAPI(title="vvbench TTS service", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  redirect_slashes=False)
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(ServiceMiddleware, service=service)
     app.include_router(ops.probes)
     deps = guards(settings.api_key)
-    for router in (speech.router, jobs.router, ops.api, ops.admin):
+    for router in (speech.router, jobs.router, ops.api):
         app.include_router(router, dependencies=deps)
+    app.include_router(ops.admin, dependencies=admin_guards(settings.api_key))
     _rewrite_openapi(app)
     return app
 

@@ -132,13 +132,24 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
 
 
 async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+    codes = {404: "not_found", 405: "method_not_allowed", 408: "body_timeout", 413: "body_too_large"}
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
-    param = "body" if exc.status_code == 413 else None
-    return error_json(exc.status_code, message, param=param, code=codes.get(exc.status_code),
-                      headers=getattr(exc, "headers", None))
+    param = "body" if exc.status_code in (408, 413) else None
+    code = codes.get(exc.status_code)
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        # FastAPI's words when json.loads fails other than by JSONDecodeError; the cause says how.
+        message, param, code = _unparsable(exc.__cause__), "body", "invalid_json"
+    return error_json(exc.status_code, message, param=param, code=code, headers=getattr(exc, "headers", None))
+
+
+def _unparsable(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not valid UTF-8 (byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "the body's JSON is nested too deeply"
+    return "the body could not be parsed as JSON"
 
 
 async def _api_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -166,6 +177,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries declaring the error shape for each status."""
     what = {
         400: "bad input: the error names the parameter", 401: "missing or wrong API key (Bearer)",
+        403: "not enabled on this service (the message names the flag that enables it)",
         404: "no such job or chunk", 409: "the job is not in a state that allows this yet",
         413: "request body too large", 429: "over the rate limit; see Retry-After",
         503: "over capacity, over the memory guard, loading or draining; see Retry-After",

@@ -9,6 +9,11 @@ requests 503, `/readyz` 503), uvicorn stops accepting connections and gives in-f
 `drain_timeout_s` to finish, then the job runner leaves unfinished jobs queued (their chunks are
 already on disk) and the engine stops. The process then exits 0: uvicorn's own handler would
 re-raise the signal after shutting down, turning a clean drain into exit status 143.
+
+HTTP limits (see `protocol.py` for which are uvicorn's and h11's own): the h11 protocol with
+`h11_max_incomplete_event_size = max_header_bytes` and a deadline for each request head
+(`header_timeout_s`); the body deadline, the head-size check of complete heads and the refusal
+of requests with both Transfer-Encoding and Content-Length are in the service middleware.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import uvicorn
 from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.server.app import create_app
-from vvbench.server.settings import ServiceSettings
+from vvbench.server.protocol import head_deadline_protocol
+from vvbench.server.settings import ServiceSettings, check_exposure
 
 log = logging.getLogger("vvbench.server")
 
@@ -78,11 +84,14 @@ def url_of(sock: socket.socket) -> str:
 def serve(config: RuntimeConfig, settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 0,
           on_listening: Callable[[str], None] | None = None, access_log: bool = False) -> None:
     """Bind, announce the URL through `on_listening`, serve until SIGTERM/SIGINT (see module docstring)."""
+    check_exposure(settings, config.faults.any_set(), host)
     app = create_app(config, settings=settings)
     sock = bind(host, port)
     url = url_of(sock)
     uv_config = uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="on",
-                               timeout_graceful_shutdown=settings.drain_timeout_s)
+                               timeout_graceful_shutdown=settings.drain_timeout_s,
+                               http=head_deadline_protocol(settings.header_timeout_s),
+                               h11_max_incomplete_event_size=settings.max_header_bytes)
     server = _Server(uv_config, on_signal=app.state.service.begin_drain)
     log.info("listening on %s (preset %s, data dir %s)", url, config.preset, settings.data_dir)
     if on_listening is not None:

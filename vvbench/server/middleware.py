@@ -1,4 +1,4 @@
-"""One pure-ASGI middleware: request ids, body-size limit, HTTP metrics.
+"""One pure-ASGI middleware: request ids, request-head checks, body limits, HTTP metrics.
 
 - Every request gets an id (`X-Request-Id` on every response; the synthesis id is the same) and
   a start time in `scope["state"]`, which the speech route uses for time to first audio.
@@ -6,12 +6,20 @@
   a chunked body is counted as it is read and refused as soon as it passes the limit, so a huge
   body is never buffered. The limit is the longest accepted input as escaped JSON plus 64 KiB
   (`ServiceSettings.max_body_bytes`).
+- Heads: a request line plus headers over `max_header_bytes` is refused (431; h11 measures only
+  heads still incomplete, see `protocol.py`); a request with both `Transfer-Encoding` and
+  `Content-Length` is refused (400): proxies and servers disagree on which one frames the body,
+  which is how requests are smuggled past a proxy.
+- Body deadline: the body must be complete within `body_timeout_s` of the head; a body shorter
+  than its Content-Length, or trickled, gets a 408 and the connection is closed. Reads after the
+  body (the disconnect listener of a streamed response) are not timed.
 - Metrics: status and duration (to the last byte, streaming included) per route template.
 Pure ASGI rather than `BaseHTTPMiddleware`, which would buffer and break streaming responses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -26,8 +34,32 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body is larger than {limit} bytes")
 
 
-def _error_body(status: int, message: str, code: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": "body", "code": code}}).encode()
+class BodyTimeout(HTTPException):
+    """Raised while reading a body that did not arrive within the body deadline."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__(408, f"the request body did not arrive within {timeout_s:g} s", headers={"Connection": "close"})
+
+
+def _error_body(message: str, code: str, param: str) -> bytes:
+    return json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}).encode()
+
+
+def _head_bytes(scope) -> int:
+    """Bytes of the request line's target and the headers, as sent (names, values, separators)."""
+    target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    return target + sum(len(k) + len(v) + 4 for k, v in scope.get("headers", []))
+
+
+def _head_problem(scope, max_header_bytes: int) -> tuple[int, str, str] | None:
+    """(status, message, code) when the request head is refused, else None."""
+    size = _head_bytes(scope)
+    if size > max_header_bytes:
+        return 431, f"the request headers are {size} bytes; the limit is {max_header_bytes}", "headers_too_large"
+    names = {k.lower() for k, _ in scope.get("headers", [])}
+    if b"transfer-encoding" in names and b"content-length" in names:
+        return 400, "a request may not carry both Transfer-Encoding and Content-Length", "ambiguous_body_length"
+    return None
 
 
 class ServiceMiddleware:
@@ -75,6 +107,11 @@ class ServiceMiddleware:
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 finish()
 
+        settings = self.service.settings
+        problem = _head_problem(scope, settings.max_header_bytes)
+        if problem is not None:
+            await self._reject(send_wrapper, *problem, param="headers")
+            return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             message = f"request body is larger than {limit} bytes" if declared.isdigit() else "invalid Content-Length"
@@ -83,28 +120,39 @@ class ServiceMiddleware:
             return
 
         received = 0
+        body_done = False
+        body_deadline = t0 + settings.body_timeout_s
 
         async def receive_wrapper():
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, body_deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise BodyTimeout(settings.body_timeout_s) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
-        except BodyTooLarge as exc:
+        except (BodyTooLarge, BodyTimeout) as exc:
             if status["started"]:
                 raise
-            await self._reject(send_wrapper, 413, exc.detail, "body_too_large")
+            code = "body_too_large" if exc.status_code == 413 else "body_timeout"
+            await self._reject(send_wrapper, exc.status_code, exc.detail, code)
         finally:
             finish()
 
     @staticmethod
-    async def _reject(send, status: int, message: str, code: str) -> None:
-        body = _error_body(status, message, code)
+    async def _reject(send, status: int, message: str, code: str, param: str = "body") -> None:
+        body = _error_body(message, code, param)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})

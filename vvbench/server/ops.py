@@ -10,7 +10,10 @@
   Prometheus scrapes carry no credentials; the service binds loopback by default and these
   expose no request content); everything under `/v1` and `/admin` needs the key.
 - `POST /admin/config` applies hot knobs (a JSON object of knob -> value, faults nested under
-  `faults`); a restart-only knob is a 400 naming it.
+  `faults`); a restart-only knob is a 400 naming it. Values are validated strictly, as request
+  bodies are (`"5"` is not a number), against the same finite bounds as flags and files. Fault
+  knobs are a 403 naming `--allow-faults` unless the service was started with it. Admin itself
+  needs the API key, or `--open-admin` (see `security.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from fastapi.responses import JSONResponse
 
 from vvbench.artifacts.stats import ServiceStats
 from vvbench.core.errors import ConfigError
-from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig
+from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, merge, validate_config
 from vvbench.runtime.voices import VOICES
 from vvbench.server.errors import APIError, error_responses
 from vvbench.server.schemas import Health, VoiceInfo, VoiceList
@@ -92,7 +95,7 @@ _PATCH = Body(..., description="hot knobs to change, e.g. {\"batch_window_ms\": 
               openapi_examples={"window": {"value": {"batch_window_ms": 10}}})
 
 
-@admin.post("/admin/config", operation_id="reconfigure", responses=error_responses(400, 401, 429, 503))
+@admin.post("/admin/config", operation_id="reconfigure", responses=error_responses(400, 401, 403, 429, 503))
 async def reconfigure(request: Request, patch: dict[str, Any] = _PATCH) -> dict[str, Any]:
     """Apply hot knobs to the running engine; answers the whole new config."""
     service = request.app.state.service
@@ -105,7 +108,12 @@ async def reconfigure(request: Request, patch: dict[str, Any] = _PATCH) -> dict[
     if cold:
         raise APIError(400, f"{', '.join(cold)}: needs a restart; hot knobs: {', '.join(sorted(HOT_KNOBS))}",
                        param=",".join(cold), code="restart_required")
+    if "faults" in patch and not service.settings.allow_faults:
+        service.count_rejection("faults_disabled")
+        raise APIError(403, "faults: fault knobs are refused unless the service is started with --allow-faults",
+                       type="permission_error", param="faults", code="faults_disabled")
     try:
+        validate_config(merge(engine.config.model_dump(mode="json"), patch), strict=True)
         new = engine.reconfigure(patch)
     except ConfigError as exc:
         named = str(exc).split(":", 1)[0].split(".")[0]  # messages start with the dotted knob path

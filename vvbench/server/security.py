@@ -1,4 +1,9 @@
-"""Route dependencies: the optional API key (Bearer, as the openai client sends it) and the rate limit.
+"""Route dependencies: the API key (Bearer, as the openai client sends it), the admin gate and the rate limit.
+
+`/admin/*` changes the service, so it is never open by accident: with an API key it needs the
+key; without one it answers 403 saying how to enable it (`--api-key`, or `--open-admin` on a
+loopback bind), unless the service was started with `open_admin`. `/v1/*` needs the key when
+one is configured and is open otherwise.
 
 The key check runs first, so a flood of unauthenticated requests gets 401s without spending a
 key's tokens; the rate limit is keyed by the presented key, or by the client address when the
@@ -52,7 +57,21 @@ async def rate_limit(request: Request) -> None:
                        type="rate_limit_error", code="rate_limit_exceeded", headers=retry_after(wait_s))
 
 
+async def admin_enabled(request: Request) -> None:
+    """403 when the service has no API key and admin was not opened explicitly."""
+    service = request.app.state.service
+    if not service.settings.open_admin:
+        service.count_rejection("admin_disabled")
+        raise APIError(403, "/admin is off: start the service with --api-key KEY (and send it as Bearer), "
+                       "or with --open-admin on a loopback address", type="permission_error", code="admin_disabled")
+
+
 def guards(api_key: str | None) -> list:
-    """The dependencies for /v1 and /admin routes."""
+    """The dependencies for /v1 routes."""
     deps = [Depends(require_key)] if api_key else []
     return deps + [Depends(rate_limit)]
+
+
+def admin_guards(api_key: str | None) -> list:
+    """The dependencies for /admin routes: the key when there is one, else the explicit opening."""
+    return [Depends(require_key) if api_key else Depends(admin_enabled), Depends(rate_limit)]

@@ -174,9 +174,23 @@ def test_missing_files_and_raw_pcm_without_a_rate(tmp_path):
     raw.write_bytes(to_pcm16(np.array([0.5, -0.5])))
     with pytest.raises(InputError, match=r"speech.pcm: not a WAV file; give its sample rate \(--rate N\)"):
         read_audio(raw)
-    with pytest.raises(InputError, match="must be positive"):
-        read_audio(raw, rate=0)
+    for bad in (0, -1, 384_001, 4_294_967_295):
+        with pytest.raises(InputError, match="sample rate must be between 1 and 384000 Hz"):
+            read_audio(raw, rate=bad)
     assert read_audio(raw, rate=RATE)[0].tolist() == [0.5, -0.5]
+
+
+def test_absurd_header_rates_and_files_that_are_no_files_are_refused(tmp_path):
+    wav = bytearray(wav_header(RATE, 2) + to_pcm16(np.array([0.5, -0.5])))
+    wav[24:28] = (4_294_967_295).to_bytes(4, "little")  # the fmt chunk's sample rate
+    path = tmp_path / "absurd.wav"
+    path.write_bytes(bytes(wav))
+    with pytest.raises(InputError, match="4294967295 Hz"):
+        read_audio(path)
+    with pytest.raises(InputError, match="/dev/zero: not a regular file"):  # would never finish reading
+        read_audio("/dev/zero", rate=RATE)
+    with pytest.raises(InputError, match="not a regular file"):
+        read_audio(tmp_path, rate=RATE)
 
 
 # -- the stream parser and the file reader agree ----------------------------------------------------------
