@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import httpx
 import pytest
@@ -92,3 +93,34 @@ def test_a_hung_engine_is_caught_by_health_probes_and_restarted(tmp_path):
         rc = w.stop()
     assert rc == 0
     assert next(e for e in w.of("exit") if e["pid"] == first["pid"])["exit_code"] == -9
+
+
+def test_an_engine_whose_steps_fail_is_reported_within_one_probe_period_restarted_and_no_request_hangs(tmp_path):
+    # The warm-up and one request finish, then every step raises: after three failed steps the loop stops.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = serve_cmd(tmp_path / "data", "--allow-faults", "--fail-step-after-requests", "2", "--drain-timeout-s", "60",
+                        port=port)
+    probe_every_s, probe_timeout_s = 1.0, 1.0
+    args = ["--url", url, "--probe-every", f"{probe_every_s}s", "--probe-timeout", f"{probe_timeout_s}s",
+            "--probe-failures", "1", "--grace", "60s", "--canary-every", "0", "--backoff", "0.2s", "--run-for", "200s"]
+    w = Watch(tmp_path / "watch", args, command).start()
+    try:
+        first = w.wait_event("ready", 150)
+        assert speak(url) == 200
+        codes = [speak(url) for _ in range(3)]  # each answered, 500 saying why (none hangs: speak's timeout is 30 s)
+        t_dead = time.time()
+        assert codes == [500, 500, 500], codes
+        t0 = time.monotonic()
+        after = speak(url)  # the dead engine, a draining service or a closed port: an answer or a refusal at once
+        assert after in (503, None) and time.monotonic() - t0 < 5, after
+        restart = w.wait_event("restart", 30)
+        assert restart["reason"] == "health" and restart["values"]["last_status"] == 503
+        assert restart["t"] - t_dead <= probe_every_s + probe_timeout_s, restart["t"] - t_dead
+        gone = w.wait_event("exit", 30, where=lambda e: e["pid"] == first["pid"])
+        assert gone["t"] - restart["t"] < 10 and not w.of("kill")  # nothing in flight: no drain to wait out
+        again = w.wait_event("ready", 150, count=2)
+        assert again["pid"] != first["pid"] and speak(url) == 200
+    finally:
+        rc = w.stop()
+    assert rc == 0

@@ -89,6 +89,9 @@ async def create_job(body: JobRequest, request: Request, response: Response) -> 
     service = request.app.state.service
     if service.draining:
         raise unavailable("the service is shutting down; retry on another instance", "draining", 5)
+    failure = service.engine_failure()
+    if failure is not None:  # an accepted job would fail at once; after a restart it could run
+        raise unavailable(f"{failure}; the service needs a restart", "engine_unavailable", 30)
     check_input(body.input, service.settings.max_job_chars, "max_job_chars")
     voice = resolve_voice(body.voice_name())
     runner = service.jobs

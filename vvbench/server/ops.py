@@ -5,7 +5,7 @@
   `health_stall_s`, or when the engine thread stopped or failed to start — so a watchdog's
   probes catch a stuck engine, not just a dead process.
 - `/readyz`: 503 until the model is loaded and the warm-up request finished, and again while
-  draining (SIGTERM).
+  draining (SIGTERM) or once the engine's loop has stopped on a failure.
 - With an API key configured, `/healthz`, `/readyz` and `/metrics` stay open (probes and
   Prometheus scrapes carry no credentials; the service binds loopback by default and these
   expose no request content); everything under `/v1` and `/admin` needs the key.
@@ -49,8 +49,9 @@ async def healthz(request: Request):
 async def readyz(request: Request):
     """Model loaded and warmed, and not draining."""
     service = request.app.state.service
-    if service.load_error:
-        return JSONResponse({"status": "failed", "detail": service.load_error}, status_code=503)
+    failure = service.load_error or service.engine_failure()
+    if failure:
+        return JSONResponse({"status": "failed", "detail": failure}, status_code=503)
     if service.draining:
         return JSONResponse({"status": "draining", "detail": "shutting down"}, status_code=503)
     if not service.ready:

@@ -94,12 +94,22 @@ class Service:
             await asyncio.to_thread(self.engine.close)
 
     # -- what handlers ask ----------------------------------------------------------------
+    def engine_failure(self) -> str | None:
+        """Why the engine's loop stopped, when it stopped on a failure after starting; else None."""
+        engine = self.engine
+        if engine is not None and not engine.alive and engine.failure:
+            return engine.failure
+        return None
+
     def require_engine(self):
         """The engine, or a 503 (loading, failed, draining) the client may retry."""
         if self.draining:
             raise unavailable("the service is shutting down; try another instance or retry shortly", "draining", 5)
         if self.load_error is not None:
             raise unavailable(f"the engine failed to start: {self.load_error}", "engine_unavailable", 30)
+        failure = self.engine_failure()
+        if failure is not None:
+            raise unavailable(f"{failure}; the service needs a restart", "engine_unavailable", 30)
         if self.engine is None or not self.ready:
             raise unavailable("the model is loading; retry shortly", "loading", 2)
         return self.engine
@@ -152,7 +162,7 @@ class Service:
         engine = self.engine
         if engine is None:
             return True, "loading"
-        if not engine.alive and not self.draining:
+        if not engine.alive and (engine.failure or not self.draining):  # a drain stops it on purpose, a failure never is
             return False, engine.failure or "engine thread has stopped"
         stats = engine.stats()
         if stats.get("hung"):
