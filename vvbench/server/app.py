@@ -4,7 +4,9 @@ Lifespan: open the job store, start loading and warming the engine in the backgr
 answers meanwhile; see `service.py`), start the job runner once ready; on shutdown persist jobs
 and close the engine. The OpenAPI document is rewritten so that it tells the truth about errors:
 FastAPI's 422 entries are removed (validation errors are 400 with the OpenAI error shape, which
-every route declares) and 404/405/413 are declared where they can happen.
+every route declares) and 404/405/413 are declared where they can happen. OpenAPI links say how
+the job operations chain (a created job's `id` is what GET, DELETE, its chunks and its audio
+take; a deleted one can be read again), so that clients and stateful fuzzers can follow them.
 """
 
 from __future__ import annotations
@@ -106,7 +108,22 @@ def _rewrite_openapi(app: FastAPI) -> None:
                 if method in ("post", "put", "patch"):
                     responses.setdefault("400", {"description": "bad input", **ref})
                     responses.setdefault("413", {"description": "request body too large", **ref})
+        _add_job_links(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_job_links(schema: dict) -> None:
+    """OpenAPI links from a job's id (in createJob's and deleteJob's answers) to the operations that take it."""
+    by_id = {op.get("operationId"): op for item in schema.get("paths", {}).values() for op in item.values()
+             if isinstance(op, dict)}
+    job_id = {"job_id": "$response.body#/id"}
+    targets = {"getJob": job_id, "getJobAudio": job_id, "getJobChunk": {**job_id, "index": 0}, "deleteJob": job_id}
+    for source, status, names in (("createJob", "202", ("getJob", "getJobAudio", "getJobChunk", "deleteJob")),
+                                  ("deleteJob", "200", ("getJob", "deleteJob"))):
+        response = by_id.get(source, {}).get("responses", {}).get(status)
+        if response is not None:
+            response["links"] = {name[0].upper() + name[1:]: {"operationId": name, "parameters": targets[name]}
+                                 for name in names if name in by_id}
