@@ -51,6 +51,12 @@ def test_hot_knobs_apply_on_the_warm_service_and_restart_knobs_restart_it(warm):
 
 
 def test_an_http_target_applies_hot_knobs_but_cannot_restart(warm):
+    # the embedded service drew its own key: admin is closed to anyone without it
+    assert httpx.post(f"{warm.url}/admin/config", json={"batch_window_ms": 7.0}, timeout=30).status_code == 401
+    keyless = HttpTarget(warm.url)
+    keyless.start()
+    with pytest.raises(TargetError):
+        keyless.reconfigure({"batch_window_ms": 7.0})
     other = HttpTarget(warm.url, api_key=warm.api_key)
     other.start()
     assert other.reconfigure({"batch_window_ms": 7.0}).how == "hot"
