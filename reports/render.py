@@ -1,9 +1,10 @@
-"""Markdown and HTML renderings of a run, computed from `run.json` alone (never torch or Locust).
+"""The lines every rendering of a run shares, computed from `run.json` alone (never torch or Locust).
 
-`summary_rows` is the one list of lines both renderings show: every metric of the metric table
-marked `summary`, in the table's order, with its value in its unit, which way is better, and its
-definition — all read from `vvbench.artifacts.metrics`, never restated here. The HTML page is
-self-contained (inline CSS, no scripts, no external resources).
+`summary_rows` is the one list of lines the Markdown summary, the HTML page and the terminal
+show: every metric of the metric table marked `summary`, in the table's order, with its value in
+its unit, which way is better, and its definition — all read from `vvbench.artifacts.metrics`,
+never restated here. `render_markdown` is the record's part of summary.md; the full report
+(charts, continuity, warnings) is `vvbench.reports.document` and `vvbench.reports.page`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def verdict_rows(run: dict) -> list[tuple[str, str, str]]:
     return out
 
 
-def _head(run: dict) -> list[tuple[str, str]]:
+def head_rows(run: dict) -> list[tuple[str, str]]:
+    """The run's identity in a few lines: id, status, scenario, target, preset, window, host, git."""
     target = run.get("target", {})
     scenario = run.get("scenario", {})
     return [
@@ -64,7 +66,7 @@ def _head(run: dict) -> list[tuple[str, str]]:
 def render_markdown(run: dict) -> str:
     """summary.md: what a CI log shows."""
     lines = [f"# vvbench run {run.get('run_id', '')}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in _head(run)]
+    lines += [f"- **{k}**: {v}" for k, v in head_rows(run)]
     if run.get("error"):
         lines.append(f"- **error**: {run['error']}")
     lines += ["", "| metric | value | better | definition |", "|---|---|---|---|"]
@@ -78,31 +80,13 @@ def render_markdown(run: dict) -> str:
     return "\n".join(lines)
 
 
-def _table(rows, header) -> str:
+def html_table(rows, header, cls: str = "") -> str:
+    """An HTML table of text cells (escaped); a cell that is PASS or FAIL gets that class, for colour."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(f"<td{_mark(c)}>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    attr = f" class='{cls}'" if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(run: dict) -> str:
-    """report.html: one self-contained page (inline CSS, no scripts)."""
-    title = f"vvbench run {run.get('run_id', '')}"
-    verdicts = verdict_rows(run)
-    passed = run.get("passed")
-    badge = "PASS" if passed else ("FAIL" if passed is False else run.get("status", ""))
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        ("<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:1em 0}"
-         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f4f4f4}"
-         ".PASS{color:#176f2c}.FAIL{color:#b00020}</style></head><body>"),
-        f"<h1>{html.escape(title)} <span class='{html.escape(str(badge))}'>{html.escape(str(badge))}</span></h1>",
-        _table(_head(run) + ([("error", run["error"])] if run.get("error") else []), ("", "")),
-        "<h2>Summary</h2>", _table(summary_rows(run), ("metric", "value", "better", "definition")),
-    ]
-    if verdicts:
-        parts += ["<h2>SLOs</h2>", _table(verdicts, ("SLO", "value", "verdict"))]
-    parts += [f"<p>{html.escape(RTF_FORMULA)}. Percentiles: {html.escape(PERCENTILE_METHOD)}. Failed requests are never in "
-              "latency statistics; warm-up requests are excluded.</p>",
-              "</body></html>"]
-    return "\n".join(parts)
+def _mark(cell) -> str:
+    return f" class='{cell}'" if cell in ("PASS", "FAIL", "regressed", "improved", "equivalent", "inconclusive") else ""

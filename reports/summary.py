@@ -71,7 +71,8 @@ def inflight_mask(sample_t: np.ndarray, starts: np.ndarray, ends: np.ndarray) ->
     return (started - ended) > 0
 
 
-def _rows(requests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def measured_rows(requests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(measured rows: warm-up excluded, the successful ones among them): what every statistic reads."""
     measured = requests[~requests["warmup"].astype(bool)] if len(requests) else requests
     ok = measured[measured["status"] == "ok"] if len(measured) else measured
     return measured, ok
@@ -101,7 +102,7 @@ def summarize(requests: pd.DataFrame, samples: pd.DataFrame | None, *, window_s:
     decides which successful rows count towards goodput.
     """
     samples = samples if samples is not None else pd.DataFrame({"t": []})
-    measured, ok = _rows(requests)
+    measured, ok = measured_rows(requests)
     ctx: dict = {"window_s": window_s}
     if len(samples) and len(measured):
         ends = (measured["t_start"] + measured["e2e_s"].fillna(0.0)).to_numpy(dtype=float)

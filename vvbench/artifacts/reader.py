@@ -10,12 +10,13 @@ parquet file, a file missing a column its schema requires. The CLI turns it into
 `Run.replay(prebuffer_ms)` re-runs the playback model over each request's stored arrival
 timeline at another prebuffer (the continuity of a run as a function of the listener's buffer);
 at the run's own prebuffer it gives exactly the recorded `max_stall_s` and `underruns`.
+`Run.stalls(prebuffer_ms)` lists where each stall happened (for a timeline). Both replay every
+row at once (`vvbench.artifacts.playback.simulate_many`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -54,22 +55,40 @@ class Run:
         """Whether the rows carry their arrival timelines (schema 2 on)."""
         return self.version >= 2
 
-    def replay(self, prebuffer_ms: float) -> pd.DataFrame:
-        """Per row: `max_stall_s`, `underruns`, `underrun_s` re-simulated at `prebuffer_ms` (NaN where it cannot be)."""
+    @cached_property
+    def arrivals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row's arrival timeline, concatenated: (offsets, seconds since t_start, samples received)."""
         if not self.has_arrivals:
             raise ArtifactError(f"{self.path}: schema {self.version} runs did not record arrival timelines; "
                                 "playback cannot be re-simulated at another prebuffer")
+        times, totals = (self.requests[c] for c in ARRIVAL_COLUMNS)
+        lengths = np.fromiter((0 if x is None else len(x) for x in times), dtype=np.int64, count=len(times))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        flat_t = [x for x in times if x is not None and len(x)]
+        flat_n = [x for x in totals if x is not None and len(x)]
+        return (offsets, np.concatenate(flat_t).astype(float) if flat_t else np.zeros(0),
+                np.concatenate(flat_n).astype(np.int64) if flat_n else np.zeros(0, np.int64))
+
+    def _replayed(self, prebuffer_ms: float) -> playback.Replayed:
+        offsets, times, totals = self.arrivals
         rows = self.requests
-        out = {"max_stall_s": [], "underruns": [], "underrun_s": []}
-        for ttfa, rate, times, totals in zip(rows["ttfa_s"], rows["sample_rate"], rows[ARRIVAL_COLUMNS[0]], rows[ARRIVAL_COLUMNS[1]]):
-            start = None if ttfa is None or math.isnan(ttfa) else ttfa + prebuffer_ms / 1000.0
-            arrivals = list(zip(np.asarray(times if times is not None else [], dtype=float).tolist(),
-                                np.asarray(totals if totals is not None else [], dtype=np.int64).tolist()))
-            result = playback.simulate(arrivals, int(rate or 0), start)
-            out["max_stall_s"].append(result.max_stall_s)
-            out["underruns"].append(result.underruns)
-            out["underrun_s"].append(result.underrun_s)
-        return pd.DataFrame(out, index=rows.index)
+        starts = rows["ttfa_s"].to_numpy(dtype=float, na_value=np.nan) + prebuffer_ms / 1000.0
+        rates = rows["sample_rate"].to_numpy(dtype=float, na_value=0.0)
+        return playback.simulate_many(offsets, times, totals, rates, starts)
+
+    def replay(self, prebuffer_ms: float) -> pd.DataFrame:
+        """Per row: `max_stall_s`, `underruns`, `underrun_s` re-simulated at `prebuffer_ms` (NaN where it cannot be)."""
+        r = self._replayed(prebuffer_ms)
+        return pd.DataFrame({"max_stall_s": r.max_stall_s, "underruns": r.underruns, "underrun_s": r.underrun_s},
+                            index=self.requests.index)
+
+    def stalls(self, prebuffer_ms: float) -> pd.DataFrame:
+        """One line per playback stall at `prebuffer_ms`: `row` (the request's index), `at_s` (since its t_start), `stall_s`."""
+        r = self._replayed(prebuffer_ms)
+        offsets = self.arrivals[0]
+        piece = np.flatnonzero(r.stall_s > 0)
+        row = np.searchsorted(offsets, piece, side="right") - 1
+        return pd.DataFrame({"row": self.requests.index.to_numpy()[row], "at_s": r.stall_at_s[piece], "stall_s": r.stall_s[piece]})
 
 
 def load_run(path: str | Path) -> Run:

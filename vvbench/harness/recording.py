@@ -3,7 +3,8 @@
 `build_record` gathers what the run left (the load processes' parquet parts, the sampling loop's
 rows, Locust's CSV), writes `requests.parquet` and `samples.parquet` through their schemas,
 computes the summary over the metric table and judges the SLOs, and writes the `RunRecord`
-(`run.json`) and its renderings (`summary.md`, `report.html`). A run that ended early keeps its
+(`run.json`) and its renderings (`summary.md`, `report.html`), read back through `load_run` so
+they are byte for byte what `vvbench report` renders from the same directory. A run that ended early keeps its
 status (target or load failure, abort); one that ran to its end is `ok` or `slo_failed`.
 """
 
@@ -22,7 +23,9 @@ from vvbench.artifacts.rundir import RunDir
 from vvbench.artifacts.scenarios import Scenario
 from vvbench.harness.facts import git_facts, host_facts
 from vvbench.load.records import concat_parts
-from vvbench.reports.render import render_html, render_markdown
+from vvbench.artifacts.reader import load_run
+from vvbench.reports.document import build_report, report_markdown
+from vvbench.reports.page import render_page
 from vvbench.reports.slo import judge, request_thresholds
 from vvbench.reports.summary import summarize
 
@@ -72,7 +75,8 @@ def build_record(rd: RunDir, opts, scenario: Scenario, target, runtime_config: d
         notes=loop.notes if loop is not None else [],
     )
     rd.write_record(record)
-    data = record.model_dump(mode="json")
-    rd.write_text("summary.md", render_markdown(data))
-    rd.write_text("report.html", render_html(data))
+    # rendered from the files just written, exactly as `vvbench report` re-renders them later
+    report = build_report(load_run(rd.path))
+    rd.write_text("summary.md", report_markdown(report))
+    rd.write_text("report.html", render_page(report))
     return record

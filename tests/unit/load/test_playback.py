@@ -2,9 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 
-from vvbench.artifacts.playback import simulate
+from vvbench.artifacts.playback import simulate, simulate_many
 
 RATE = 1000  # samples per second: 1 sample = 1 ms, easy arithmetic
 
@@ -62,3 +63,59 @@ def test_playback_never_started_is_na():
         r = simulate([(0.1, 100)], RATE, start_s=start)
         assert math.isnan(r.max_stall_s) and r.underruns == 0
     assert math.isnan(simulate([], RATE, start_s=0.1).max_stall_s)
+
+
+def reference(arrivals, rate, start_s):
+    """The player written as the plain loop of its definition (a test oracle, not the implementation)."""
+    i, available = 0, 0
+    while i < len(arrivals) and arrivals[i][0] <= start_s:
+        available = arrivals[i][1]
+        i += 1
+    clock, played, stalls = start_s, 0.0, []
+    for t, total in arrivals[i:]:
+        if total <= available:
+            continue
+        runs_out = clock + (available - played) / rate
+        if runs_out < t:
+            stalls.append(t - runs_out)
+            played = float(available)
+        else:
+            played += (t - clock) * rate
+        clock, available = t, total
+    return max(stalls, default=0.0), len(stalls), sum(stalls)
+
+
+def random_timelines(rng, n):
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(0, 30))
+        t = np.cumsum(rng.exponential(0.15, k)) + rng.uniform(0.05, 0.5)
+        totals = np.cumsum(rng.choice([0, 1600, 3200, 9600], k))  # some pieces bring no new samples
+        out.append(list(zip(t.tolist(), totals.tolist())))
+    return out
+
+
+def test_many_requests_at_once_match_the_definition_and_each_request_alone():
+    rng = np.random.default_rng(3)
+    timelines = random_timelines(rng, 300)
+    rates = rng.choice([24_000, 16_000, 0], len(timelines), p=[0.6, 0.35, 0.05])
+    starts = rng.uniform(0.1, 1.0, len(timelines))
+    starts[::17] = np.nan  # never started
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in timelines])])
+    t = np.array([p[0] for a in timelines for p in a])
+    totals = np.array([p[1] for a in timelines for p in a])
+    many = simulate_many(offsets, t, totals, rates, starts)
+    assert many.underruns.sum() > 50  # the data really stalls
+    for i, arrivals in enumerate(timelines):
+        alone = simulate(arrivals, int(rates[i]), starts[i])
+        # the same arithmetic whatever else is replayed with it: exactly equal
+        assert (alone.underruns, alone.max_stall_s, alone.underrun_s) == (many.underruns[i], many.max_stall_s[i], many.underrun_s[i]) or (
+            math.isnan(alone.max_stall_s) and math.isnan(many.max_stall_s[i]))
+        if math.isnan(starts[i]) or rates[i] == 0 or not arrivals:
+            assert math.isnan(alone.max_stall_s) and alone.underruns == 0
+            continue
+        longest, count, total = reference(arrivals, int(rates[i]), starts[i])
+        assert alone.underruns == count
+        assert alone.max_stall_s == pytest.approx(longest, abs=1e-9)
+        assert alone.underrun_s == pytest.approx(total, abs=1e-9)
+        assert len(alone.stalls) == count and sum(d for _, d in alone.stalls) == pytest.approx(total, abs=1e-9)
