@@ -76,6 +76,7 @@ class Faults(BaseModel):
     hang_after_requests: int | None = Field(None, ge=1, le=COUNT_MAX, description="the engine loop stops making progress after this many finished requests")
     fail_step_after_requests: int | None = Field(None, ge=1, le=COUNT_MAX, description="every engine step raises after this many finished requests: its streams fail, and after a few failed steps in a row the engine stops")
     noise_db: float | None = Field(None, le=0.0, ge=-120.0, description="add white noise at this level (dBFS) to every sample")
+    slow_factor: float = Field(1.0, ge=1.0, le=100.0, description="every engine step takes this many times as long (real compute, not a sleep); 1: off")
 
     def any_set(self) -> list[str]:
         """The fault knobs set away from their defaults (what `--allow-faults` must permit)."""

@@ -156,6 +156,7 @@ class Engine:
                 "kv_cache_bytes": kv,
                 "conv_cache_bytes": self.stepper.state_bytes(),
                 "leak_bytes": self.faults.leaked_bytes,
+                "slow_fault_s": self.faults.stretched_s,
                 "uptime_s": time.time() - self._started_at,
                 "stalled_s": (now - self._last_progress) if busy else 0.0,
                 "hung": self.faults.hung,
@@ -359,6 +360,7 @@ class Engine:
                     self._fail([s], "prefill", exc)
                     continue
                 dt = time.perf_counter() - t0
+                dt += self.faults.stretch(dt, self.config.faults)
                 s.handle.stage_s["prefill"] = s.handle.stage_s.get("prefill", 0.0) + dt
                 self._stage_s["prefill"] += dt
         ready = [s for s in active if not s.in_prefill and not s.handle.state.finished]
@@ -367,11 +369,17 @@ class Engine:
                 s.handle.state = RequestState.RUNNING
             try:
                 self.faults.maybe_fail_step(self._counts.get("done", 0), self.config.faults)
+                t0 = time.perf_counter()
                 frames, times = self.stepper.step(ready)
             except Exception as exc:  # noqa: BLE001 - the streams of this step fail; the loop decides whether to go on
                 self._step_failed(ready, exc)
                 return
             self._failed_steps = 0
+            added = self.faults.stretch(time.perf_counter() - t0, self.config.faults)
+            if added > 0.0:
+                # a slower model is slower in every stage: the added time is spread over them
+                scale = 1.0 + added / max(sum(times.values()), 1e-9)
+                times = {stage: sec * scale for stage, sec in times.items()}
             for stage, sec in times.items():
                 self._stage_s[stage] += sec
                 for s in ready:

@@ -171,6 +171,28 @@ def test_hang_fault_stalls_progress():
         assert h.state is RequestState.QUEUED
 
 
+def test_slow_factor_stretches_each_step_with_real_work_and_leaves_the_audio_alone():
+    # A sleep would stretch the wall time but not the engine's CPU time; a stretched step shows in both.
+    req = SynthesisRequest(text="The slowdown fault makes every step take longer.", seed=4)
+    with Engine(RuntimeConfig(preset="tiny", max_batch=1, batch_window_ms=0, threads=1)) as e:
+        e.synthesize(SynthesisRequest(text="Warm up.", seed=0), timeout=60)
+
+        def timed():
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            audio, handle = e.synthesize(req, timeout=300)
+            return audio, handle, time.perf_counter() - wall0, time.process_time() - cpu0
+
+        plain, plain_h, plain_wall, plain_cpu = timed()
+        e.reconfigure({"faults": {"slow_factor": 3}})
+        slow, slow_h, slow_wall, slow_cpu = timed()
+        stretched = e.stats()["slow_fault_s"]
+    assert md5(slow) == md5(plain)
+    assert slow_wall >= 2.0 * plain_wall, (plain_wall, slow_wall)
+    assert slow_cpu >= 2.0 * plain_cpu, (plain_cpu, slow_cpu)  # computed, not slept
+    assert stretched >= 0.5 * slow_wall
+    assert slow_h.timings()["lm"] >= 2.0 * plain_h.timings()["lm"]  # the stages say where the time went
+
+
 def test_without_batch_invariance_streams_compact_and_finish():
     with Engine(RuntimeConfig(preset="tiny", max_batch=4, batch_invariant=False, batch_window_ms=30)) as e:
         hs = [e.submit(SynthesisRequest(text=t, seed=i)) for i, t in enumerate(MIXED[:4])]
