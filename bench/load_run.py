@@ -56,7 +56,9 @@ def synthetic_run(root: Path, rows: int, pieces: int) -> Path:
     cols.update({
         "request_id": pa.array([f"w0-{i}" for i in range(rows)]), "cls": pa.array(["short"] * rows), "worker": pa.array(["w0"] * rows),
         "t_start": pa.array(t_start), "ttfb_s": pa.array(ttfa - 0.01), "ttfa_s": pa.array(ttfa), "e2e_s": pa.array(times[:, -1]),
-        "audio_s": pa.array(totals[:, -1] / SAMPLE_RATE), "status": pa.array(["ok"] * rows), "warmup": pa.array(np.zeros(rows, bool)),
+        "audio_s": pa.array(totals[:, -1] / SAMPLE_RATE), "rtf": pa.array(times[:, -1] / (totals[:, -1] / SAMPLE_RATE)),
+        "text_chars": pa.array(rng.integers(20, 1200, rows)), "max_stall_s": pa.array(np.zeros(rows)),
+        "status": pa.array(["ok"] * rows), "warmup": pa.array(np.zeros(rows, bool)),
         "sample_rate": pa.array(np.full(rows, SAMPLE_RATE)), "underruns": pa.array(np.zeros(rows, np.int64)),
         "arrival_t_s": pa.ListArray.from_arrays(pa.array(offsets), pa.array(times.ravel())),
         "arrival_samples": pa.ListArray.from_arrays(pa.array(offsets), pa.array(totals.ravel())),

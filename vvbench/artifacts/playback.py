@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -57,55 +58,89 @@ class Replayed:
     stall_s: np.ndarray  # per piece: how long it waited (0: no stall)
 
 
-def _segment_cummax(values: np.ndarray, row: np.ndarray, longest: int) -> np.ndarray:
-    """Running maximum of `values` within each run of equal `row` (a prefix scan: exact, log2(longest) passes)."""
-    out = values.copy()
-    shift = 1
-    while shift < longest:
-        earlier = np.where(row[shift:] == row[:-shift], out[:-shift], -np.inf)
-        np.maximum(out[shift:], earlier, out=out[shift:])
-        shift *= 2
-    return out
+@dataclass(frozen=True)
+class Timelines:
+    """Many requests' arrival timelines, concatenated: request i's pieces are `[offsets[i], offsets[i+1])`.
 
-
-def _exclusive(values: np.ndarray, first: np.ndarray, fill: float) -> np.ndarray:
-    """`values` moved one piece later within each request (`fill` at each request's first piece)."""
-    out = np.empty_like(values)
-    if len(values):
-        out[1:] = values[:-1]
-        out[first] = fill
-    return out
-
-
-def simulate_many(offsets: np.ndarray, t_s: np.ndarray, totals: np.ndarray, sample_rates: np.ndarray,
-                  starts_s: np.ndarray) -> Replayed:
-    """Run the player over many requests at once; request i's pieces are `[offsets[i], offsets[i+1])`.
-
-    `t_s` and `totals` are the concatenated arrival timelines, `sample_rates` and `starts_s` one
-    value per request (a NaN start: playback never started). See the module docstring.
+    Built once per run (`Timelines.of`); what does not depend on the playback start — which
+    request each piece belongs to, the samples available before it — is computed here, so
+    replaying at several prebuffers pays only for what changes.
     """
-    offsets = np.asarray(offsets, dtype=np.int64)
-    n = len(offsets) - 1
-    t_s = np.asarray(t_s, dtype=float)
-    totals = np.asarray(totals, dtype=float)  # sample counts, exact in a double below 2**53
+
+    offsets: np.ndarray  # int64, n + 1
+    t_s: np.ndarray  # float, seconds since each request's t_start
+    totals: np.ndarray  # float: cumulative samples received (exact in a double below 2**53)
+    row: np.ndarray  # the request of each piece
+    first: np.ndarray  # the first piece of each request that has any
+    longest: int
+
+    @classmethod
+    def of(cls, offsets, t_s, totals) -> Timelines:
+        """From the offsets and the concatenated times and totals."""
+        offsets = np.asarray(offsets, dtype=np.int64)
+        lengths = np.diff(offsets)
+        return cls(offsets, np.asarray(t_s, dtype=float), np.asarray(totals, dtype=float),
+                   np.repeat(np.arange(len(lengths)), lengths), offsets[:-1][lengths > 0], int(lengths.max()) if len(lengths) else 0)
+
+    @cached_property
+    def _grid(self) -> np.ndarray | None:
+        """Each piece's place in a padded (request, piece) grid, or None when lengths are too uneven for one."""
+        n, total = len(self.offsets) - 1, len(self.t_s)
+        if n * self.longest > 4 * total + 4096:
+            return None
+        return self.row * self.longest + (np.arange(total) - self.offsets[self.row])
+
+    @cached_property
+    def available(self) -> np.ndarray:
+        """Samples received before each piece (0 before a request's first)."""
+        return self.exclusive(self.cummax(self.totals), 0.0)
+
+    def cummax(self, values: np.ndarray) -> np.ndarray:
+        """Running maximum of `values` within each request; exact (maxima never round)."""
+        if self._grid is not None:
+            # as a padded (request, piece) grid: one accumulate along the pieces
+            grid = np.full((len(self.offsets) - 1, self.longest), -np.inf)
+            grid.ravel()[self._grid] = values
+            return np.maximum.accumulate(grid, axis=1).ravel()[self._grid]
+        # lengths too uneven for a grid: a prefix scan in log2(longest) passes
+        out = values.copy()
+        shift = 1
+        while shift < self.longest:
+            earlier = np.where(self.row[shift:] == self.row[:-shift], out[:-shift], -np.inf)
+            np.maximum(out[shift:], earlier, out=out[shift:])
+            shift *= 2
+        return out
+
+    def exclusive(self, values: np.ndarray, fill: float) -> np.ndarray:
+        """`values` moved one piece later within each request (`fill` at each request's first piece)."""
+        out = np.empty_like(values)
+        if len(values):
+            out[1:] = values[:-1]
+            out[self.first] = fill
+        return out
+
+
+def simulate_many(timelines: Timelines, sample_rates: np.ndarray, starts_s: np.ndarray) -> Replayed:
+    """Run the player over many requests at once: one sample rate and one playback start per request.
+
+    A NaN start means playback never started. See the module docstring.
+    """
+    tl = timelines
+    n = len(tl.offsets) - 1
     rates = np.asarray(sample_rates, dtype=float)
     starts = np.asarray(starts_s, dtype=float)
-    lengths = np.diff(offsets)
-    row = np.repeat(np.arange(n), lengths)
-    first = offsets[:-1][lengths > 0]
-    longest = int(lengths.max()) if n else 0
+    row = tl.row
     start = starts[row]
-    playing = (np.isfinite(starts) & (rates > 0) & (lengths > 0))
+    playing = np.isfinite(starts) & (rates > 0) & (np.diff(tl.offsets) > 0)
     # the pieces received by the start are buffered; the rest are replayed one by one
-    after = _segment_cummax((t_s > start).astype(float), row, longest) > 0
-    available = _exclusive(_segment_cummax(totals, row, longest), first, 0.0)
-    new = after & (totals > available) & playing[row]
+    after = tl.cummax((tl.t_s > start).astype(float)) > 0
+    new = after & (tl.totals > tl.available) & playing[row]
     with np.errstate(invalid="ignore", divide="ignore"):
-        behind = available / rates[row]
-        lag = np.maximum(start, _exclusive(_segment_cummax(np.where(new, t_s - behind, -np.inf), row, longest), first, -np.inf))
+        behind = tl.available / rates[row]
+        lag = np.maximum(start, tl.exclusive(tl.cummax(np.where(new, tl.t_s - behind, -np.inf)), -np.inf))
         dry_at = lag + behind
-    stalled = new & (dry_at < t_s)
-    stall_s = np.where(stalled, t_s - dry_at, 0.0)
+    stalled = new & (dry_at < tl.t_s)
+    stall_s = np.where(stalled, tl.t_s - dry_at, 0.0)
     underruns = np.bincount(row[stalled], minlength=n)
     underrun_s = np.bincount(row[stalled], weights=stall_s[stalled], minlength=n).astype(float)
     longest_stall = np.zeros(n)
@@ -123,7 +158,7 @@ def simulate(arrivals: Sequence[tuple[float, int]], sample_rate: int, start_s: f
         return PlaybackResult.never()
     t = np.fromiter((a[0] for a in arrivals), dtype=float, count=len(arrivals))
     totals = np.fromiter((a[1] for a in arrivals), dtype=float, count=len(arrivals))
-    r = simulate_many(np.array([0, len(arrivals)]), t, totals, np.array([sample_rate]), np.array([start_s]))
+    r = simulate_many(Timelines.of([0, len(arrivals)], t, totals), np.array([sample_rate]), np.array([start_s]))
     stalled = np.flatnonzero(r.stall_s > 0)
     stalls = tuple((float(r.stall_at_s[i]), float(r.stall_s[i])) for i in stalled)
     return PlaybackResult(float(start_s), float(r.max_stall_s[0]), int(r.underruns[0]), float(r.underrun_s[0]), stalls)

@@ -56,25 +56,24 @@ class Run:
         return self.version >= 2
 
     @cached_property
-    def arrivals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every row's arrival timeline, concatenated: (offsets, seconds since t_start, samples received)."""
+    def arrivals(self) -> playback.Timelines:
+        """Every row's arrival timeline, concatenated (`vvbench.artifacts.playback.Timelines`)."""
         if not self.has_arrivals:
             raise ArtifactError(f"{self.path}: schema {self.version} runs did not record arrival timelines; "
                                 "playback cannot be re-simulated at another prebuffer")
         times, totals = (self.requests[c] for c in ARRIVAL_COLUMNS)
         lengths = np.fromiter((0 if x is None else len(x) for x in times), dtype=np.int64, count=len(times))
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
         flat_t = [x for x in times if x is not None and len(x)]
         flat_n = [x for x in totals if x is not None and len(x)]
-        return (offsets, np.concatenate(flat_t).astype(float) if flat_t else np.zeros(0),
-                np.concatenate(flat_n).astype(np.int64) if flat_n else np.zeros(0, np.int64))
+        return playback.Timelines.of(np.concatenate([[0], np.cumsum(lengths)]),
+                                     np.concatenate(flat_t) if flat_t else np.zeros(0),
+                                     np.concatenate(flat_n) if flat_n else np.zeros(0))
 
     def _replayed(self, prebuffer_ms: float) -> playback.Replayed:
-        offsets, times, totals = self.arrivals
         rows = self.requests
         starts = rows["ttfa_s"].to_numpy(dtype=float, na_value=np.nan) + prebuffer_ms / 1000.0
         rates = rows["sample_rate"].to_numpy(dtype=float, na_value=0.0)
-        return playback.simulate_many(offsets, times, totals, rates, starts)
+        return playback.simulate_many(self.arrivals, rates, starts)
 
     def replay(self, prebuffer_ms: float) -> pd.DataFrame:
         """Per row: `max_stall_s`, `underruns`, `underrun_s` re-simulated at `prebuffer_ms` (NaN where it cannot be)."""
@@ -85,10 +84,9 @@ class Run:
     def stalls(self, prebuffer_ms: float) -> pd.DataFrame:
         """One line per playback stall at `prebuffer_ms`: `row` (the request's index), `at_s` (since its t_start), `stall_s`."""
         r = self._replayed(prebuffer_ms)
-        offsets = self.arrivals[0]
         piece = np.flatnonzero(r.stall_s > 0)
-        row = np.searchsorted(offsets, piece, side="right") - 1
-        return pd.DataFrame({"row": self.requests.index.to_numpy()[row], "at_s": r.stall_at_s[piece], "stall_s": r.stall_s[piece]})
+        return pd.DataFrame({"row": self.requests.index.to_numpy()[self.arrivals.row[piece]], "at_s": r.stall_at_s[piece],
+                             "stall_s": r.stall_s[piece]})
 
 
 def load_run(path: str | Path) -> Run:
