@@ -8,12 +8,15 @@ server-side delay, as `faults.slow_factor` does to a real service. Each row's pl
 come from the playback model over the row's own arrival timeline; the samples (RSS, CPU idle)
 cover the same clock; the summary and SLO verdicts are computed by the same functions a run
 uses, and the directory is written by `RunDir` with the Arrow schemas. A thousand rows take
-well under a second, so the default tests need no real run.
+well under a second, so the default tests need no real run. `vv` runs the CLI in this process,
+`vv_process` as a user does, and `one_line_exit_2` checks the one-line error of bad input.
 """
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +91,26 @@ def write_run(root: Path, *, n: int = 400, seed: int = 0, slow: float = 1.0, dur
         summary_counts=Counts(rows=n, warmup_rows=int(frame["warmup"].sum()), failed_rows=int((frame["status"] != "ok").sum()),
                               rows_match_locust=True)))
     return rd.finalize()
+
+
+def vv(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in this process (its real group, one-line errors and exit codes included): no interpreter start per call."""
+    from click.testing import CliRunner
+
+    from vvbench.cli.main import cli
+
+    result = CliRunner().invoke(cli, list(args), obj={})
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
+def vv_process(*args: str) -> subprocess.CompletedProcess:
+    """`vvbench ARGS` in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "vvbench.cli", *args], capture_output=True, text=True, timeout=180)
+
+
+def one_line_exit_2(r: subprocess.CompletedProcess) -> str:
+    """The single `vvbench: error:` line of a command that exited 2 (no traceback)."""
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("vvbench: error: "), (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    return lines[0]

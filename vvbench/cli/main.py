@@ -32,6 +32,7 @@ COMMANDS = {
     "check-audio": "vvbench.cli.watch:check_audio_cmd",
     "monitor": "vvbench.cli.watch:monitor_group",
     "report": "vvbench.cli.report:report_cmd",
+    "compare": "vvbench.cli.compare:compare_cmd",
 }
 
 

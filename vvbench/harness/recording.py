@@ -18,12 +18,12 @@ import pyarrow as pa
 
 from vvbench import __version__
 from vvbench.artifacts.metrics import metric_table
+from vvbench.artifacts.reader import load_run
 from vvbench.artifacts.record import Counts, GitFacts, LoadFacts, RunRecord, RunStatus, Tool, Window
 from vvbench.artifacts.rundir import RunDir
 from vvbench.artifacts.scenarios import Scenario
 from vvbench.harness.facts import git_facts, host_facts
 from vvbench.load.records import concat_parts
-from vvbench.artifacts.reader import load_run
 from vvbench.reports.document import build_report, report_markdown
 from vvbench.reports.page import render_page
 from vvbench.reports.slo import judge, request_thresholds

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
-from runkit import write_run
+from runkit import one_line_exit_2, vv, vv_process, write_run
 
 from vvbench.artifacts.reader import load_run
 from vvbench.cli.report import render
@@ -24,16 +22,6 @@ def run_dir(tmp_path_factory):
     return write_run(tmp_path_factory.mktemp("runs"), n=400, seed=1)
 
 
-def vv(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vvbench.cli", *args], capture_output=True, text=True, timeout=180)
-
-
-def one_line_exit_2(r: subprocess.CompletedProcess) -> str:
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("vvbench: error: "), (r.returncode, r.stderr)
-    return lines[0]
-
-
 def test_page_has_every_chart_and_section_and_no_url(run_dir):
     page = render(load_run(run_dir), "html")
     for name in CHARTS:
@@ -47,8 +35,8 @@ def test_page_has_every_chart_and_section_and_no_url(run_dir):
 
 
 def test_rerendering_gives_the_same_bytes(run_dir):
-    first = vv("report", str(run_dir), "--format", "html")
-    second = vv("report", str(run_dir), "--format", "html")
+    first = vv_process("report", str(run_dir), "--format", "html")  # two fresh processes: nothing shared but the files
+    second = vv_process("report", str(run_dir), "--format", "html")
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout and len(first.stdout) > 100_000
 
@@ -94,4 +82,4 @@ def test_bad_prebuffers_are_one_line(run_dir, args, needle):
 
 
 def test_a_directory_that_is_not_a_run_is_one_line(tmp_path):
-    assert "run.json: missing" in one_line_exit_2(vv("report", str(tmp_path)))
+    assert "run.json: missing" in one_line_exit_2(vv_process("report", str(tmp_path)))

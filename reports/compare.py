@@ -1,0 +1,247 @@
+"""Comparing two runs metric by metric, from their raw rows: did NEW regress against BASE?
+
+`compare_runs(base, new, thresholds)` takes two `Run`s (however they were found: a directory
+today, `--baseline latest-passing` from the history index later) and decides every metric of
+the table that has a better direction. How each metric is resampled follows from its row in the
+table:
+- per-request metrics (percentiles, continuity shares, success) resample the requests: the
+  statistic is the table's own aggregation, the rank test is Mann-Whitney U on the per-request
+  values it aggregates (the column, or the 0/1 "within the limit" / "succeeded" indicator);
+- rates (throughput, goodput, audio seconds per second) resample `RATE_BINS` equal slices of the
+  measured window (what one request adds to a rate is not independent of the others), tested
+  with Mann-Whitney U on the per-slice rates;
+- peaks over the samples (memory) are one value per run: the change is reported, but with no
+  interval and no test it can never be called a regression (it reads equivalent or inconclusive).
+
+Each change is the ratio NEW / BASE with a percentile bootstrap interval (`scipy.stats.bootstrap`,
+`RESAMPLES` resamples, seeded per metric, so the same runs always give the same answer). The
+p-values are corrected with Holm's step-down method: a gate fails the pipeline on any one
+regression, so the error to bound is the chance of *any* false alarm across the ~20 metrics (the
+family-wise rate, Holm) rather than the share of false ones among those flagged (the false
+discovery rate, Benjamini-Hochberg); Holm is also valid under any dependence between the
+metrics, and p50/p95/p99 of one column are strongly dependent.
+
+Verdicts, with `worse` the change in the metric's bad direction and `t` its threshold:
+- regressed: significant — the Holm-adjusted p < `ALPHA` *and* the metric's own interval
+  excludes no change (the rank test speaks of the whole distribution, a p99 may still not have
+  moved) — and the point change is worse than `t`;
+- improved: significant in the same sense and the point change is better than `t`;
+- equivalent: the interval lies inside ±`t`;
+- inconclusive: anything else — the data cannot tell.
+A base value of zero (no stall at p95, say) has no ratio: the change is then read from the test
+alone (both zero: equivalent).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from vvbench.artifacts.metrics import METRICS, Metric
+from vvbench.reports.slo import request_thresholds
+from vvbench.reports.summary import measured_rows
+
+RESAMPLES = 2000
+ALPHA = 0.05
+CONFIDENCE = 0.95
+RATE_BINS = 10
+DEFAULT_THRESHOLD = 0.05
+CORRECTION = "Holm (family-wise error rate over the tested metrics)"
+UNBOUNDED = 1e12  # a ratio over a resampled zero
+VERDICTS = ("regressed", "improved", "equivalent", "inconclusive")
+COMPARED = tuple(m for m in METRICS if m.direction != "info")
+
+
+@dataclass
+class MetricChange:
+    """One metric's comparison (see the module docstring)."""
+
+    metric: str
+    unit: str
+    direction: str
+    how: str  # requests | slices | point
+    base: float | None
+    new: float | None
+    n_base: int
+    n_new: int
+    threshold: float
+    ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    verdict: str = "inconclusive"
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    """Every metric's change, and what the decision was made from."""
+
+    base_id: str
+    new_id: str
+    changes: list[MetricChange]
+    warnings: list[str] = field(default_factory=list)
+    seed: int = 0
+    resamples: int = RESAMPLES
+    alpha: float = ALPHA
+    confidence: float = CONFIDENCE
+    correction: str = CORRECTION
+
+    @property
+    def regressed(self) -> list[str]:
+        return [c.metric for c in self.changes if c.verdict == "regressed"]
+
+
+def _per_request(metric: Metric, run) -> np.ndarray:
+    """The values a per-request metric aggregates, one per request of its rows."""
+    measured, ok = measured_rows(run.requests)
+    name, _, arg = metric.aggregation.partition(":")
+    if name == "success":
+        return (measured["status"] == "ok").to_numpy(dtype=float)
+    values = ok[metric.column] if metric.rows == "ok" else measured[metric.column]
+    if name == "share_le":
+        return (np.nan_to_num(values.to_numpy(dtype=float, na_value=np.nan), nan=math.inf) <= float(arg)).astype(float)
+    v = values.to_numpy(dtype=float, na_value=np.nan)
+    return v[np.isfinite(v)]
+
+
+def _slices(metric: Metric, run) -> np.ndarray:
+    """A rate metric per slice of the measured window (requests counted where they started, as the summary does)."""
+    measured, ok = measured_rows(run.requests)
+    name = metric.aggregation
+    if name == "goodput":
+        for column, limit in request_thresholds(run.record.scenario.slos).items():
+            ok = ok[ok[column].fillna(math.inf) <= limit]
+    window = run.record.window
+    t = measured["t_start"].to_numpy(dtype=float)
+    lo = window.warmup_end or (float(t.min()) if len(t) else 0.0)
+    hi = lo + (run.record.scenario.duration or 0.0) if run.record.scenario.duration else (float(t.max()) if len(t) else lo)
+    edges = np.linspace(lo, max(hi, lo + 1e-9), RATE_BINS + 1)
+    weights = ok[metric.column].fillna(0.0).to_numpy(dtype=float) if name == "sum_per_s" else None
+    counts, _ = np.histogram(ok["t_start"].to_numpy(dtype=float), bins=edges, weights=weights)
+    return counts / (edges[1] - edges[0])
+
+
+def _statistic(metric: Metric):
+    """The aggregation as a vectorised function of resampled values (last axis)."""
+    name = metric.aggregation.partition(":")[0]
+    if name in ("p50", "p95", "p99"):
+        q = float(name[1:])
+        return lambda x, axis=-1: np.percentile(x, q, axis=axis)
+    return lambda x, axis=-1: np.mean(x, axis=axis)
+
+
+def _ratio(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.asarray(b, dtype=float) / np.asarray(a, dtype=float)
+    r = np.where((np.asarray(a) == 0) & (np.asarray(b) == 0), 1.0, r)
+    return np.where(np.isinf(r), UNBOUNDED, r)
+
+
+def _bootstrap(a: np.ndarray, b: np.ndarray, stat, seed: int, resamples: int, confidence: float) -> tuple[float, float]:
+    def ratio(x, y, axis=-1):
+        return _ratio(stat(x, axis=axis), stat(y, axis=axis))
+
+    batch = max(1, int(2e7 // max(len(a), len(b), 1)))  # bound the resample arrays to ~160 MB
+    res = stats.bootstrap((a, b), ratio, n_resamples=resamples, vectorized=True, paired=False, method="percentile",
+                          confidence_level=confidence, rng=np.random.default_rng(seed), batch=batch)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _one(metric: Metric, index: int, base, new, threshold: float, seed: int, resamples: int, confidence: float) -> MetricChange:
+    how = "point" if metric.rows == "samples" else ("slices" if metric.aggregation in ("count_per_s", "sum_per_s", "goodput") else "requests")
+    b_val, n_val = base.record.summary.get(metric.name), new.record.summary.get(metric.name)
+    change = MetricChange(metric.name, metric.unit, metric.direction, how, b_val, n_val, 0, 0, threshold)
+    if how == "point":
+        change.n_base = change.n_new = 1
+        if b_val is not None and n_val is not None:
+            change.ratio = float(_ratio(b_val, n_val))
+        change.note = "one value per run: no interval, no test (never a regression)"
+        return change
+    a, b = (_per_request(metric, r) if how == "requests" else _slices(metric, r) for r in (base, new))
+    change.n_base, change.n_new = len(a), len(b)
+    if len(a) < 2 or len(b) < 2:
+        change.note = "fewer than 2 values in a run"
+        return change
+    stat = _statistic(metric)
+    change.base, change.new = float(stat(a)), float(stat(b))  # from the same rows as the test
+    change.ratio = float(_ratio(change.base, change.new))
+    if np.ptp(np.concatenate([a, b])) == 0:
+        change.p_value = 1.0  # every value the same in both runs: nothing to test
+    else:
+        change.p_value = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        change.ci_low, change.ci_high = _bootstrap(a, b, stat, seed * 1000 + index, resamples, confidence)
+    if change.ci_low is None:
+        change.ci_low = change.ci_high = change.ratio
+    if change.base == 0:
+        change.note = "base is 0: no ratio, the test decides"
+    return change
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+def _verdict(c: MetricChange, alpha: float) -> str:
+    if c.how == "point":
+        return "equivalent" if c.ratio is not None and abs(c.ratio - 1) <= c.threshold else "inconclusive"
+    if c.p_adjusted is None or c.ratio is None:
+        return "inconclusive"
+    sign = 1.0 if c.direction == "lower" else -1.0  # > 0: worse
+    worse = sign * (c.ratio - 1.0)
+    significant = c.p_adjusted < alpha
+    if c.base == 0:
+        if c.new == 0:
+            return "equivalent"
+        return ("regressed" if sign * c.new > 0 else "improved") if significant else "inconclusive"
+    # the metric's own interval must also exclude "no change": the rank test is about the whole distribution
+    if c.direction == "lower":
+        clear_worse, clear_better = c.ci_low > 1.0, c.ci_high < 1.0
+    else:
+        clear_worse, clear_better = c.ci_high < 1.0, c.ci_low > 1.0
+    if significant and clear_worse and worse > c.threshold:
+        return "regressed"
+    if significant and clear_better and worse < -c.threshold:
+        return "improved"
+    if c.ci_low is not None and 1 - c.threshold <= c.ci_low and c.ci_high <= 1 + c.threshold:
+        return "equivalent"
+    return "inconclusive"
+
+
+def compare_runs(base, new, thresholds: dict[str, float] | None = None, *, default_threshold: float = DEFAULT_THRESHOLD,
+                 seed: int = 0, resamples: int = RESAMPLES, alpha: float = ALPHA, confidence: float = CONFIDENCE,
+                 warnings: list[str] | None = None) -> Comparison:
+    """Compare `new` with `base` (two `Run`s) on every metric with a direction; thresholds per metric name (fractions)."""
+    thresholds = thresholds or {}
+    changes = [_one(m, i, base, new, thresholds.get(m.name, default_threshold), seed, resamples, confidence)
+               for i, m in enumerate(COMPARED)]
+    tested = [c for c in changes if c.p_value is not None]
+    for c, p in zip(tested, holm([c.p_value for c in tested])):
+        c.p_adjusted = p
+    for c in changes:
+        c.verdict = _verdict(c, alpha)
+    return Comparison(base.record.run_id, new.record.run_id, changes, list(warnings or []), seed, resamples, alpha, confidence)
+
+
+def differences(base, new) -> list[str]:
+    """Why two runs are not comparable — different scenario, preset, host or GPU — as lines (empty: comparable)."""
+    def facts(run) -> dict[str, str]:
+        r = run.record
+        gpus = ", ".join(str(g.get("name", "GPU")) for g in r.host.get("gpus") or []) or "none"
+        return {"scenario": r.scenario.name, "preset": str((r.runtime_config or {}).get("preset", "unknown")),
+                "host": str(r.host.get("hostname", "unknown")), "GPU": gpus}
+
+    a, b = facts(base), facts(new)
+    return [f"{key} differs: {a[key]} (base) vs {b[key]} (new)" for key in a if a[key] != b[key]]

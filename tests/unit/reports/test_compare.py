@@ -1,0 +1,101 @@
+"""`vvbench compare` over run directories written through the run's writers (real schema, known timing)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from runkit import one_line_exit_2, vv, vv_process, write_run
+
+from vvbench.artifacts.reader import load_run
+from vvbench.reports.compare import compare_runs, holm
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {"a": write_run(root / "a", seed=1), "b": write_run(root / "b", seed=2), "slow": write_run(root / "slow", seed=3, slow=1.5),
+            "host": write_run(root / "host", seed=4, hostname="other-host"), "preset": write_run(root / "preset", seed=5, preset="small")}
+
+
+def test_two_runs_of_the_same_service_do_not_regress(runs):
+    r = vv("compare", str(runs["a"]), str(runs["b"]), "--format", "json")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    data = json.loads(r.stdout)
+    assert data["regressed"] == []
+    verdicts = {m["metric"]: m["verdict"] for m in data["metrics"]}
+    assert "equivalent" in verdicts.values()
+    assert data["method"]["correction"].startswith("Holm") and data["method"]["seed"] == 0
+
+
+def test_a_slowed_service_regresses_in_ttfa_and_e2e(runs):
+    r = vv_process("compare", str(runs["a"]), str(runs["slow"]))
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr
+    head = r.stdout.splitlines()[0]
+    assert head.startswith("# vvbench compare: REGRESSED:")
+    for metric in ("ttfa_p50_s", "ttfa_p95_s", "e2e_p50_s", "e2e_p95_s", "rtf_p50"):
+        assert metric in head
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| e2e_p50_s |"))
+    assert "regressed" in row and ("| +4" in row or "| +5" in row), row  # about +50%
+
+
+def test_the_same_runs_give_the_same_answer(runs):
+    first = vv("compare", str(runs["a"]), str(runs["slow"]), "--format", "json").stdout
+    assert first == vv("compare", str(runs["a"]), str(runs["slow"]), "--format", "json").stdout
+    other_seed = json.loads(vv("compare", str(runs["a"]), str(runs["slow"]), "--format", "json", "--seed", "7").stdout)
+    assert other_seed["method"]["seed"] == 7 and set(other_seed["regressed"]) == set(json.loads(first)["regressed"])
+
+
+def test_thresholds_per_metric(runs):
+    a, slow = load_run(runs["a"]), load_run(runs["slow"])
+    strict = compare_runs(a, slow)
+    loose = compare_runs(a, slow, {"ttfa_p50_s": 1.0})
+    assert "ttfa_p50_s" in strict.regressed and "ttfa_p50_s" not in loose.regressed
+    r = vv("compare", str(runs["a"]), str(runs["slow"]), "--threshold", "3%,ttfa_p95=100%", "--format", "json")
+    data = json.loads(r.stdout)
+    by_name = {m["metric"]: m for m in data["metrics"]}
+    assert by_name["ttfa_p95_s"]["threshold"] == 1.0 and by_name["ttfa_p95_s"]["verdict"] != "regressed"
+    assert by_name["e2e_p50_s"]["threshold"] == 0.03
+
+
+@pytest.mark.parametrize("threshold, needle", [
+    ("latency_p95=10%", "unknown metric 'latency_p95'"),
+    ("requests=10%", "unknown metric 'requests'"),  # no direction: not compared
+    ("ttfa_p95=ten", "not a percentage"),
+    ("5", "write 5%"),
+])
+def test_bad_thresholds_are_one_line(runs, threshold, needle):
+    assert needle in one_line_exit_2(vv("compare", str(runs["a"]), str(runs["b"]), "--threshold", threshold))
+
+
+@pytest.mark.parametrize("other, needle", [("host", "host differs: ci-host (base) vs other-host (new)"), ("preset", "preset differs")])
+def test_runs_that_are_not_comparable_are_refused_unless_forced(runs, other, needle):
+    assert needle in one_line_exit_2(vv("compare", str(runs["a"]), str(runs[other])))
+    forced = vv("compare", str(runs["a"]), str(runs[other]), "--force", "--format", "json")
+    assert forced.returncode in (0, 1), forced.stderr
+    assert any(needle in w for w in json.loads(forced.stdout)["warnings"])
+
+
+def test_broken_run_directories_name_the_file(runs, tmp_path):
+    broken = write_run(tmp_path / "broken", seed=6)
+    raw = (broken / "requests.parquet").read_bytes()
+    (broken / "requests.parquet").write_bytes(raw[: len(raw) // 2])
+    assert "requests.parquet" in one_line_exit_2(vv_process("compare", str(runs["a"]), str(broken)))
+    (broken / "run.json").unlink()
+    assert "run.json: missing" in one_line_exit_2(vv("compare", str(broken), str(runs["a"])))
+    assert "no such run directory" in one_line_exit_2(vv("compare", str(runs["a"]), str(tmp_path / "nope")))
+
+
+def test_html_overlays_both_runs_cdfs(runs, tmp_path):
+    out = tmp_path / "cmp.html"
+    r = vv("compare", str(runs["a"]), str(runs["slow"]), "--format", "html", "--out", str(out))
+    assert r.returncode == 1
+    page = out.read_text()
+    for column in ("ttfa_s", "e2e_s"):
+        assert f"id='chart-{column}'><svg" in page
+    assert runs["a"].name in page and runs["slow"].name in page and "http" not in page
+
+
+def test_holm_adjusts_step_down():
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([]) == []
