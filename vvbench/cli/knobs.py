@@ -5,7 +5,7 @@ Values are parsed as YAML scalars (`--max-batch 16`, `--cfg-scale 1.5`, `--threa
 validated by RuntimeConfig, so errors read the same as from a config file. Special forms:
 `--diffusion-steps 20` or `--diffusion-steps adaptive:MIN,MAX,PER_CHAR` (or a JSON object);
 `--offload lm.layers.0-13=cuda,lm.layers.14-27=cpu` (or a JSON object); fault knobs are
-`--leak-mb-per-request`, `--crash-after-requests`, `--hang-after-requests`, `--noise-db`.
+`--leak-mb-per-request`, `--crash-after-requests`, `--hang-after-requests`, `--noise-db`, `--slow-factor`.
 """
 
 from __future__ import annotations
