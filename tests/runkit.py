@@ -69,7 +69,7 @@ def write_run(root: Path, *, n: int = 400, seed: int = 0, slow: float = 1.0, dur
     scenario = resolve_scenario("smoke").with_duration(duration_s).model_copy(update={"warmup": warmup_s, "prebuffer_ms": prebuffer_ms})
     starts = T0 + np.sort(rng.uniform(0, warmup_s + duration_s, n))
     rows = [_row(i, rng, float(t), slow, prebuffer_ms, bool(t < T0 + warmup_s)) for i, t in enumerate(starts)]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=REQUESTS.names)
     ticks = T0 + np.arange(0, warmup_s + duration_s + 10, 0.2)
     samples = pd.DataFrame({"t": ticks, "rss_bytes": 6e8 + 2e5 * np.arange(len(ticks)) + rng.normal(0, 2e6, len(ticks)),
                             "sys_cpu_idle": np.clip(rng.normal(0.45, 0.08, len(ticks)), 0, 1), "sample_cpu_s": 1e-4})

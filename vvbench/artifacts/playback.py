@@ -8,7 +8,8 @@ plays out without stalls. Reported: the longest stall (`max_stall_s`), how many 
 and their total (`underrun_s`); 0 when the audio was all received before playback started.
 
 Input is the arrival timeline: `(t_s, samples_total)` pairs, seconds since the request was sent
-and the samples received by then, in arrival order (both nondecreasing: totals are cumulative).
+and the samples received by then, in arrival order: both are nondecreasing (one monotonic clock
+per request; totals are cumulative), which the replay relies on.
 
 One implementation serves one request (`simulate`, what the load generator records) and a whole
 run at once (`simulate_many`, what `Run.replay` re-runs at another prebuffer), so a replay at
@@ -54,54 +55,75 @@ class Replayed:
     max_stall_s: np.ndarray  # float, NaN where playback never started
     underruns: np.ndarray  # int
     underrun_s: np.ndarray  # float, NaN where playback never started
-    stall_at_s: np.ndarray  # per piece: when the player ran dry waiting for it (NaN: no stall)
-    stall_s: np.ndarray  # per piece: how long it waited (0: no stall)
+    stall_piece: np.ndarray  # the pieces the player stalled waiting for (indices into the timelines), in order
+    stall_at_s: np.ndarray  # for each: when the player ran dry, seconds since the request's t_start
+    stall_s: np.ndarray  # for each: how long it waited
 
 
 @dataclass(frozen=True)
 class Timelines:
     """Many requests' arrival timelines, concatenated: request i's pieces are `[offsets[i], offsets[i+1])`.
 
-    Built once per run (`Timelines.of`); what does not depend on the playback start — which
-    request each piece belongs to, the samples available before it — is computed here, so
-    replaying at several prebuffers pays only for what changes.
+    Built once per run (`Timelines.of`). Everything that does not depend on the playback start
+    is computed here once: which request each piece belongs to, the samples available before it,
+    and the running maximum of `t - a / rate` over the pieces that bring new samples (`floor`).
+    Pieces that arrived before the start need no excluding from that maximum: for them
+    `t - a / rate <= t <= start`, so `max(start, floor)` is the lag whatever the start. Replaying
+    at another prebuffer is then a few elementwise operations.
     """
 
     offsets: np.ndarray  # int64, n + 1
     t_s: np.ndarray  # float, seconds since each request's t_start
     totals: np.ndarray  # float: cumulative samples received (exact in a double below 2**53)
+    rates: np.ndarray  # float, one sample rate per request (0: no audio)
     row: np.ndarray  # the request of each piece
     first: np.ndarray  # the first piece of each request that has any
     longest: int
 
     @classmethod
-    def of(cls, offsets, t_s, totals) -> Timelines:
-        """From the offsets and the concatenated times and totals."""
+    def of(cls, offsets, t_s, totals, sample_rates) -> Timelines:
+        """From the offsets, the concatenated times and totals, and each request's sample rate."""
         offsets = np.asarray(offsets, dtype=np.int64)
         lengths = np.diff(offsets)
-        return cls(offsets, np.asarray(t_s, dtype=float), np.asarray(totals, dtype=float),
+        return cls(offsets, np.asarray(t_s, dtype=float), np.asarray(totals, dtype=float), np.asarray(sample_rates, dtype=float),
                    np.repeat(np.arange(len(lengths)), lengths), offsets[:-1][lengths > 0], int(lengths.max()) if len(lengths) else 0)
 
     @cached_property
     def _grid(self) -> np.ndarray | None:
-        """Each piece's place in a padded (request, piece) grid, or None when lengths are too uneven for one."""
+        """Each piece's place in a padded (piece, request) grid, or None when lengths are too uneven for one."""
         n, total = len(self.offsets) - 1, len(self.t_s)
         if n * self.longest > 4 * total + 4096:
             return None
-        return self.row * self.longest + (np.arange(total) - self.offsets[self.row])
+        return (np.arange(total) - self.offsets[self.row]) * n + self.row
 
     @cached_property
     def available(self) -> np.ndarray:
         """Samples received before each piece (0 before a request's first)."""
         return self.exclusive(self.cummax(self.totals), 0.0)
 
+    @cached_property
+    def fresh(self) -> np.ndarray:
+        """Whether each piece brings samples not received before (a piece that does not cannot end a stall)."""
+        return (self.totals > self.available) & (self.rates[self.row] > 0)
+
+    @cached_property
+    def behind(self) -> np.ndarray:
+        """Seconds of audio received before each piece."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.available / self.rates[self.row]
+
+    @cached_property
+    def floor(self) -> np.ndarray:
+        """Before each piece: the running maximum of `t - behind` over the earlier fresh pieces (-inf: none)."""
+        return self.exclusive(self.cummax(np.where(self.fresh, self.t_s - self.behind, -np.inf)), -np.inf)
+
     def cummax(self, values: np.ndarray) -> np.ndarray:
         """Running maximum of `values` within each request; exact (maxima never round)."""
         if self._grid is not None:
-            # as a padded (request, piece) grid: one accumulate along the pieces
-            grid = np.full((len(self.offsets) - 1, self.longest), -np.inf)
+            # as a padded (piece, request) grid: one accumulate down the pieces, each step a vector over requests
+            grid = np.full((self.longest, len(self.offsets) - 1), -np.inf)
             grid.ravel()[self._grid] = values
-            return np.maximum.accumulate(grid, axis=1).ravel()[self._grid]
+            return np.maximum.accumulate(grid, axis=0).ravel()[self._grid]
         # lengths too uneven for a grid: a prefix scan in log2(longest) passes
         out = values.copy()
         shift = 1
@@ -120,36 +142,30 @@ class Timelines:
         return out
 
 
-def simulate_many(timelines: Timelines, sample_rates: np.ndarray, starts_s: np.ndarray) -> Replayed:
-    """Run the player over many requests at once: one sample rate and one playback start per request.
+def simulate_many(timelines: Timelines, starts_s: np.ndarray) -> Replayed:
+    """Run the player over many requests at once, from one playback start per request (NaN: never started).
 
-    A NaN start means playback never started. See the module docstring.
+    See the module docstring.
     """
     tl = timelines
     n = len(tl.offsets) - 1
-    rates = np.asarray(sample_rates, dtype=float)
-    starts = np.asarray(starts_s, dtype=float)
     row = tl.row
-    start = starts[row]
-    playing = np.isfinite(starts) & (rates > 0) & (np.diff(tl.offsets) > 0)
-    # the pieces received by the start are buffered; the rest are replayed one by one
-    after = tl.cummax((tl.t_s > start).astype(float)) > 0
-    new = after & (tl.totals > tl.available) & playing[row]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        behind = tl.available / rates[row]
-        lag = np.maximum(start, tl.exclusive(tl.cummax(np.where(new, tl.t_s - behind, -np.inf)), -np.inf))
-        dry_at = lag + behind
-    stalled = new & (dry_at < tl.t_s)
-    stall_s = np.where(stalled, tl.t_s - dry_at, 0.0)
-    underruns = np.bincount(row[stalled], minlength=n)
-    underrun_s = np.bincount(row[stalled], weights=stall_s[stalled], minlength=n).astype(float)
+    starts = np.where(np.isfinite(starts_s) & (tl.rates > 0), np.asarray(starts_s, dtype=float), np.nan)
+    start = starts[row]  # NaN for a request that never played: every comparison with it is false
+    # the pieces received by the start are buffered (times are nondecreasing: a prefix); the rest are replayed one by one
+    dry_at = np.maximum(start, tl.floor) + tl.behind
+    piece = np.flatnonzero((tl.t_s > start) & tl.fresh & (dry_at < tl.t_s))
+    at_s = dry_at[piece]
+    stall_s = tl.t_s[piece] - at_s
+    rows = row[piece]
+    underruns = np.bincount(rows, minlength=n)
+    underrun_s = np.bincount(rows, weights=stall_s, minlength=n).astype(float)
     longest_stall = np.zeros(n)
-    np.maximum.at(longest_stall, row[stalled], stall_s[stalled])
-    never = ~playing
+    np.maximum.at(longest_stall, rows, stall_s)
+    never = np.isnan(starts) | (np.diff(tl.offsets) == 0)
     longest_stall[never] = np.nan
     underrun_s[never] = np.nan
-    underruns[never] = 0
-    return Replayed(longest_stall, underruns, underrun_s, np.where(stalled, dry_at, np.nan), stall_s)
+    return Replayed(longest_stall, underruns, underrun_s, piece, at_s, stall_s)
 
 
 def simulate(arrivals: Sequence[tuple[float, int]], sample_rate: int, start_s: float | None) -> PlaybackResult:
@@ -158,7 +174,6 @@ def simulate(arrivals: Sequence[tuple[float, int]], sample_rate: int, start_s: f
         return PlaybackResult.never()
     t = np.fromiter((a[0] for a in arrivals), dtype=float, count=len(arrivals))
     totals = np.fromiter((a[1] for a in arrivals), dtype=float, count=len(arrivals))
-    r = simulate_many(Timelines.of([0, len(arrivals)], t, totals), np.array([sample_rate]), np.array([start_s]))
-    stalled = np.flatnonzero(r.stall_s > 0)
-    stalls = tuple((float(r.stall_at_s[i]), float(r.stall_s[i])) for i in stalled)
+    r = simulate_many(Timelines.of([0, len(arrivals)], t, totals, [sample_rate]), np.array([start_s]))
+    stalls = tuple((float(a), float(d)) for a, d in zip(r.stall_at_s, r.stall_s))
     return PlaybackResult(float(start_s), float(r.max_stall_s[0]), int(r.underruns[0]), float(r.underrun_s[0]), stalls)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from vvbench.artifacts import playback
@@ -41,9 +43,13 @@ class Run:
     version: int = SCHEMA_VERSION  # the schema the directory was written with (the record is upgraded)
 
     @cached_property
+    def _requests_table(self) -> pa.Table:
+        return read_parquet(self.path / "requests.parquet", self.version)
+
+    @cached_property
     def requests(self) -> pd.DataFrame:
         """Every request row (warm-up and failed ones included), in start order."""
-        return read_parquet(self.path / "requests.parquet", self.version).to_pandas()
+        return self._requests_table.to_pandas()
 
     @cached_property
     def samples(self) -> pd.DataFrame:
@@ -61,19 +67,17 @@ class Run:
         if not self.has_arrivals:
             raise ArtifactError(f"{self.path}: schema {self.version} runs did not record arrival timelines; "
                                 "playback cannot be re-simulated at another prebuffer")
-        times, totals = (self.requests[c] for c in ARRIVAL_COLUMNS)
-        lengths = np.fromiter((0 if x is None else len(x) for x in times), dtype=np.int64, count=len(times))
-        flat_t = [x for x in times if x is not None and len(x)]
-        flat_n = [x for x in totals if x is not None and len(x)]
+        # straight from the Arrow list columns: their values are already one flat array each
+        times, totals = (self._requests_table.column(c).combine_chunks() for c in ARRIVAL_COLUMNS)
+        lengths = pc.fill_null(pc.list_value_length(times), 0).to_numpy(zero_copy_only=False).astype(np.int64)
         return playback.Timelines.of(np.concatenate([[0], np.cumsum(lengths)]),
-                                     np.concatenate(flat_t) if flat_t else np.zeros(0),
-                                     np.concatenate(flat_n) if flat_n else np.zeros(0))
+                                     pc.list_flatten(times).to_numpy(zero_copy_only=False),
+                                     pc.list_flatten(totals).to_numpy(zero_copy_only=False),
+                                     self.requests["sample_rate"].to_numpy(dtype=float, na_value=0.0))
 
     def _replayed(self, prebuffer_ms: float) -> playback.Replayed:
-        rows = self.requests
-        starts = rows["ttfa_s"].to_numpy(dtype=float, na_value=np.nan) + prebuffer_ms / 1000.0
-        rates = rows["sample_rate"].to_numpy(dtype=float, na_value=0.0)
-        return playback.simulate_many(self.arrivals, rates, starts)
+        starts = self.requests["ttfa_s"].to_numpy(dtype=float, na_value=np.nan) + prebuffer_ms / 1000.0
+        return playback.simulate_many(self.arrivals, starts)
 
     def replay(self, prebuffer_ms: float) -> pd.DataFrame:
         """Per row: `max_stall_s`, `underruns`, `underrun_s` re-simulated at `prebuffer_ms` (NaN where it cannot be)."""
@@ -84,9 +88,8 @@ class Run:
     def stalls(self, prebuffer_ms: float) -> pd.DataFrame:
         """One line per playback stall at `prebuffer_ms`: `row` (the request's index), `at_s` (since its t_start), `stall_s`."""
         r = self._replayed(prebuffer_ms)
-        piece = np.flatnonzero(r.stall_s > 0)
-        return pd.DataFrame({"row": self.requests.index.to_numpy()[self.arrivals.row[piece]], "at_s": r.stall_at_s[piece],
-                             "stall_s": r.stall_s[piece]})
+        return pd.DataFrame({"row": self.requests.index.to_numpy()[self.arrivals.row[r.stall_piece]], "at_s": r.stall_at_s,
+                             "stall_s": r.stall_s})
 
 
 def load_run(path: str | Path) -> Run:

@@ -104,12 +104,12 @@ def test_many_requests_at_once_match_the_definition_and_each_request_alone():
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in timelines])])
     t = np.array([p[0] for a in timelines for p in a])
     totals = np.array([p[1] for a in timelines for p in a])
-    many = simulate_many(Timelines.of(offsets, t, totals), rates, starts)
+    many = simulate_many(Timelines.of(offsets, t, totals, rates), starts)
     assert many.underruns.sum() > 50  # the data really stalls
     # one very long timeline beside them: the scan instead of the grid, the same figures
     long_t, long_n = np.cumsum(np.full(20_000, 0.1)), np.cumsum(np.full(20_000, 2000))
-    mixed = simulate_many(Timelines.of(np.append(offsets, offsets[-1] + 20_000), np.concatenate([t, long_t]), np.concatenate([totals, long_n])),
-                          np.append(rates, 24_000), np.append(starts, 0.2))
+    mixed = simulate_many(Timelines.of(np.append(offsets, offsets[-1] + 20_000), np.concatenate([t, long_t]), np.concatenate([totals, long_n]),
+                                       np.append(rates, 24_000)), np.append(starts, 0.2))
     assert mixed.underruns[-1] > 1000
     for name in ("max_stall_s", "underruns", "underrun_s"):
         np.testing.assert_array_equal(getattr(mixed, name)[:-1], getattr(many, name))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pyarrow.parquet as pq
 import pytest
 from runkit import one_line_exit_2, vv, vv_process, write_run
 
@@ -83,3 +84,15 @@ def test_bad_prebuffers_are_one_line(run_dir, args, needle):
 
 def test_a_directory_that_is_not_a_run_is_one_line(tmp_path):
     assert "run.json: missing" in one_line_exit_2(vv_process("report", str(tmp_path)))
+
+
+def test_a_run_without_rows_or_arrivals_still_renders(tmp_path):
+    empty = render(load_run(write_run(tmp_path / "empty", n=0)), "html")
+    assert "No successful measured requests" in empty and "id='chart-timeline'><svg" in empty
+    old = write_run(tmp_path / "old", n=30)
+    data = json.loads((old / "run.json").read_text())
+    data["schema_version"] = 1
+    (old / "run.json").write_text(json.dumps(data))
+    pq.write_table(pq.read_table(old / "requests.parquet").drop_columns(["arrival_t_s", "arrival_samples"]), old / "requests.parquet")
+    page = render(load_run(old), "html")
+    assert "schema 1 run: no arrival timelines stored, so playback cannot be re-simulated" in page
