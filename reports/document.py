@@ -100,7 +100,7 @@ def report_markdown(report: RunReport) -> str:
     """summary.md: the record's summary and verdicts, then warnings, continuity against prebuffer and RTF by length."""
     lines = [render_markdown(report.record).rstrip("\n"), ""]
     if report.warnings:
-        lines += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
+        lines += ["## Notes and warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     c = report.continuity
     lines += ["## Continuity against prebuffer (re-simulated from the stored arrivals)", ""]
     if c.note:

@@ -50,9 +50,13 @@ def _latency(report: RunReport) -> list[str]:
     for column, label in (("ttfa_s", "time to first audio"), ("e2e_s", "end to end (last byte)")):
         values = report.latency[column]
         x, p = cdf_points(values)
-        marks = [(f"SLO {m}", t) for m, t in slos.items() if m.startswith(column.removesuffix("_s") + "_p")]
+        slo = [(f"SLO {m} ≤ {t:g} s", t) for m, t in slos.items() if m.startswith(column.removesuffix("_s") + "_p")]
+        # an SLO far beyond every value would squash the curve into the left edge: named, not drawn
+        top = float(x[-1]) if len(x) else 0.0
+        marks = [(name, t) for name, t in slo if t <= 1.5 * top]
+        off = "; ".join(f"{name}: beyond every value" for name, t in slo if t > 1.5 * top)
         out.append(chart(column, charts.cdf_chart(f"{label}: CDF", "seconds", [(column, x, p)] if len(x) else [], marks),
-                         f"{int(np.isfinite(values).sum()):,} successful measured requests"))
+                         f"{int(np.isfinite(values).sum()):,} successful measured requests" + (f" ({off})" if off else "")))
     return out
 
 
@@ -138,7 +142,7 @@ def render_page(report: RunReport) -> str:
     passed = record.get("passed")
     badge = "PASS" if passed else ("FAIL" if record.get("status") in ("ok", "slo_failed") else str(record.get("status", "")))
     body = [html_table(head_rows(record), ["", ""])]
-    body += ["<h2>Warnings</h2><ul class='warn'>" + "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings) + "</ul>"
+    body += ["<h2>Notes and warnings</h2><ul class='warn'>" + "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings) + "</ul>"
              if report.warnings else ""]
     verdicts = verdict_rows(record)
     if verdicts:
