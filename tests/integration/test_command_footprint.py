@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import psutil
+from runkit import write_run
 
 from tests.integration.watchkit import Watch
 
@@ -60,7 +61,9 @@ def _modules_after(args: list[str]) -> set[str]:
 def test_light_commands_import_neither_torch_nor_locust(tmp_path):
     wav = tmp_path / "x.wav"
     wav.write_bytes(b"not a wav")
-    for args in (["watch", "--help"], ["check-audio", str(wav)], ["monitor", "export", "--help"], ["report", str(tmp_path)]):
+    run = str(write_run(tmp_path / "runs", n=50))  # a real run directory: the rendering and statistics paths run
+    for args in (["watch", "--help"], ["check-audio", str(wav)], ["monitor", "export", "--help"], ["report", str(tmp_path)],
+                 ["report", run, "--format", "html"], ["compare", run, run, "--format", "html"]):
         mods = _modules_after(args)
         assert not {m for m in mods if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}, (args, sorted(mods)[:20])
 
