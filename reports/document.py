@@ -23,7 +23,7 @@ import pandas as pd
 
 from vvbench.reports import series
 from vvbench.reports.charts import TimeAxis
-from vvbench.reports.render import fmt, render_markdown
+from vvbench.reports.render import fmt, render_markdown, trust_lines
 from vvbench.reports.summary import measured_rows
 
 PERCENTILES = (50, 90, 95, 99)
@@ -53,6 +53,7 @@ def warnings_of(record: dict) -> list[str]:
     if counts and not counts.get("rows_match_locust", True):
         out.append(f"{counts.get('rows')} request rows but Locust counted {sum((record.get('load') or {}).get('locust_requests', {}).values())} "
                    "requests: rows may be missing")
+    out += trust_lines(record)[1]
     out += [str(n) for n in record.get("notes") or []]
     return out
 

@@ -5,6 +5,9 @@ show: every metric of the metric table marked `summary`, in the table's order, w
 its unit, which way is better, and its definition — all read from `vvbench.artifacts.metrics`,
 never restated here. `render_markdown` is the record's part of summary.md; the full report
 (charts, continuity, warnings) is `vvbench.reports.document` and `vvbench.reports.page`.
+`trust_lines` is the run's timing verdict (`run.json`'s `trust`: did the load generator's own
+timing hold, which clocks the rows used, the stalls and the requests they overlapped), shown in
+every rendering and the terminal view.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{int(value)}"
     if unit == "s":
         return f"{value:.3f} s"
+    if unit == "ms_s":  # seconds shown in milliseconds
+        return f"{1000 * value:.1f} ms"
     if unit == "x":
         return f"{value:.3f}"
     return f"{value:.3g} {unit}"
@@ -48,6 +53,22 @@ def verdict_rows(run: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def trust_lines(run: dict) -> tuple[str, list[str]]:
+    """(one-line timing verdict, its warnings) from `run["trust"]`: whether the load generator's own timing held."""
+    trust = run.get("trust")
+    if not trust:
+        return "not watched (a run before schema 3)", []
+    clocks = ", ".join(f"{n} {k}" for k, n in sorted((trust.get("clocks") or {}).items())) or "no rows"
+    lag = trust.get("loop_lag_max_s")
+    facts = f"clocks: {clocks}; load-worker loop lag p99 {fmt(trust.get('loop_lag_p99_s'), 'ms_s')}, max {fmt(lag, 'ms_s')}"
+    if trust.get("trusted"):
+        return f"trusted ({facts})", list(trust.get("warnings") or [])
+    stalls = trust.get("stalls") or []
+    head = (f"NOT TRUSTED: {len(stalls)} load-worker stall(s) over {1000 * trust['threshold_s']:g} ms ({facts})" if stalls
+            else f"NOT TRUSTED ({facts})")
+    return head, list(trust.get("warnings") or [])
+
+
 def head_rows(run: dict) -> list[tuple[str, str]]:
     """The run's identity in a few lines: id, status, scenario, target, preset, window, host, git."""
     target = run.get("target", {})
@@ -60,6 +81,7 @@ def head_rows(run: dict) -> list[tuple[str, str]]:
         ("window", f"warm-up {scenario.get('warmup', 0):g} s + measured {scenario.get('duration') or 0:g} s"),
         ("host", f"{run.get('host', {}).get('hostname', '')}, {run.get('host', {}).get('cpu_count', '?')} CPUs"),
         ("git", str((run.get("git") or {}).get("sha") or "NA")),
+        ("timing", trust_lines(run)[0]),
     ]
 
 

@@ -14,7 +14,8 @@ the rows recorded until then.
 
 Schema history: 1 had no arrival timeline in `requests.parquet`, statuses `error` /
 `target_died` / `load_failed` / `overrun` / `interrupted`, and no percentile method in
-`formulas`; reading a schema-1 run maps them onto today's.
+`formulas`; reading a schema-1 run maps them onto today's. 2 had no row `clock`, no
+`loop.parquet` and no `trust` (read as null: not watched).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from vvbench.artifacts.metrics import PERCENTILE_METHOD, RTF_FORMULA
 from vvbench.artifacts.scenarios import Scenario
 
-SCHEMA_VERSION = 2
-RUN_FILES = ("run.json", "requests.parquet", "samples.parquet", "events.jsonl", "locust/", "summary.md", "report.html")
+SCHEMA_VERSION = 3
+RUN_FILES = ("run.json", "requests.parquet", "samples.parquet", "loop.parquet", "events.jsonl", "locust/", "summary.md", "report.html")
 
 
 class RunStatus(str, enum.Enum):
@@ -91,6 +92,36 @@ class Counts(_Model):
     rows_match_locust: bool
 
 
+class Stall(_Model):
+    """A stretch during which a load worker's event loop did not run (see `Trust`)."""
+
+    worker: str
+    start: float = Field(description="epoch s: the earliest the stall can have begun")
+    end: float = Field(description="epoch s: when the loop ran again")
+    lag_s: float = Field(description="how late the worker's loop ticker woke")
+    requests: list[str] = Field(default_factory=list, description="request_ids in flight on that worker during the stall")
+
+
+class Trust(_Model):
+    """Whether the load generator's own timing held during the run (`vvbench.reports.trust`).
+
+    `trusted` is false when a worker's loop stalled longer than `threshold_s`: the run says so
+    in its summary and report, naming the stalls and the requests that overlapped them. It does
+    not change the run's status or exit code (the service did nothing wrong), but no figure of
+    such a run is silently trusted.
+    """
+
+    threshold_s: float = Field(description="a loop lag over this is a stall")
+    clocks: dict[str, int] = Field(default_factory=dict, description="rows per clock: kernel (arrival stamps) or read")
+    loop_lag_p50_s: float | None = None
+    loop_lag_p99_s: float | None = None
+    loop_lag_max_s: float | None = None
+    run_delay_share: float | None = Field(None, description="share of the run the loop thread waited for a CPU")
+    stalls: list[Stall] = Field(default_factory=list)
+    trusted: bool
+    warnings: list[str] = Field(default_factory=list)
+
+
 class Formulas(_Model):
     rtf: str = RTF_FORMULA
     percentile: str = PERCENTILE_METHOD
@@ -119,6 +150,7 @@ class RunRecord(_Model):
     passed: bool = Field(description="the run completed and met every SLO")
     summary_counts: Counts
     notes: list[str] = Field(default_factory=list)
+    trust: Trust | None = Field(None, description="the load generator's self-watch (None: runs before schema 3)")
     formulas: Formulas = Field(default_factory=Formulas)
     files: list[str] = Field(default_factory=lambda: list(RUN_FILES))
 
@@ -132,6 +164,8 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:
         return data
+    if version == 2:  # schema 3 added `trust` (absent: the run did not watch its load workers) and loop.parquet
+        return {**data, "schema_version": SCHEMA_VERSION}
     if version != 1:
         raise ValueError(f"unknown schema_version {version!r}")
     out = dict(data)

@@ -1,7 +1,7 @@
 """The run directory (DESIGN.md section 10): built aside, every file atomic, then renamed into place.
 
 `runs/<UTC time>-<scenario>-<id>/` holds `run.json`, `requests.parquet`, `samples.parquet`,
-`events.jsonl`, `locust/`, `summary.md`, `report.html`, and `target/` (an embedded or command
+`loop.parquet`, `events.jsonl`, `locust/`, `summary.md`, `report.html`, and `target/` (an embedded or command
 target's stdout/stderr). While the run goes, it lives in `runs/.<name>.partial/` (with the load
 processes' scratch space in `.work/`); `finalize()` removes the scratch and renames the
 directory, so a finished run directory is never half-written. A run that fails after its
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vvbench.artifacts.record import RunRecord
-from vvbench.artifacts.schemas import REQUESTS, SAMPLES, write_parquet
+from vvbench.artifacts.schemas import LOOP, REQUESTS, SAMPLES, write_parquet
 from vvbench.core.files import write_atomic
 
 if TYPE_CHECKING:
@@ -63,6 +63,10 @@ class RunDir:
     def write_samples(self, table: pa.Table) -> Path:
         """samples.parquet, checked against the samples schema (missing sampler columns become nulls)."""
         return write_parquet(table, self.path / "samples.parquet", SAMPLES)
+
+    def write_loop(self, table: pa.Table) -> Path:
+        """loop.parquet (the load workers' self-watch), checked against its schema."""
+        return write_parquet(table, self.path / "loop.parquet", LOOP)
 
     def adopt(self, src: Path, name: str) -> None:
         """Move a directory produced elsewhere (Locust's CSV) into the run directory."""

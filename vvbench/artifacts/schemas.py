@@ -10,14 +10,23 @@ by then), two lists of equal length per row — so the playback model can be re-
 any prebuffer (`vvbench.artifacts.playback.simulate`), and gives exactly the row's recorded stalls at
 the run's own. Failed requests keep their row: `status` is one of `REQUEST_STATUSES`.
 
+A row's `clock` says what its times are: `kernel` (the kernel's arrival stamps of the answer's
+bytes) or `read` (when the load worker read them); null in runs of schema 2 and older.
+
 `samples.parquet` has one row per sampling tick: `t` (epoch seconds, the requests' clock), every
 sampler's columns (all numbers in base units, null where the source was NA) and `sample_cpu_s`.
+
+`loop.parquet` (schema 3 on) is the load workers watching themselves (`vvbench.load.selfwatch`):
+one row per event-loop tick of each worker, `t` (epoch of the wake), `worker`, `lag_s` (how late
+the tick woke), `tick_s`, `run_delay_s` (the loop thread's wait for a CPU during the tick, NaN
+where unknown) and `cpu_s` (the worker process's CPU time during the tick).
 
 Checks: on write, a table must have exactly the schema's columns (missing sample columns are
 added as nulls: not every run has every sampler) with types that cast without loss; on read, a
 file must hold every column its schema version defines. Files of schema 1 (no arrival timeline)
 are upgraded on read: the arrival columns are added as nulls, and `vvbench.artifacts.reader`
-says that playback cannot be re-simulated for them.
+says that playback cannot be re-simulated for them. Schema 2 files get a null `clock`, and
+runs before schema 3 read an empty `loop.parquet` (they did not watch their loop).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ REQUESTS = pa.schema([
     ("headers_s", pa.float64()), ("server_queue_s", pa.float64()), ("sample_rate", pa.int64()),
     ("playback_start_s", pa.float64()), ("index", pa.int64()),
     ("arrival_t_s", pa.list_(pa.float64())), ("arrival_samples", pa.list_(pa.int64())),
+    ("clock", pa.string()),
 ])
 REQUEST_COLUMNS = tuple(REQUESTS.names)
 
@@ -61,12 +71,18 @@ _SAMPLE_COLUMNS = (
 SAMPLES = pa.schema([("t", pa.float64()), *((c, pa.float64()) for c in _SAMPLE_COLUMNS), ("sample_cpu_s", pa.float64())])
 SAMPLE_COLUMNS = tuple(SAMPLES.names)
 
-# what each schema version's files hold (older versions are upgraded on read)
-_REQUIRED = {
-    1: {"requests.parquet": [c for c in REQUEST_COLUMNS if c not in ARRIVAL_COLUMNS], "samples.parquet": ["t"]},
-    2: {"requests.parquet": list(REQUEST_COLUMNS), "samples.parquet": ["t"]},
+LOOP = pa.schema([("t", pa.float64()), ("worker", pa.string()), ("lag_s", pa.float64()), ("tick_s", pa.float64()),
+                  ("run_delay_s", pa.float64()), ("cpu_s", pa.float64())])
+LOOP_COLUMNS = tuple(LOOP.names)
+
+# what each schema version's files hold (older versions are upgraded on read; None: the file did not exist)
+_V2_REQUESTS = [c for c in REQUEST_COLUMNS if c != "clock"]
+_REQUIRED: dict[int, dict[str, list[str] | None]] = {
+    1: {"requests.parquet": [c for c in _V2_REQUESTS if c not in ARRIVAL_COLUMNS], "samples.parquet": ["t"], "loop.parquet": None},
+    2: {"requests.parquet": _V2_REQUESTS, "samples.parquet": ["t"], "loop.parquet": None},
+    3: {"requests.parquet": list(REQUEST_COLUMNS), "samples.parquet": ["t"], "loop.parquet": list(LOOP_COLUMNS)},
 }
-_SCHEMAS = {"requests.parquet": REQUESTS, "samples.parquet": SAMPLES}
+_SCHEMAS = {"requests.parquet": REQUESTS, "samples.parquet": SAMPLES, "loop.parquet": LOOP}
 
 
 def conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
@@ -80,7 +96,7 @@ def conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
     if unknown:
         raise ArtifactError(f"{name}: columns not in the schema: {', '.join(unknown)}")
     missing = [c for c in schema.names if c not in table.column_names]
-    if missing and schema is not SAMPLES:
+    if missing and schema is REQUESTS:
         raise ArtifactError(f"{name}: missing columns: {', '.join(missing)}")
     columns = []
     for field in schema:
@@ -112,13 +128,16 @@ def read_parquet(path: str | Path, version: int) -> pa.Table:
     """
     path = Path(path)
     schema = _SCHEMAS[path.name]
+    required = _REQUIRED[version][path.name]
+    if required is None:  # a file that runs of this schema did not write: empty
+        return schema.empty_table()
     if not path.is_file():
         raise ArtifactError(f"{path}: missing")
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise ArtifactError(f"{path}: not a readable parquet file ({' '.join(str(exc).split())[:160]})") from None
-    missing = [c for c in _REQUIRED[version][path.name] if c not in table.column_names]
+    missing = [c for c in required if c not in table.column_names]
     if missing:
         raise ArtifactError(f"{path}: missing columns for schema {version}: {', '.join(missing)}")
     extra = [c for c in table.column_names if c not in schema.names]

@@ -127,13 +127,18 @@ def _worker(master_host: str, master_port: int | None) -> int:
 @click.option("--worker", is_flag=True, help="be a load worker for a master at --master-host (no SCENARIO needed)")
 @click.option("--master-host", default="127.0.0.1", show_default=True, help="--worker: the master's address")
 @click.option("--sample-hz", type=float, default=5.0, show_default=True, help="sampling rate of memory, CPU, GPU and service stats")
+@click.option("--clock", type=click.Choice(["auto", "read"]), default="auto", show_default=True,
+              help="request timing: auto = kernel arrival stamps where the platform gives them; read = when the bytes were read")
+@click.option("--stall-threshold-ms", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
+              help="a load worker's event-loop lag over this marks the run's timing as not trusted")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--preset", default=None, help="embedded/command: model shapes (default tiny)")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="embedded/command: RuntimeConfig YAML/JSON")
 @knob_options
 @click.pass_context
 def run_cmd(ctx, scenario, target_kind, url, command_line, ready_url, api_key, allow_faults, service_pid, out, duration, workers, master,
-            master_bind_host, master_port, worker, master_host, sample_hz, as_json, preset, config_path, **kwargs) -> None:
+            master_bind_host, master_port, worker, master_host, sample_hz, clock, stall_threshold_ms, as_json, preset,
+            config_path, **kwargs) -> None:
     """Run SCENARIO (a shipped name, see `vvbench scenarios list`, or a YAML file) against a target."""
     from vvbench.core.units import parse_duration
 
@@ -157,7 +162,7 @@ def run_cmd(ctx, scenario, target_kind, url, command_line, ready_url, api_key, a
         target["allow_faults"] = True
     options = {"scenario": scenario, "target": target, "runtime": runtime, "out": out, "workers": workers,
                "master": master, "master_bind_host": master_bind_host, "sample_hz": sample_hz,
-               "master_port": master_port or (5557 if master else None),
+               "clock": clock, "stall_threshold_ms": stall_threshold_ms, "master_port": master_port or (5557 if master else None),
                "duration_s": parse_duration(duration, "--duration") if duration else None}
     ctx.exit(execute(options, as_json))
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from vvbench.artifacts.metrics import GROUPS, METRICS, RTF_FORMULA, Metric, metric
-from vvbench.reports.render import fmt, verdict_rows
+from vvbench.reports.render import fmt, trust_lines, verdict_rows
 
 
 class LiveView:
@@ -63,7 +64,7 @@ def _latency_rows() -> dict[str, dict[str, Metric]]:
 
 
 def summary_tables(run: dict) -> list:
-    """The percentile table of the latency metrics, one line per other group, and the SLO verdicts.
+    """The percentile table of the latency metrics, one line per other group, the SLO verdicts and the timing verdict.
 
     Every figure is a row of the metric table with `summary` set (the same ones the Markdown and
     HTML summaries show), formatted in its unit.
@@ -92,5 +93,9 @@ def summary_tables(run: dict) -> list:
         for name, value, verdict in verdicts:
             slo.add_row(name, value, f"[green]{verdict}[/]" if verdict == "PASS" else f"[red]{verdict}[/]")
         out.append(slo)
+    verdict, warnings = trust_lines(run)
+    style = "green" if (run.get("trust") or {}).get("trusted") else "yellow"
+    out.append(f"timing: [{style}]{escape(verdict)}[/]")
+    out += [f"  [yellow]{escape(w)}[/]" for w in warnings]
     out.append(f"[dim]{RTF_FORMULA}[/]")
     return out

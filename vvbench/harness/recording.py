@@ -2,7 +2,8 @@
 
 `build_record` gathers what the run left (the load processes' parquet parts, the sampling loop's
 rows, Locust's CSV), writes `requests.parquet` and `samples.parquet` through their schemas,
-computes the summary over the metric table and judges the SLOs, and writes the `RunRecord`
+computes the summary over the metric table, judges the SLOs and the load generator's own timing
+(`vvbench.reports.trust`: its loop stalls, from `loop.parquet`), and writes the `RunRecord`
 (`run.json`) and its renderings (`summary.md`, `report.html`), read back through `load_run` so
 they are byte for byte what `vvbench report` renders from the same directory. A run that ended early keeps its
 status (target or load failure, abort); one that ran to its end is `ok` or `slo_failed`.
@@ -22,12 +23,14 @@ from vvbench.artifacts.reader import load_run
 from vvbench.artifacts.record import Counts, GitFacts, LoadFacts, RunRecord, RunStatus, Tool, Window
 from vvbench.artifacts.rundir import RunDir
 from vvbench.artifacts.scenarios import Scenario
+from vvbench.artifacts.schemas import LOOP
 from vvbench.harness.facts import git_facts, host_facts
 from vvbench.load.records import concat_parts
 from vvbench.reports.document import build_report, report_markdown
 from vvbench.reports.page import render_page
 from vvbench.reports.slo import judge, request_thresholds
 from vvbench.reports.summary import summarize
+from vvbench.reports.trust import judge_trust
 
 
 def locust_counts(folder: Path) -> dict[str, int]:
@@ -48,6 +51,8 @@ def build_record(rd: RunDir, opts, scenario: Scenario, target, runtime_config: d
     """Write the run's files and return its record (see the module docstring); `status` None: it completed."""
     table = concat_parts(rd.work / "rows")
     rd.write_requests(table)
+    loop_rows = concat_parts(rd.work / "loop", LOOP)
+    rd.write_loop(loop_rows)
     rows = table.to_pandas()
     sample_rows = list(loop.rows) if loop is not None else []
     rd.write_samples(pa.Table.from_pylist(sample_rows) if sample_rows else pa.table({}))
@@ -73,6 +78,7 @@ def build_record(rd: RunDir, opts, scenario: Scenario, target, runtime_config: d
                               failed_rows=int((rows["status"] != "ok").sum()) if len(rows) else 0,
                               rows_match_locust=len(rows) == locust.get("SPEECH", 0) + locust.get("JOB", 0)),
         notes=loop.notes if loop is not None else [],
+        trust=judge_trust(rows, loop_rows.to_pandas(), opts.stall_threshold_ms / 1000),
     )
     rd.write_record(record)
     # rendered from the files just written, exactly as `vvbench report` re-renders them later

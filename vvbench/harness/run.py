@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +58,8 @@ class RunOptions(BaseModel):
     master_bind_host: str = Field("127.0.0.1", description="address the master binds")
     master_port: int | None = Field(None, ge=1, le=65535, description="master port (default: a free one)")
     sample_hz: float = Field(5.0, gt=0, le=100, description="sampling rate")
+    clock: Literal["auto", "read"] = Field("auto", description="auto: kernel arrival stamps where available; read: read times")
+    stall_threshold_ms: float = Field(50.0, gt=0, description="a load worker's loop lag over this makes the run untrusted")
 
 
 class RunView(Protocol):
@@ -153,7 +155,7 @@ def run_with(opts: RunOptions, *, target: Target | None = None, view: RunView | 
         url = target.url or target.start()
         rd.event("target_ready", url=url, pid=target.pid, after_s=time.time() - started_at)
         loop = SampleLoop(_samplers(target, url, api_key), hz=opts.sample_hz).start()
-        plan = LoadPlan(scenario=scenario, base_url=url, api_key=api_key, workers=opts.workers)
+        plan = LoadPlan(scenario=scenario, base_url=url, api_key=api_key, workers=opts.workers, clock=opts.clock)
         load = LoadProcesses(plan, rd.work, rd.path / "locust", workers=opts.workers, master=opts.master,
                              master_bind_host=opts.master_bind_host, master_port=opts.master_port).start()
         rd.event("load_started", mode=load.mode, port=load.port)

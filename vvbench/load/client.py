@@ -1,17 +1,21 @@
 """Sending one streaming speech request or one long-form job, timing every piece of the body.
 
-Plain `http.client` on a keep-alive connection per user (no Locust import here: under a Locust
-worker the sockets are gevent's, in tests they are ordinary ones). The body is read with
-`read1(READ_BYTES)`, which returns as soon as any bytes are there (for chunked transfer, at most
-the rest of the current chunk), and each piece is timed with `perf_counter` against the moment
-the request was sent; `t_start` is the epoch time of that moment, the clock shared by the run.
+Speech over plain HTTP goes through `vvbench.load.wire`: our own HTTP/1.1 reader over a raw
+socket, so each `recv` is one piece with one time — the kernel's arrival stamp where the
+platform gives one (`Outcome.clock = "kernel"`), else the time it was read (`"read"`). Every
+figure is that time minus `t_start`, the epoch time just before the request was sent (the clock
+shared by the run). The wire blocks its thread only: the Locust users run it on a thread of
+its own, off the event loop (`vvbench.load.users`), so that nothing the loop does can delay a
+read. Over HTTPS, and for jobs, `http.client` on a keep-alive connection reads the body with
+`read1(READ_BYTES)` and times each piece with `perf_counter` when it is read (`clock = "read"`).
 
 Choices: a keep-alive connection the server closed while idle is retried once on a fresh one
 (the request had not been answered); the per-request timeout bounds the whole exchange;
 `chunks` counts bursts of body pieces (a piece more than `BURST_GAP_S` after the previous one
-starts a new burst), i.e. the server's chunks as the network delivered them. Jobs are polled
-every `poll_s`, each new chunk fetched as soon as it is ready (its arrival is when its last
-byte came), and deleted afterwards so a benchmark leaves nothing on the server's disk.
+starts a new burst), i.e. the server's chunks as the network delivered them. A row's clock is
+`kernel` only when every piece of its answer carried a kernel stamp. Jobs are polled every
+`poll_s`, each new chunk fetched as soon as it is ready (its arrival is when its last byte came),
+and deleted afterwards so a benchmark leaves nothing on the server's disk.
 """
 
 from __future__ import annotations
@@ -26,16 +30,14 @@ from urllib.parse import urlsplit
 
 from vvbench import __version__
 from vvbench.core.audio import AUDIBLE, SAMPLE_RATE, AudioFormatError
+from vvbench.load import wire
 from vvbench.load.audio import AudioStream, SSEDecoder, StreamErrorEvent
 from vvbench.load.mix import RequestSpec
+from vvbench.load.wire import RequestTimeout
 
 READ_BYTES = 16 * 1024
 BURST_GAP_S = 0.002
 ERROR_BODY_BYTES = 64 * 1024
-
-
-class RequestTimeout(Exception):
-    """The request's own deadline passed."""
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Outcome:
     server_queue_s: float = math.nan
     stream: AudioStream | None = None
     arrivals: list[tuple[float, int]] = field(default_factory=list)
+    clock: str = wire.READ
 
     def fail(self, status: str, error: str) -> Outcome:
         self.status, self.error = status, error[:500]
@@ -65,7 +68,7 @@ class Outcome:
 class Session:
     """One keep-alive HTTP connection to a base URL (per user; not shared between greenlets)."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, connect_timeout_s: float = 10.0):
+    def __init__(self, base_url: str, api_key: str | None = None, connect_timeout_s: float = 10.0, kernel_stamps: bool = True):
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -76,12 +79,47 @@ class Session:
         self.headers = {"User-Agent": f"vvbench/{__version__}", "Accept": "*/*"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
+        self.kernel_stamps = kernel_stamps
         self._conn: http.client.HTTPConnection | None = None
+        self._wire: wire.Connection | None = None
+
+    @property
+    def uses_wire(self) -> bool:
+        """Speech goes through `vvbench.load.wire` (plain HTTP), which must run off the event loop."""
+        return not self.https
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
+
+    def abort(self) -> None:
+        """Unblock a request running on another thread (its read returns at once; it then fails)."""
+        if self._wire is not None:
+            self._wire.abort()
+
+    def exchange(self, method: str, path: str, body: bytes | None, deadline: float) -> tuple[wire.Response, float]:
+        """Send over the wire connection; return (response with headers read, epoch time just before the send)."""
+        headers = dict(self.headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        data = wire.request_bytes(method, self.prefix + path, f"{self.host}:{self.port}", headers, body)
+        for attempt in (0, 1):
+            reused = self._wire is not None
+            if self._wire is None:
+                self._wire = wire.Connection(self.host, self.port, self.connect_timeout_s, self.kernel_stamps)
+            t_epoch = time.time()
+            try:
+                self._wire.send(data, deadline)
+                return wire.Response(self._wire, deadline), t_epoch
+            except (wire.Closed, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if not reused or attempt or not getattr(exc, "nothing", True):
+                    raise
+        raise AssertionError("unreachable")
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
@@ -122,17 +160,20 @@ def set_timeout(conn: http.client.HTTPConnection, deadline: float) -> None:
 
 
 def _error_message(resp: http.client.HTTPResponse) -> str:
-    raw = resp.read(ERROR_BODY_BYTES)
+    return _error_text(resp.status, resp.read(ERROR_BODY_BYTES))
+
+
+def _error_text(status: int, raw: bytes) -> str:
     try:
         err = json.loads(raw).get("error")
         msg = err.get("message") if isinstance(err, dict) else err
     except (ValueError, AttributeError):
         msg = raw[:200].decode("utf-8", "replace")
-    return f"HTTP {resp.status}: {msg}" if msg else f"HTTP {resp.status}"
+    return f"HTTP {status}: {msg}" if msg else f"HTTP {status}"
 
 
-def _server_queue_s(resp: http.client.HTTPResponse) -> float:
-    for part in (resp.getheader("Server-Timing") or "").split(","):
+def _server_queue_s(header: str | None) -> float:
+    for part in (header or "").split(","):
         name, _, rest = part.strip().partition(";")
         if name == "queue" and "dur=" in rest:
             try:
@@ -163,7 +204,7 @@ def _classify(out: Outcome, exc: BaseException) -> Outcome:
         return out.fail("stream_error", f"server error event: {exc}")
     if isinstance(exc, AudioFormatError):
         return out.fail("bad_audio", str(exc))
-    if isinstance(exc, http.client.IncompleteRead):
+    if isinstance(exc, (http.client.IncompleteRead, wire.Closed)) and out.http_status is not None:
         return out.fail("truncated", "connection closed before the body was complete")
     if not isinstance(exc, (OSError, http.client.HTTPException)):
         return out.fail("client_error", f"{type(exc).__name__}: {exc}")
@@ -187,7 +228,7 @@ def speech(session: Session, spec: RequestSpec, pcm_rate: int = SAMPLE_RATE) -> 
                "speed": spec.speed, "stream": True, "stream_format": spec.stream_format}
     if spec.seed is not None:
         payload["seed"] = spec.seed
-    out = Outcome(t_start=time.time())
+    out = Outcome(t_start=time.time(), seed=spec.seed)
     stream = AudioStream(spec.response_format, pcm_rate)
     sse = SSEDecoder() if spec.stream_format == "sse" else None
     deadline = time.perf_counter() + spec.timeout_s
@@ -207,22 +248,60 @@ def speech(session: Session, spec: RequestSpec, pcm_rate: int = SAMPLE_RATE) -> 
         if stream.samples > before:
             out.arrivals.append((t, stream.samples))
 
+    body = json.dumps(payload).encode()
     try:
-        resp, t0, out.t_start = session.send("POST", "/v1/audio/speech", json.dumps(payload).encode(), deadline)
-        out.headers_s, out.http_status = time.perf_counter() - t0, resp.status
-        out.seed = _int(resp.getheader("X-Seed"), spec.seed)
-        out.server_queue_s = _server_queue_s(resp)
-        if resp.status != 200:
-            status = "rejected" if resp.status in (429, 503) else "http_error"
-            return out.fail(status, _error_message(resp))
-        _read_body(session, resp, t0, deadline, piece)
-        if resp.will_close:
-            session.close()
+        if session.uses_wire:
+            _speech_wire(session, body, deadline, out, piece)
+        else:
+            _speech_http(session, body, deadline, out, piece)
+    except _Answered:
+        return out
     except Exception as exc:  # noqa: BLE001 - every failure becomes the row's status
         session.close()
         out.stream = stream
         return _classify(out, exc)
     return _finish(out, stream)
+
+
+class _Answered(Exception):
+    """The server answered with an error status (the outcome already says so)."""
+
+
+def _answer(out: Outcome, status: int, seed: str | None, timing: str | None, default_seed: int | None) -> None:
+    out.http_status = status
+    out.seed = _int(seed, default_seed)
+    out.server_queue_s = _server_queue_s(timing)
+
+
+def _speech_wire(session: Session, body: bytes, deadline: float, out: Outcome, piece) -> None:
+    resp, out.t_start = session.exchange("POST", "/v1/audio/speech", body, deadline)
+    clocks = {resp.head_clock}
+    out.headers_s = resp.head_at - out.t_start
+    _answer(out, resp.status, resp.getheader("X-Seed"), resp.getheader("Server-Timing"), out.seed)
+    if resp.status != 200:
+        out.fail("rejected" if resp.status in (429, 503) else "http_error",
+                 _error_text(resp.status, resp.read(deadline, ERROR_BODY_BYTES)))
+        if resp.will_close:
+            session.close()
+        raise _Answered()
+    for data, t, clock in resp.pieces(deadline):
+        clocks.add(clock)
+        piece(data, t - out.t_start)
+    out.clock = wire.KERNEL if clocks == {wire.KERNEL} else wire.READ
+    if resp.will_close:
+        session.close()
+
+
+def _speech_http(session: Session, body: bytes, deadline: float, out: Outcome, piece) -> None:
+    resp, t0, out.t_start = session.send("POST", "/v1/audio/speech", body, deadline)
+    out.headers_s = time.perf_counter() - t0
+    _answer(out, resp.status, resp.getheader("X-Seed"), resp.getheader("Server-Timing"), out.seed)
+    if resp.status != 200:
+        out.fail("rejected" if resp.status in (429, 503) else "http_error", _error_message(resp))
+        raise _Answered()
+    _read_body(session, resp, t0, deadline, piece)
+    if resp.will_close:
+        session.close()
 
 
 def _int(raw: str | None, default: int | None) -> int | None:

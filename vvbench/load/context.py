@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +42,8 @@ class LoadPlan(BaseModel):
     api_key: str | None = Field(None, description="Bearer key for the target")
     start_at: float | None = Field(None, description="epoch time 0 of the run (None: when the load process is ready)")
     workers: int = Field(1, ge=1, description="load processes sharing the work")
+    clock: Literal["auto", "read"] = Field("auto", description="auto: the kernel's arrival stamps where the platform "
+                                           "gives them, else read times; read: always the read time")
 
 
 def users_needed(plan: LoadPlan, workers: int) -> int:
@@ -120,24 +124,48 @@ class LoadContext:
         self.in_flight += 1
         self.started += 1
 
-    def execute(self, session: client.Session, spec: RequestSpec, t_scheduled: float | None = None) -> dict:
-        """Send one request, record its row, return it (the caller fires Locust's event)."""
+    def session(self) -> client.Session:
+        """A user's connection to the target, with the plan's clock."""
+        return client.Session(self.plan.base_url, self.plan.api_key, kernel_stamps=self.plan.clock == "auto")
+
+    def off_loop(self, session: client.Session, spec: RequestSpec) -> bool:
+        """Must this request run on a thread of its own? (speech over the wire blocks its thread.)"""
+        return spec.api != "job" and session.uses_wire
+
+    def execute(self, session: client.Session, spec: RequestSpec, t_scheduled: float | None = None,
+                call: Callable[[Callable[[], dict]], dict] | None = None) -> dict:
+        """Send one request, record its row, return it (the caller fires Locust's event).
+
+        `call(fn)` runs `fn` (the request and the building of its row, which touch nothing
+        shared) where the caller wants it — the Locust users pass a thread pool's `apply`;
+        by default it runs here. Counting and keeping the row happen here, on the caller's thread.
+        """
         self.begin()
         if t_scheduled is not None:
             self.waiting -= 1
         try:
-            sender = client.job if spec.api == "job" else client.speech
-            out = sender(session, spec, self.scenario.pcm_sample_rate)
+            def measure() -> dict:
+                sender = client.job if spec.api == "job" else client.speech
+                return self.row(spec, sender(session, spec, self.scenario.pcm_sample_rate), t_scheduled)
+            row = call(measure) if call is not None else measure()
         finally:
             self.in_flight -= 1
-        return self.record(spec, out, t_scheduled)
+        return self.keep(row)
+
+    def row(self, spec: RequestSpec, out: client.Outcome, t_scheduled: float | None) -> dict:
+        """The row of a finished (or cancelled) request: warm-up marked, playback model applied."""
+        t_ref = t_scheduled if t_scheduled is not None else out.t_start
+        warmup = t_ref < self.start_at + self.scenario.warmup
+        return build_row(spec, out, worker=self.name, prebuffer_ms=self.scenario.prebuffer_ms,
+                         warmup=warmup, t_scheduled=t_scheduled)
 
     def record(self, spec: RequestSpec, out: client.Outcome, t_scheduled: float | None) -> dict:
         """Build, keep and count the row of a finished (or cancelled) request."""
-        t_ref = t_scheduled if t_scheduled is not None else out.t_start
-        warmup = t_ref < self.start_at + self.scenario.warmup
-        row = build_row(spec, out, worker=self.name, prebuffer_ms=self.scenario.prebuffer_ms,
-                        warmup=warmup, t_scheduled=t_scheduled)
+        return self.keep(self.row(spec, out, t_scheduled))
+
+    def keep(self, row: dict) -> dict:
+        """Keep and count a row."""
+        warmup = row["warmup"]
         self.recorder.add(row)
         self.done += 1
         if row["status"] != "ok":

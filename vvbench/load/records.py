@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vvbench.artifacts.playback import simulate
-from vvbench.artifacts.schemas import REQUEST_COLUMNS, REQUESTS, write_parquet
+from vvbench.artifacts.schemas import REQUESTS, write_parquet
 from vvbench.load.client import Outcome
 from vvbench.load.mix import RequestSpec
 
@@ -48,22 +48,29 @@ def build_row(spec: RequestSpec, out: Outcome, *, worker: str, prebuffer_ms: flo
         "headers_s": out.headers_s, "server_queue_s": out.server_queue_s, "sample_rate": rate,
         "playback_start_s": play.start_s, "index": spec.index,
         "arrival_t_s": [a[0] for a in out.arrivals], "arrival_samples": [a[1] for a in out.arrivals],
+        "clock": out.clock,
     }
 
 
-def to_table(rows: list[dict]) -> pa.Table:
-    """Rows -> an Arrow table with the requests schema (NaN stays NaN, None stays null)."""
-    cols = {name: [r.get(name) for r in rows] for name in REQUEST_COLUMNS}
-    return pa.Table.from_pydict(cols, schema=REQUESTS)
+def to_table(rows: list[dict], schema: pa.Schema = REQUESTS) -> pa.Table:
+    """Rows -> an Arrow table with `schema` (NaN stays NaN, None stays null)."""
+    cols = {name: [r.get(name) for r in rows] for name in schema.names}
+    return pa.Table.from_pydict(cols, schema=schema)
 
 
 class RowRecorder:
-    """Collects rows and flushes them as numbered parquet parts in `out_dir`."""
+    """Collects rows and flushes them as numbered parquet parts in `out_dir`.
 
-    def __init__(self, out_dir: str | Path, prefix: str):
+    `take()` (on the thread that adds rows) hands over the pending rows with the path of their
+    part, and `write(path, rows)` writes it anywhere — the load worker writes on a thread of its
+    own, so that encoding and writing parquet never holds its event loop. `flush()` does both.
+    """
+
+    def __init__(self, out_dir: str | Path, prefix: str, schema: pa.Schema = REQUESTS):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
+        self.schema = schema
         self.pending: list[dict] = []
         self.parts = 0
         self.total = 0
@@ -72,22 +79,37 @@ class RowRecorder:
         self.pending.append(row)
         self.total += 1
 
-    def flush(self) -> int:
-        """Write pending rows as the next part; returns how many were written."""
+    def extend(self, rows: list[dict]) -> None:
+        self.pending.extend(rows)
+        self.total += len(rows)
+
+    def take(self) -> tuple[Path, list[dict]] | None:
+        """The pending rows and the path of the part they go to (None when there are none)."""
         if not self.pending:
-            return 0
+            return None
         rows, self.pending = self.pending, []
         self.parts += 1
-        write_parquet(to_table(rows), self.out_dir / f"{self.prefix}-{self.parts:05d}.parquet", REQUESTS)
+        return self.out_dir / f"{self.prefix}-{self.parts:05d}.parquet", rows
+
+    def write(self, path: Path, rows: list[dict]) -> int:
+        """Write one part taken with `take()`; returns how many rows it holds."""
+        write_parquet(to_table(rows, self.schema), path, self.schema)
         return len(rows)
 
+    def flush(self) -> int:
+        """Write pending rows as the next part, here and now; returns how many were written."""
+        taken = self.take()
+        return self.write(*taken) if taken else 0
 
-def concat_parts(parts_dir: str | Path) -> pa.Table:
-    """All parts in a directory as one table sorted by start time (empty, with the schema, when none)."""
+
+def concat_parts(parts_dir: str | Path, schema: pa.Schema = REQUESTS) -> pa.Table:
+    """All parts in a directory as one table in time order (empty, with the schema, when none)."""
     files = sorted(Path(parts_dir).glob("*.parquet")) if Path(parts_dir).is_dir() else []
-    tables = [pq.read_table(f, schema=REQUESTS) for f in files]
-    table = pa.concat_tables(tables) if tables else REQUESTS.empty_table()
-    return table.sort_by([("t_start", "ascending"), ("request_id", "ascending")])
+    tables = [pq.read_table(f, schema=schema) for f in files]
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    if schema is REQUESTS:
+        return table.sort_by([("t_start", "ascending"), ("request_id", "ascending")])
+    return table.sort_by([("t", "ascending"), ("worker", "ascending")])
 
 
 def read_rows(parts_dir: str | Path) -> pd.DataFrame:

@@ -10,8 +10,12 @@ Two user classes, named for the loop they make:
   sized so that slots are free when an arrival is due; if they are not, the request leaves late
   and its row says by how much (`lag_s`), so the offered rate never silently drops.
 
-Both delegate to `LoadContext.execute` (plain http.client on gevent's sockets, timed per piece),
-then fire one Locust request event per request (type `SPEECH` or `JOB`, name = class, response
+Both delegate to `LoadContext.execute`. A speech request over plain HTTP runs on a thread of
+the worker's request pool (`POOL`, a gevent `ThreadPool` of real threads sized to the users),
+its socket a plain blocking one (`vvbench.load.wire`): the event loop only hands it over and
+waits, so nothing the loop does — Locust's stats, our flushes, a slow greenlet — can delay a
+read. Jobs, and HTTPS, stay on the loop (http.client on gevent's sockets, timed as read). Then
+the user fires one Locust request event per request (type `SPEECH` or `JOB`, name = class, response
 time = E2E, `exception=` set for every failed row) and, for successful ones, a `TTFA` event: so
 Locust's own CSV counts exactly the rows of `requests.parquet` under SPEECH and JOB.
 A request still running when the run is stopped is recorded as `cancelled`.
@@ -27,10 +31,10 @@ from gevent import GreenletExit
 from locust import User, constant, task
 from locust.exception import StopUser
 
-from vvbench.load import client
 from vvbench.load.context import LoadContext
 
 CONTEXT: LoadContext | None = None  # set by the worker before users are spawned
+POOL = None  # the worker's request threads (a gevent ThreadPool), set with CONTEXT
 
 
 class RequestFailed(Exception):
@@ -59,7 +63,7 @@ class _VVUser(User):
         self.ctx = CONTEXT
         if self.ctx is None:
             raise StopUser()
-        self.session = client.Session(self.ctx.plan.base_url, self.ctx.plan.api_key)
+        self.session = self.ctx.session()
 
     def on_stop(self) -> None:
         session = getattr(self, "session", None)
@@ -68,9 +72,11 @@ class _VVUser(User):
 
     def _send(self, spec, t_scheduled: float | None) -> None:
         t_start = time.time()
+        call = POOL.apply if POOL is not None and self.ctx.off_loop(self.session, spec) else None
         try:
-            row = self.ctx.execute(self.session, spec, t_scheduled)
+            row = self.ctx.execute(self.session, spec, t_scheduled, call)
         except GreenletExit:
+            self.session.abort()  # the request's thread returns at once instead of reading on
             fire_events(self.environment, self.ctx.cancelled(spec, t_start, t_scheduled))
             raise
         fire_events(self.environment, row)

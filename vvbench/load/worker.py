@@ -42,10 +42,12 @@ from locust.stats import (
     stats_history,
 )
 
+from vvbench.artifacts.schemas import LOOP
 from vvbench.core.files import write_atomic
 from vvbench.load import users
 from vvbench.load.context import LoadContext, LoadPlan, merge_progress, users_needed
 from vvbench.load.records import RowRecorder
+from vvbench.load.upkeep import Upkeep, request_pool
 
 log = logging.getLogger("vvbench.load")
 
@@ -103,33 +105,34 @@ def run_local(plan: LoadPlan, out: Path) -> int:
     env = Environment(user_classes=[_user_class(plan)], events=events)
     runner = env.create_local_runner()
     ctx = LoadContext(plan, 0, out / "rows", worker_name="w0")
-    users.CONTEXT = ctx
+    n = ctx.pool
+    users.CONTEXT, users.POOL = ctx, request_pool(n)
     _stop_signals(lambda: setattr(ctx, "stopping", True))
     output = CsvOutput(env, out / "locust")
-    n = ctx.pool
     ctx.start_at = plan.start_at or time.time() + 0.2 + n / SPAWN_RATE
+    upkeep = Upkeep(ctx, out).start()
     runner.start(n, spawn_rate=SPAWN_RATE)
     last = 0.0
     while not ctx.finished() and not ctx.stopping:
         gevent.sleep(TICK_S)
         if time.monotonic() - last >= FLUSH_S:
             last = time.monotonic()
-            ctx.recorder.flush()
-            write_atomic(out / "progress.json", json.dumps({**ctx.progress(), "start_at": ctx.start_at, "window_end": ctx.window_end}))
+            upkeep.flush({**ctx.progress(), "start_at": ctx.start_at, "window_end": ctx.window_end})
     _stop_users(runner)
     runner.stop()
-    ctx.recorder.flush()
-    write_atomic(out / "progress.json", json.dumps({**ctx.progress(), "start_at": ctx.start_at, "window_end": ctx.window_end, "final": True}))
+    upkeep.close({**ctx.progress(), "start_at": ctx.start_at, "window_end": ctx.window_end, "final": True})
     output.close()
     runner.quit()
+    users.POOL.kill()
     return 0
 
 
 class MasterState:
     """What the master learns from its workers."""
 
-    def __init__(self, recorder: RowRecorder):
+    def __init__(self, recorder: RowRecorder, loop: RowRecorder):
         self.recorder = recorder
+        self.loop = loop
         self.progress: dict[str, dict] = {}
         self.finished: set[str] = set()
         self.ttfa: list[float] = []
@@ -139,6 +142,7 @@ class MasterState:
             self.recorder.add(row)
             if row["status"] == "ok" and not row["warmup"]:
                 self.ttfa.append(row["ttfa_s"])
+        self.loop.extend(msg.data.get("loop", []))
         self.progress[msg.node_id] = msg.data["progress"]
 
     def on_finished(self, environment, msg) -> None:
@@ -148,7 +152,7 @@ class MasterState:
 def run_master(plan: LoadPlan, out: Path, expect: int, bind_host: str, bind_port: int) -> int:
     env = Environment(user_classes=list(users.USER_CLASSES.values()), events=events)
     runner = env.create_master_runner(master_bind_host=bind_host, master_bind_port=bind_port)
-    state = MasterState(RowRecorder(out / "rows", "m"))
+    state = MasterState(RowRecorder(out / "rows", "m"), RowRecorder(out / "loop", "m", LOOP))
     runner.register_message("vv_rows", state.on_rows)
     runner.register_message("vv_finished", state.on_finished)
     stopping = []
@@ -173,6 +177,7 @@ def run_master(plan: LoadPlan, out: Path, expect: int, bind_host: str, bind_port
     while len(state.finished) < len(clients) and time.time() < end and not stopping:
         gevent.sleep(FLUSH_S)
         state.recorder.flush()
+        state.loop.flush()
         prog = merge_progress(list(state.progress.values()), state.ttfa)
         write_atomic(out / "progress.json", json.dumps({**prog, "start_at": start_at, "window_end": start_at + plan.scenario.window_s,
                                                         "workers": runner.worker_count}))
@@ -183,6 +188,7 @@ def run_master(plan: LoadPlan, out: Path, expect: int, bind_host: str, bind_port
             gevent.sleep(0.2)
     gevent.sleep(0.5)  # the last rows and stats ride behind vv_finished on the same socket
     state.recorder.flush()
+    state.loop.flush()
     prog = merge_progress(list(state.progress.values()), state.ttfa)
     write_atomic(out / "progress.json", json.dumps({**prog, "start_at": start_at, "window_end": start_at + plan.scenario.window_s, "final": True}))
     output.close()
@@ -196,13 +202,15 @@ class WorkerState:
     def __init__(self, runner, name: str, scratch: Path):
         self.runner, self.name, self.scratch = runner, name, scratch
         self.ctx: LoadContext | None = None
+        self.upkeep: Upkeep | None = None
         self.done = False
 
     def on_plan(self, environment, msg) -> None:
         plan = LoadPlan.model_validate(msg.data["plan"])
         index = int(msg.data["index"])
         self.ctx = LoadContext(plan, index, self.scratch, worker_name=f"w{index}")
-        users.CONTEXT = self.ctx
+        users.CONTEXT, users.POOL = self.ctx, request_pool(self.ctx.pool)
+        self.upkeep = Upkeep(self.ctx, None).start()
         gevent.spawn(self.report_loop)
 
     def on_stop(self, environment=None, msg=None) -> None:
@@ -211,7 +219,7 @@ class WorkerState:
 
     def _send_rows(self) -> None:
         rows, self.ctx.recorder.pending = self.ctx.recorder.pending, []
-        self.runner.send_message("vv_rows", {"rows": rows, "progress": self.ctx.progress()})
+        self.runner.send_message("vv_rows", {"rows": rows, "loop": self.upkeep.watch.take(), "progress": self.ctx.progress()})
 
     def report_loop(self) -> None:
         ctx = self.ctx
@@ -219,6 +227,7 @@ class WorkerState:
             gevent.sleep(FLUSH_S)
             self._send_rows()
         _stop_users(self.runner)
+        self.upkeep.close()
         self.runner._send_stats()
         self._send_rows()
         self.runner.send_message("vv_finished", {"rows": ctx.recorder.total})
