@@ -250,3 +250,25 @@ def exchanges(path: Path, server_port: int) -> list[Exchange]:
         if down is not None:
             out += _responses(down, _requests(up), sport)
     return sorted(out, key=lambda e: e.t_request)
+
+
+def errors(rows, captured: list[Exchange]):
+    """Per successful row: its TTFA and E2E minus the packet clock's (seconds), matched by start time and text length.
+
+    A DataFrame with request_id, clock, warmup, ttfa_err_s, e2e_err_s, end (the row's recorded
+    end, epoch) and clock_end (the packets'); a row without a captured exchange fails loudly.
+    """
+    import numpy as np
+    import pandas as pd
+
+    starts = np.array([e.t_request for e in captured])
+    out = []
+    for r in rows[rows["status"] == "ok"].itertuples():
+        cost = np.abs(starts - r.t_start) + np.array([0.0 if e.chars == r.text_chars else 1e9 for e in captured])
+        e = captured[int(np.argmin(cost))]
+        if cost.min() > 0.01:
+            raise AssertionError(f"{r.request_id}: no captured request within 10 ms of its start")
+        out.append({"request_id": r.request_id, "clock": r.clock, "warmup": r.warmup,
+                    "ttfa_err_s": r.ttfa_s - e.ttfa_s, "e2e_err_s": r.e2e_s - e.e2e_s,
+                    "end": r.t_start + r.e2e_s, "clock_end": e.t_last_byte})
+    return pd.DataFrame(out)

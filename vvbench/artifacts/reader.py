@@ -1,8 +1,9 @@
 """`load_run`: the one way to read a run directory (reports, compare, the tuner and history use it).
 
 `load_run(path)` checks `run.json` against `RunRecord` (upgrading an older schema, refusing a
-newer one) and gives a `Run`: the record, and the request rows and samples read on first use
-from their parquet files, checked against their Arrow schemas. Every problem is an
+newer one) and gives a `Run`: the record, and the request rows, samples and load-worker loop
+ticks (`loop`, empty before schema 3) read on first use from their parquet files, checked
+against their Arrow schemas. Every problem is an
 `ArtifactError` of one line naming the file: a missing directory or `run.json`, JSON that does
 not parse, a record that does not validate, a newer `schema_version`, a truncated or corrupt
 parquet file, a file missing a column its schema requires. The CLI turns it into exit code 2.
@@ -55,6 +56,11 @@ class Run:
     def samples(self) -> pd.DataFrame:
         """One row per sampling tick."""
         return read_parquet(self.path / "samples.parquet", self.version).to_pandas()
+
+    @cached_property
+    def loop(self) -> pd.DataFrame:
+        """The load workers' event-loop ticks (`loop.parquet`; empty for runs before schema 3)."""
+        return read_parquet(self.path / "loop.parquet", self.version).to_pandas()
 
     @property
     def has_arrivals(self) -> bool:

@@ -16,7 +16,7 @@ from vvbench.artifacts.reader import load_run
 from vvbench.artifacts.record import SCHEMA_VERSION, Counts, GitFacts, LoadFacts, RunRecord, RunStatus, Tool, Window
 from vvbench.artifacts.rundir import RunDir
 from vvbench.artifacts.scenarios import resolve_scenario
-from vvbench.artifacts.schemas import ARRIVAL_COLUMNS, REQUESTS, conform
+from vvbench.artifacts.schemas import ARRIVAL_COLUMNS, LOOP, REQUESTS, conform
 from vvbench.core.audio import to_pcm16
 from vvbench.core.errors import ArtifactError
 from vvbench.load.audio import AudioStream
@@ -152,3 +152,26 @@ def test_vvbench_report_says_one_line_and_exits_2(tmp_path, damage):
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("vvbench: error: "), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_schema_2_run_reads_with_an_unknown_clock_and_no_loop(tmp_path):
+    path = write_run(tmp_path)
+    data = json.loads((path / "run.json").read_text())
+    data["schema_version"] = 2
+    del data["trust"]
+    (path / "run.json").write_text(json.dumps(data))
+    pq.write_table(pq.read_table(path / "requests.parquet").drop_columns(["clock"]), path / "requests.parquet")
+    run = load_run(path)
+    assert run.version == 2 and run.record.trust is None
+    assert run.requests["clock"].isna().all() and len(run.requests) == 6
+    assert len(run.loop) == 0 and list(run.loop.columns) == list(LOOP.names)
+    assert run.replay(200)["underruns"].notna().all()  # schema 2 has arrival timelines
+
+
+def test_a_schema_3_run_keeps_its_clock_and_loop(tmp_path):
+    path = write_run(tmp_path)
+    pq.write_table(pa.Table.from_pylist([{"t": 1000.0, "worker": "w0", "lag_s": 0.2, "tick_s": 0.01, "run_delay_s": 0.0,
+                                          "cpu_s": 0.001}], schema=LOOP), path / "loop.parquet")
+    run = load_run(path)
+    assert (run.requests["clock"] == "read").all()  # Outcome's default: no kernel stamps in these synthetic rows
+    assert run.loop["lag_s"].tolist() == [0.2]
