@@ -6,16 +6,15 @@ platform gives one (`Outcome.clock = "kernel"`), else the time it was read (`"re
 figure is that time minus `t_start`, the epoch time just before the request was sent (the clock
 shared by the run). The wire blocks its thread only: the Locust users run it on a thread of
 its own, off the event loop (`vvbench.load.users`), so that nothing the loop does can delay a
-read. Over HTTPS, and for jobs, `http.client` on a keep-alive connection reads the body with
-`read1(READ_BYTES)` and times each piece with `perf_counter` when it is read (`clock = "read"`).
+read. Over HTTPS, and for jobs (`vvbench.load.jobs`), `http.client` on a keep-alive connection
+reads the body with `read1(READ_BYTES)` and times each piece with `perf_counter` when it is
+read (`clock = "read"`).
 
 Choices: a keep-alive connection the server closed while idle is retried once on a fresh one
 (the request had not been answered); the per-request timeout bounds the whole exchange;
 `chunks` counts bursts of body pieces (a piece more than `BURST_GAP_S` after the previous one
 starts a new burst), i.e. the server's chunks as the network delivered them. A row's clock is
-`kernel` only when every piece of its answer carried a kernel stamp. Jobs are polled every
-`poll_s`, each new chunk fetched as soon as it is ready (its arrival is when its last byte came),
-and deleted afterwards so a benchmark leaves nothing on the server's disk.
+`kernel` only when every piece of its answer carried a kernel stamp.
 """
 
 from __future__ import annotations
@@ -159,7 +158,8 @@ def set_timeout(conn: http.client.HTTPConnection, deadline: float) -> None:
         conn.sock.settimeout(left)
 
 
-def _error_message(resp: http.client.HTTPResponse) -> str:
+def error_message(resp: http.client.HTTPResponse) -> str:
+    """`HTTP <status>: <the error body's message>` of an error answer (its body read, up to 64 KiB)."""
     return _error_text(resp.status, resp.read(ERROR_BODY_BYTES))
 
 
@@ -183,7 +183,7 @@ def _server_queue_s(header: str | None) -> float:
     return math.nan
 
 
-def _read_body(session: Session, resp, t0: float, deadline: float, on_piece) -> None:
+def read_body(session: Session, resp, t0: float, deadline: float, on_piece) -> None:
     """Read the body in pieces, calling on_piece(data, t_since_send); raise on a truncated body."""
     while not resp.isclosed():
         session.timeout(deadline)
@@ -197,7 +197,8 @@ def _read_body(session: Session, resp, t0: float, deadline: float, on_piece) -> 
         raise http.client.IncompleteRead(b"", resp.length)
 
 
-def _classify(out: Outcome, exc: BaseException) -> Outcome:
+def classify(out: Outcome, exc: BaseException) -> Outcome:
+    """The outcome of a request that raised `exc`: its status (`timeout`, `truncated`, ...) and error."""
     if isinstance(exc, (RequestTimeout, socket.timeout, TimeoutError)):
         return out.fail("timeout", "request timed out")
     if isinstance(exc, StreamErrorEvent):
@@ -213,7 +214,8 @@ def _classify(out: Outcome, exc: BaseException) -> Outcome:
     return out.fail("truncated", f"{type(exc).__name__}: {exc}")
 
 
-def _finish(out: Outcome, stream: AudioStream) -> Outcome:
+def finish(out: Outcome, stream: AudioStream) -> Outcome:
+    """The outcome of a complete answer: `no_audio` when it carried no samples or never became audible."""
     out.stream = stream
     if stream.samples == 0:
         return out.fail("no_audio", "response carried no audio samples")
@@ -259,8 +261,8 @@ def speech(session: Session, spec: RequestSpec, pcm_rate: int = SAMPLE_RATE) -> 
     except Exception as exc:  # noqa: BLE001 - every failure becomes the row's status
         session.close()
         out.stream = stream
-        return _classify(out, exc)
-    return _finish(out, stream)
+        return classify(out, exc)
+    return finish(out, stream)
 
 
 class _Answered(Exception):
@@ -297,9 +299,9 @@ def _speech_http(session: Session, body: bytes, deadline: float, out: Outcome, p
     out.headers_s = time.perf_counter() - t0
     _answer(out, resp.status, resp.getheader("X-Seed"), resp.getheader("Server-Timing"), out.seed)
     if resp.status != 200:
-        out.fail("rejected" if resp.status in (429, 503) else "http_error", _error_message(resp))
+        out.fail("rejected" if resp.status in (429, 503) else "http_error", error_message(resp))
         raise _Answered()
-    _read_body(session, resp, t0, deadline, piece)
+    read_body(session, resp, t0, deadline, piece)
     if resp.will_close:
         session.close()
 
@@ -309,93 +311,3 @@ def _int(raw: str | None, default: int | None) -> int | None:
         return int(raw) if raw is not None else default
     except ValueError:
         return default
-
-
-def _json(session: Session, method: str, path: str, body: dict | None, deadline: float) -> tuple[int, dict, str | None]:
-    resp, _, _ = session.send(method, path, json.dumps(body).encode() if body is not None else None, deadline)
-    if resp.status >= 400:
-        return resp.status, {}, _error_message(resp)
-    data = resp.read()
-    return resp.status, (json.loads(data) if data else {}), None
-
-
-def job(session: Session, spec: RequestSpec, pcm_rate: int = SAMPLE_RATE) -> Outcome:
-    """POST /v1/jobs, poll it, fetch each chunk as it is ready (arrival = its last byte), delete it."""
-    payload = {"model": "vvbench", "input": spec.text, "voice": spec.voice, "response_format": spec.response_format,
-               "speed": spec.speed}
-    if spec.seed is not None:
-        payload["seed"] = spec.seed
-    stream = AudioStream("pcm", pcm_rate)
-    out = Outcome(t_start=time.time())
-    t0 = time.perf_counter()
-    deadline = t0 + spec.timeout_s
-    job_id = None
-    try:
-        status, info, err = _json(session, "POST", "/v1/jobs", payload, deadline)
-        out.http_status = status
-        if err:
-            return out.fail("rejected" if status in (429, 503) else "http_error", err)
-        job_id, out.seed = info["id"], info.get("seed", spec.seed)
-        fetched = 0
-        while True:
-            while fetched < info.get("chunks_ready", 0):
-                _fetch_chunk(session, out, stream, f"/v1/jobs/{job_id}/chunks/{fetched}", t0, deadline)
-                fetched += 1
-            state = info.get("state")
-            if state == "done" and fetched >= info.get("chunks_total", 0):
-                break
-            if state in ("failed", "cancelled"):
-                return out.fail("job_failed", f"job {state}: {info.get('error') or ''}".strip())
-            time.sleep(min(spec.poll_s, max(0.0, deadline - time.perf_counter())))
-            status, info, err = _json(session, "GET", f"/v1/jobs/{job_id}", None, deadline)
-            if err:
-                return out.fail("http_error", err)
-    except Exception as exc:  # noqa: BLE001
-        session.close()
-        out.stream = stream
-        return _classify(out, exc)
-    finally:
-        if job_id is not None:
-            _delete(session, job_id)
-    return _finish(out, stream)
-
-
-def _fetch_chunk(session: Session, out: Outcome, stream: AudioStream, path: str, t0: float, deadline: float) -> None:
-    resp, _, _ = session.send("GET", path, None, deadline)
-    if resp.status != 200:
-        raise http.client.HTTPException(_error_message(resp))
-    part = AudioStream("wav" if (resp.getheader("Content-Type") or "").startswith("audio/wav") else "pcm", stream.sample_rate)
-    body = bytearray()
-
-    def piece(data: bytes, t: float) -> None:
-        if math.isnan(out.ttfb_s):
-            out.ttfb_s = t
-        out.bytes += len(data)
-        body.extend(data)
-
-    _read_body(session, resp, t0, deadline, piece)
-    t = time.perf_counter() - t0
-    header_len = _pcm_offset(bytes(body), part)
-    if part.format is not None:  # a WAV chunk says how its samples are stored; the next ones are alike
-        stream.format = part.format
-    if stream.feed(bytes(body[header_len:])) and math.isnan(out.ttfa_s):
-        out.ttfa_s = t
-    out.e2e_s = t
-    out.chunks += 1
-    out.arrivals.append((t, stream.samples))
-
-
-def _pcm_offset(body: bytes, part: AudioStream) -> int:
-    """Bytes of header before the PCM (0 for raw PCM); sets part's format from a WAV header."""
-    if part.fmt == "pcm":
-        return 0
-    part.feed(body)
-    return part.header_len
-
-
-def _delete(session: Session, job_id: str) -> None:
-    try:
-        resp, _, _ = session.send("DELETE", f"/v1/jobs/{job_id}", None, time.perf_counter() + 10)
-        resp.read()
-    except Exception:  # noqa: BLE001 - best effort: the row is already decided
-        session.close()

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vvbench.artifacts.metrics import metric
 from vvbench.artifacts.scenarios import Scenario
-from vvbench.load import client
+from vvbench.load import client, jobs
 from vvbench.load.arrivals import default_pool, schedule, worker_share
 from vvbench.load.mix import RequestMix, RequestSpec
 from vvbench.load.records import RowRecorder, build_row
@@ -145,7 +145,7 @@ class LoadContext:
             self.waiting -= 1
         try:
             def measure() -> dict:
-                sender = client.job if spec.api == "job" else client.speech
+                sender = jobs.job if spec.api == "job" else client.speech
                 return self.row(spec, sender(session, spec, self.scenario.pcm_sample_rate), t_scheduled)
             row = call(measure) if call is not None else measure()
         finally:
