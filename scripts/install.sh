@@ -24,13 +24,15 @@ fi
 
 if [ "$extra" = "test" ]; then
   # Real speech and audio tools for the audio-check tests, promtool for the metrics tests,
-  # headless Chromium and its driver for the HTML report tests.
+  # headless Chromium and its driver for the HTML report tests, tcpdump for the independent clock
+  # of the timing tests (they skip where capture is not permitted).
   need=()
   command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
   command -v sox >/dev/null 2>&1 || need+=(sox)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+  command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
   if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
       || echo "install: could not install ${need[*]}; the tests that need them will be skipped"
