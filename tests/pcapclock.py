@@ -266,8 +266,8 @@ def errors(rows, captured: list[Exchange]):
     for r in rows[rows["status"] == "ok"].itertuples():
         cost = np.abs(starts - r.t_start) + np.array([0.0 if e.chars == r.text_chars else 1e9 for e in captured])
         e = captured[int(np.argmin(cost))]
-        if cost.min() > 0.01:
-            raise AssertionError(f"{r.request_id}: no captured request within 10 ms of its start")
+        if cost.min() > 2.0:  # a row's start off by more than this is not a timing error but a missing capture
+            raise AssertionError(f"{r.request_id}: no captured request of its length within 2 s of its start")
         out.append({"request_id": r.request_id, "clock": r.clock, "warmup": r.warmup,
                     "ttfa_err_s": r.ttfa_s - e.ttfa_s, "e2e_err_s": r.e2e_s - e.e2e_s,
                     "end": r.t_start + r.e2e_s, "clock_end": e.t_last_byte})

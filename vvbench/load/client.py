@@ -3,8 +3,8 @@
 Speech over plain HTTP goes through `vvbench.load.wire`: our own HTTP/1.1 reader over a raw
 socket, so each `recv` is one piece with one time — the kernel's arrival stamp where the
 platform gives one (`Outcome.clock = "kernel"`), else the time it was read (`"read"`). Every
-figure is that time minus `t_start`, the epoch time just before the request was sent (the clock
-shared by the run). The wire blocks its thread only: the Locust users run it on a thread of
+figure is that time minus `t_start`: the kernel's transmit stamp of the request where there is
+one, else the epoch time just before it was sent (the clock shared by the run). The wire blocks its thread only: the Locust users run it on a thread of
 its own, off the event loop (`vvbench.load.users`), so that nothing the loop does can delay a
 read. Over HTTPS, and for jobs (`vvbench.load.jobs`), `http.client` on a keep-alive connection
 reads the body with `read1(READ_BYTES)` and times each piece with `perf_counter` when it is
@@ -14,7 +14,7 @@ Choices: a keep-alive connection the server closed while idle is retried once on
 (the request had not been answered); the per-request timeout bounds the whole exchange;
 `chunks` counts bursts of body pieces (a piece more than `BURST_GAP_S` after the previous one
 starts a new burst), i.e. the server's chunks as the network delivered them. A row's clock is
-`kernel` only when every piece of its answer carried a kernel stamp.
+`kernel` only when its send and every piece of its answer carried a kernel stamp.
 """
 
 from __future__ import annotations
@@ -277,7 +277,10 @@ def _answer(out: Outcome, status: int, seed: str | None, timing: str | None, def
 
 def _speech_wire(session: Session, body: bytes, deadline: float, out: Outcome, piece) -> None:
     resp, out.t_start = session.exchange("POST", "/v1/audio/speech", body, deadline)
-    clocks = {resp.head_clock}
+    sent_at = resp.conn.sent_at
+    clocks = {resp.head_clock, wire.KERNEL if sent_at is not None else wire.READ}
+    if sent_at is not None:  # the kernel's transmit stamp: when the request left, not when this thread ran
+        out.t_start = sent_at
     out.headers_s = resp.head_at - out.t_start
     _answer(out, resp.status, resp.getheader("X-Seed"), resp.getheader("Server-Timing"), out.seed)
     if resp.status != 200:

@@ -7,7 +7,10 @@ body) is parsed from those pieces, so every body byte knows the piece it came in
 
 The clock: with `SO_TIMESTAMPNS` (Linux), `recvmsg` returns the time the kernel received the
 data (`clock = "kernel"`); elsewhere, or when the option is refused, or for data that arrived
-before it was set, the piece is timed when it was read (`"read"`). Measured on Linux 6.18 over
+before it was set, the piece is timed when it was read (`"read"`). The request's send is
+stamped the same way (`SO_TIMESTAMPING`, the driver's transmit time of its last byte:
+`Connection.sent_at`), so a row on the kernel clock does not depend on when its thread got to
+run either side of the send. Measured on Linux 6.18 over
 loopback (see docs/benchmarking.md, "The clock"): segments queued unread in a TCP socket are
 merged and carry the stamp of the *latest* one, however few bytes a `recvmsg` asks for. So a
 kernel stamp is the true arrival of the last byte a read returns, and of every byte in it only
@@ -45,6 +48,11 @@ def _so_timestampns() -> int | None:
 
 
 SO_TIMESTAMPNS = _so_timestampns()
+SO_TIMESTAMPING = 37 if SO_TIMESTAMPNS is not None else None  # the same ABI test: Linux generic
+# transmit stamps from the driver, reported in software, keyed by byte offset, without the packet
+_TX_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)  # TX_SOFTWARE | SOFTWARE | OPT_ID | OPT_TSONLY
+_EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err: errno, origin, type, code, pad, info, data
+_ORIGIN_TIMESTAMPING = 4
 _ANCILLARY = _socket.CMSG_SPACE(_TIMESPEC.size) if SO_TIMESTAMPNS is not None else 0
 
 
@@ -87,13 +95,18 @@ class Connection:
         else:
             raise err or OSError(f"cannot resolve {host}:{port}")
         self.sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-        self.stamping = False
+        self.stamping = self.tx_stamping = False
         if kernel_stamps and SO_TIMESTAMPNS is not None:
             try:
                 self.sock.setsockopt(_socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 self.stamping = True
+                self.sock.setsockopt(_socket.SOL_SOCKET, SO_TIMESTAMPING, _TX_FLAGS)
+                self.tx_stamping = True
             except OSError:
                 pass
+        self.sent_bytes = 0
+        self._tx_key: int | None = None  # byte offset whose transmit stamp is awaited
+        self.sent_at: float | None = None  # the kernel's transmit stamp of the last request's last byte
         self.closed = False
 
     def settimeout(self, deadline: float) -> None:
@@ -103,11 +116,43 @@ class Connection:
         self.sock.settimeout(left)
 
     def send(self, data: bytes, deadline: float) -> None:
+        """Send a request; with transmit stamps, `sent_at` becomes the kernel's time its last byte left."""
         self.settimeout(deadline)
+        self.sent_at = None
         self.sock.sendall(data)
+        self.sent_bytes += len(data)
+        if self.tx_stamping:
+            self._tx_key = self.sent_bytes - 1
+            self._collect_tx()
+
+    def _collect_tx(self) -> None:
+        """Drain the error queue of transmit stamps (never blocks). Done before every read too: a
+        pending stamp makes the socket poll as ready, so a blocking read would spin until data came."""
+        self.sock.settimeout(0)  # non-blocking: with a timeout, Python would first wait for ordinary data
+        while True:
+            try:
+                _, ancillary, _, _ = self.sock.recvmsg(1, 512, _socket.MSG_ERRQUEUE | _socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.tx_stamping = False
+                return
+            stamp = key = None
+            for level, kind, raw in ancillary:
+                if level == _socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(raw) >= _TIMESPEC.size:
+                    sec, nsec = _TIMESPEC.unpack(raw[:_TIMESPEC.size])
+                    stamp = sec + nsec / 1e9
+                elif len(raw) >= _EXTENDED_ERR.size:
+                    err = _EXTENDED_ERR.unpack(raw[:_EXTENDED_ERR.size])
+                    if err[1] == _ORIGIN_TIMESTAMPING:
+                        key = err[6]
+            if stamp and key is not None and key == (self._tx_key or 0) % 2**32:
+                self.sent_at, self._tx_key = stamp, None
 
     def recv(self, deadline: float) -> tuple[bytes, float, str]:
         """The next piece (b"" at EOF), when it arrived (epoch s) and by which clock."""
+        if self._tx_key is not None:
+            self._collect_tx()
         self.settimeout(deadline)
         try:
             if self.stamping:

@@ -57,6 +57,7 @@ class OneShotServer:
             buf = b""
             while b"\r\n\r\n" not in buf:
                 buf += conn.recv(4096)
+            self.got = time.time()
             for delay, data in self.plan:
                 time.sleep(delay)
                 self.sent.append(time.time())
@@ -73,6 +74,7 @@ def exchange(server: OneShotServer, kernel_stamps: bool, read_after_s: float):
     pieces = list(resp.pieces(deadline))
     conn.close()
     server.thread.join(5)
+    resp.sent_at = conn.sent_at
     return resp, pieces
 
 
@@ -85,6 +87,7 @@ def test_kernel_stamp_is_the_arrival_not_the_read():
     (_, t, clock), = pieces
     assert clock == wire.KERNEL
     assert abs(t - server.sent[1]) < 0.005, "the stamp is when the bytes arrived, 0.4 s before they were read"
+    assert resp.sent_at is not None and 0 <= server.got - resp.sent_at < 0.005  # the request's transmit stamp
 
 
 def test_without_kernel_stamps_the_rows_time_is_the_read():
