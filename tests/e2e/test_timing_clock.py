@@ -71,6 +71,8 @@ def test_a_stalled_loop_moves_no_kernel_stamped_figure(tmp_path, stalled):
     assert_agrees(errs)
     summary = (run_dir / "summary.md").read_text()
     assert "NOT TRUSTED" in summary and stall["requests"][0] in summary
+    page = (run_dir / "report.html").read_text()
+    assert "NOT TRUSTED" in page and stall["requests"][0] in page
     assert record["status"] == "ok"  # a stall of the load generator is said, not a failure of the service
 
 
