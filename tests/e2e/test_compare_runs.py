@@ -46,7 +46,7 @@ def test_same_config_passes_and_a_slowed_service_fails_on_ttfa_and_e2e(tmp_path)
     assert r.returncode == 0, r.stdout[-4000:]
     assert json.loads(r.stdout)["regressed"] == []
 
-    base, slow = run_pair(tmp_path, "slow", "--slow-factor", "1.5")
+    base, slow = run_pair(tmp_path, "slow", "--allow-faults", "--slow-factor", "1.5")
     assert json.loads((slow / "run.json").read_text())["runtime_config"]["faults"]["slow_factor"] == 1.5
     r = vv("compare", str(base), str(slow), "--format", "json")
     assert r.returncode == 1, r.stdout[-4000:]
