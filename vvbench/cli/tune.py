@@ -17,7 +17,7 @@ import click
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
-from vvbench.cli.bench import _runtime, _target_spec
+from vvbench.cli.bench import _runtime, _target_spec, apply_allow_faults, target_options
 from vvbench.core.errors import ConfigError
 from vvbench.core.validation import format_validation_error
 
@@ -36,12 +36,8 @@ def _line(row: dict) -> str:
 
 
 @click.command("tune")
-@click.option("--target", "target_kind", type=click.Choice(["embedded", "http", "command"]), default="embedded", show_default=True,
-              help="embedded: start `vvbench serve` here; http: a running service at --url; command: start --command")
-@click.option("--url", default=None, help="http: the service's base URL; command: its URL template")
-@click.option("--command", "command_line", default=None, help="command: argv template with {port} and {knob} placeholders")
-@click.option("--ready-url", default=None, help="command: readiness URL template")
-@click.option("--api-key", envvar="VVBENCH_API_KEY", default=None, help="Bearer key for an http target [env VVBENCH_API_KEY]")
+@target_options
+@click.option("--allow-faults", is_flag=True, help="embedded: start the service with --allow-faults (the base config sets fault knobs)")
 @click.option("--preset", default=None, help="embedded/command: model shapes (default tiny)")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="the base RuntimeConfig (the baseline)")
 @click.option("--scenario", required=True, help="the tuning scenario: a shipped name or a YAML file (keep it short)")
@@ -59,7 +55,7 @@ def _line(row: dict) -> str:
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="tune directory [default: tunes/STUDY]")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
-def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, preset, config_path, scenario, space_path, trials, timeout,
+def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faults, preset, config_path, scenario, space_path, trials, timeout,
              storage, study_name, resume, memory_budget, quality_floor, objectives, hot_trials, seed, out, as_json) -> None:
     """Search runtime knobs with Optuna for the best config on SCENARIO, within the quality floor and memory budget."""
     import torch
@@ -77,6 +73,7 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, preset, co
     spec_data = _target_spec(target_kind, url, command_line, ready_url, api_key, None, False)
     if target_kind == "http" and api_key:
         spec_data["api_key"] = api_key
+    apply_allow_faults(spec_data, target_kind, base, allow_faults)
     try:
         spec = TypeAdapter(TargetSpec).validate_python(spec_data)
     except ValidationError as exc:
