@@ -108,14 +108,35 @@ def _worker(master_host: str, master_port: int | None) -> int:
         return worker.stop(30)
 
 
+def apply_allow_faults(target: dict, target_kind: str, runtime, allow_faults: bool) -> None:
+    """`--allow-faults` into the target spec; fault knobs without it (embedded) are an InputError."""
+    if allow_faults and target_kind != "embedded":
+        raise InputError("--allow-faults starts the embedded target's service with it; other targets are started by you")
+    faults = runtime.faults.any_set()
+    if target_kind == "embedded" and faults and not allow_faults:
+        raise InputError(f"{', '.join('faults.' + n for n in faults)}: fault knobs need --allow-faults "
+                         "(the embedded service refuses them otherwise)")
+    if allow_faults:
+        target["allow_faults"] = True
+
+
+def target_options(func):
+    """The target flags shared by `run` and `tune`: --target, --url, --command, --ready-url, --api-key."""
+    for opt in reversed([
+        click.option("--target", "target_kind", type=click.Choice(["embedded", "http", "command"]), default="embedded",
+                     show_default=True, help="embedded: start `vvbench serve` here; http: a running service at --url; command: start --command"),
+        click.option("--url", default=None, help="http: the service's base URL; command: its URL template (default http://127.0.0.1:{port})"),
+        click.option("--command", "command_line", default=None, help="command: argv template with {port} and {knob} placeholders (no shell)"),
+        click.option("--ready-url", default=None, help="command: readiness URL template (default http://127.0.0.1:{port}/readyz)"),
+        click.option("--api-key", envvar="VVBENCH_API_KEY", default=None, help="Bearer key for the target [env VVBENCH_API_KEY]"),
+    ]):
+        func = opt(func)
+    return func
+
+
 @click.command("run")
 @click.argument("scenario", required=False)
-@click.option("--target", "target_kind", type=click.Choice(["embedded", "http", "command"]), default="embedded", show_default=True,
-              help="embedded: start `vvbench serve` here; http: a running service at --url; command: start --command")
-@click.option("--url", default=None, help="http: the service's base URL; command: its URL template (default http://127.0.0.1:{port})")
-@click.option("--command", "command_line", default=None, help="command: argv template with {port} and {knob} placeholders (no shell)")
-@click.option("--ready-url", default=None, help="command: readiness URL template (default http://127.0.0.1:{port}/readyz)")
-@click.option("--api-key", envvar="VVBENCH_API_KEY", default=None, help="Bearer key for the target [env VVBENCH_API_KEY]")
+@target_options
 @click.option("--allow-faults", is_flag=True, help="embedded: start the service with --allow-faults, for fault knobs (--crash-after-requests, ...)")
 @click.option("--service-pid", type=int, default=None, help="http: the service's PID on this host, to sample its memory and CPU")
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False), help="where run directories go")
@@ -152,14 +173,7 @@ def run_cmd(ctx, scenario, target_kind, url, command_line, ready_url, api_key, a
     runtime = _runtime(config_path, preset, overrides)
     if target_kind == "embedded" and api_key:
         target["api_key"] = api_key  # the embedded service requires it too, so authentication is exercised
-    if allow_faults and target_kind != "embedded":
-        raise InputError("--allow-faults starts the embedded target's service with it; other targets are started by you")
-    faults = runtime.faults.any_set()
-    if target_kind == "embedded" and faults and not allow_faults:
-        raise InputError(f"{', '.join('faults.' + n for n in faults)}: fault knobs need --allow-faults "
-                         "(the embedded service refuses them otherwise)")
-    if allow_faults:
-        target["allow_faults"] = True
+    apply_allow_faults(target, target_kind, runtime, allow_faults)
     options = {"scenario": scenario, "target": target, "runtime": runtime, "out": out, "workers": workers,
                "master": master, "master_bind_host": master_bind_host, "sample_hz": sample_hz,
                "clock": clock, "stall_threshold_ms": stall_threshold_ms, "master_port": master_port or (5557 if master else None),

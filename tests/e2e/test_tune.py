@@ -1,0 +1,115 @@
+"""`vvbench tune` as a user runs it: real Optuna on SQLite, real `tiny` services, real runs.
+
+Kept small for a 2-core machine: a 3-second scenario, a space of a few choices, few trials.
+The crash test uses the `crash_after_requests` fault in the base config, which the embedded
+service accepts only when started with `--allow-faults` (`CRASH_ARGS`).
+"""
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from fakekit import scenario_file, vv
+
+from vvbench.tuner.study import counted
+
+CRASH_ARGS = ["--allow-faults"]
+
+
+def space_file(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def one_error_line(r) -> str:
+    lines = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("[I ")]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("vvbench: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def load(db, name="s"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    return scenario_file(tmp_path / "t.yaml", warmup="1s", duration="3s", slos={"success_min": 0.9})
+
+
+def test_a_study_runs_its_baseline_first_keeps_quality_and_resumes(tmp_path, scenario):
+    # the fastest corner (2 diffusion steps) fails the 30 dB quality floor against the 10-step reference
+    space = space_file(tmp_path / "space.yaml", {"diffusion_steps": {"choices": [2, 10]}, "max_batch": {"choices": [2, 4]},
+                                                 "chunk_frames": {"choices": [4, 8]}})
+    db, out = tmp_path / "T.db", tmp_path / "D"
+    common = ["tune", "--preset", "tiny", "--scenario", str(scenario), "--space", str(space), "--storage", f"sqlite:///{db}",
+              "--study", "s", "--out", str(out), "--seed", "3"]
+    r = vv(*common, "--trials", "4", timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    study = load(db)
+    assert len(study.trials) == 4 and counted(study) == 4
+    first = study.trials[0]
+    assert first.user_attrs["baseline"] and first.params == {"diffusion_steps": 10, "max_batch": 8, "chunk_frames": 8}
+    assert (out / "recommended.yaml").read_text().startswith("# vvbench serve --config")
+    assert r.stdout.startswith("vvbench serve --config")
+    lines = [line for line in r.stderr.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 4 and "(baseline)" in lines[0]
+
+    r = vv(*common, "--trials", "6", "--resume", timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    study = load(db)
+    assert len(study.trials) == 6
+    trials = json.loads((out / "trials.json").read_text())
+    for t in trials:
+        if t["state"] == "complete":
+            assert Path(t["run_dir"]).parent == out / "runs" and (Path(t["run_dir"]) / "run.json").is_file()
+        if t["state"] == "complete" and t["params"]["diffusion_steps"] == 2:
+            assert not t["feasible"] and "quality_floor" in t["violated"], t
+    recommended = yaml.safe_load((out / "recommended.yaml").read_text())
+    assert recommended["diffusion_steps"] == 10
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"] == 6 and summary["hot_knob_grouping"]["hot_or_unchanged"] >= 1
+
+
+def test_a_crashing_config_fails_with_its_reason_and_an_oversized_one_is_pruned_unstarted(tmp_path, scenario):
+    from vvbench.artifacts.scenarios import load_scenario
+    from vvbench.runtime.config import RuntimeConfig
+    from vvbench.tuner.memory import planned_bytes
+
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({"preset": "tiny", "faults": {"crash_after_requests": 4}}))
+    sc = load_scenario(scenario)
+    small = planned_bytes(RuntimeConfig(preset="tiny", max_batch=8), sc, None, cuda_available=False).bytes
+    large = planned_bytes(RuntimeConfig(preset="tiny", max_batch=256), sc, None, cuda_available=False).bytes
+    budget = (small + large) // 2
+    space = space_file(tmp_path / "space.yaml", {"max_batch": {"low": 200, "high": 256}})
+    db, out = tmp_path / "T.db", tmp_path / "D"
+    r = vv("tune", "--config", str(base), "--scenario", str(scenario), "--space", str(space), "--storage", f"sqlite:///{db}",
+           "--study", "s", "--out", str(out), "--trials", "3", "--memory-budget", str(budget), "--hot-trials", "1", *CRASH_ARGS,
+           timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    study = load(db)
+    states = [t.state for t in study.trials]
+    # trial 0 (max_batch 8) fits and crashes after its 4th request; the others ask for 200-256 slots: pruned, never started
+    assert states[0] == optuna.trial.TrialState.FAIL and "exit" in study.trials[0].user_attrs["reason"]
+    assert "70" in study.trials[0].user_attrs["reason"]
+    assert states[1:] == [optuna.trial.TrialState.PRUNED] * 2
+    assert all("memory plan" in t.user_attrs["reason"] and "run_dir" not in t.user_attrs for t in study.trials[1:])
+    assert len(list((out / "servers").iterdir())) == 1  # only the baseline's service was ever started
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pruned"] == 2 and summary["counts"]["fail"] == 1
+    assert "2 pruned" in r.stderr
+
+
+@pytest.mark.parametrize(("extra", "space", "expect"), [
+    ([], {"max_btach": {"low": 1, "high": 4}}, "max_btach: unknown knob"),
+    ([], {"chunk_frames": {"low": 9, "high": 3}}, "empty range"),
+    (["--storage", "sqlite:////nonexistent-dir/x/T.db"], {"chunk_frames": {"choices": [4]}}, "cannot open the study storage"),
+    (["--scenario", "no-such-scenario"], {"chunk_frames": {"choices": [4]}}, "unknown scenario 'no-such-scenario'"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, scenario, extra, space, expect):
+    args = ["tune", "--scenario", str(scenario), "--space", str(space_file(tmp_path / "space.yaml", space)),
+            "--out", str(tmp_path / "D"), "--trials", "1", *extra]
+    assert expect in one_error_line(vv(*args, timeout=120))

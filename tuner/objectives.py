@@ -1,0 +1,117 @@
+"""Objectives, constraints and the recommendation: pure functions of measured figures.
+
+Objectives are metric names from the metric table (`vvbench.artifacts.metrics`); each one's
+direction (minimise a `lower` metric, maximise a `higher` one) comes from the table, never from
+here. The default is TTFA p95, goodput and peak memory, where peak memory is `peak_gpu_bytes`
+when the service runs on CUDA and `peak_rss_bytes` otherwise (`peak_memory` names whichever
+applies). Constraints follow Optuna's convention (a value <= 0 is feasible):
+
+- `quality_floor`: floor - the worst probe's SNR against the reference (dB);
+- `audio_checks`: the number of audio checks the probes failed;
+- `memory_budget` (with a budget): measured peak - budget, in MiB;
+- one per scenario SLO: how far the run's value is on the wrong side of the threshold (a value
+  that could not be measured counts as 1, violated).
+
+The recommendation, where the issue is silent: among the feasible trials on the Pareto front,
+the one closest to the ideal point after scaling each objective to 0..1 over the front; the
+baseline when no trial is feasible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from vvbench.artifacts.metrics import METRIC_BY_NAME, metric
+from vvbench.core.errors import ConfigError
+
+DEFAULT_OBJECTIVES = ("ttfa_p95_s", "goodput_rps", "peak_memory")
+PEAK_MEMORY = "peak_memory"
+
+
+def resolve_objectives(names: Sequence[str], *, cuda: bool) -> list[str]:
+    """Objective names -> metric-table names; ConfigError naming the known metrics."""
+    out = []
+    for name in names:
+        if name == PEAK_MEMORY:
+            name = "peak_gpu_bytes" if cuda else "peak_rss_bytes"
+        m = METRIC_BY_NAME.get(name)
+        if m is None or m.direction == "info":
+            known = ", ".join(n for n, d in METRIC_BY_NAME.items() if d.direction != "info")
+            raise ConfigError(f"--objective: {name!r} is not a metric with a better direction; known: {PEAK_MEMORY}, {known}")
+        if name in out:
+            raise ConfigError(f"--objective: {name} given twice")
+        out.append(name)
+    return out
+
+
+def directions(objectives: Sequence[str]) -> list[str]:
+    """Optuna directions for the objectives, from the metric table."""
+    return ["minimize" if metric(n).direction == "lower" else "maximize" for n in objectives]
+
+
+def constraints(*, quality_db: float | None, floor_db: float, audio_failed: Sequence[str], peak_bytes: float | None,
+                budget_bytes: int | None, slos: Sequence[Mapping]) -> dict[str, float]:
+    """Constraint name -> value (<= 0 feasible); see the module docstring."""
+    out = {"quality_floor": floor_db - quality_db if quality_db is not None else 1.0,
+           "audio_checks": float(len(audio_failed))}
+    if budget_bytes is not None:
+        out["memory_budget"] = (peak_bytes - budget_bytes) / 2**20 if _finite(peak_bytes) else 1.0
+    for v in slos:
+        value = v.get("value")
+        if not _finite(value):
+            out[f"slo:{v['slo']}"] = 1.0
+        else:
+            out[f"slo:{v['slo']}"] = value - v["threshold"] if v["op"] == "<=" else v["threshold"] - value
+    return out
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def feasible(values: Sequence[float]) -> bool:
+    """Every constraint met."""
+    return all(c <= 0 for c in values)
+
+
+def pareto(points: Mapping[int, Sequence[float]], dirs: Sequence[str]) -> list[int]:
+    """Keys of the non-dominated points (directions as Optuna's)."""
+    signs = [1 if d == "minimize" else -1 for d in dirs]
+    norm = {k: [s * v for s, v in zip(signs, vals)] for k, vals in points.items()}
+
+    def dominates(a, b) -> bool:
+        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+    return [k for k, a in norm.items() if not any(dominates(b, a) for j, b in norm.items() if j != k)]
+
+
+def closest_to_ideal(points: Mapping[int, Sequence[float]], dirs: Sequence[str]) -> int:
+    """The key nearest the ideal point, each objective scaled to 0..1 over `points` (ties: lowest key)."""
+    keys = sorted(points)
+    signs = [1 if d == "minimize" else -1 for d in dirs]
+    cols = list(zip(*(points[k] for k in keys)))
+    lo = [min(c) for c in cols]
+    hi = [max(c) for c in cols]
+
+    def scaled(k: int) -> float:
+        total = 0.0
+        for i, v in enumerate(points[k]):
+            span = hi[i] - lo[i]
+            x = 0.0 if span == 0 else (v - lo[i]) / span
+            total += (x if signs[i] > 0 else 1 - x) ** 2
+        return total
+
+    return min(keys, key=lambda k: (scaled(k), k))
+
+
+def recommend(trials: Mapping[int, tuple[Sequence[float], Sequence[float]]], dirs: Sequence[str],
+              baseline: int | None) -> tuple[int | None, str]:
+    """(trial number, why) from number -> (values, constraints); see the module docstring."""
+    ok = {k: vals for k, (vals, cons) in trials.items() if feasible(cons)}
+    if not ok:
+        return baseline, "no trial met every constraint: the baseline is recommended"
+    front = {k: ok[k] for k in pareto(ok, dirs)}
+    best = closest_to_ideal(front, dirs)
+    return best, (f"closest to the ideal point among the {len(front)} feasible Pareto-optimal trials "
+                  f"(of {len(ok)} feasible)")

@@ -1,0 +1,102 @@
+"""The tune directory: what a study found, written from the study itself (so it re-renders on resume).
+
+    OUT/recommended.yaml   the recommended RuntimeConfig; its first line is the command that serves it
+    OUT/trials.json        every trial: number, state, params, values, constraints, feasible, reason, run dir
+    OUT/pareto.json        the feasible Pareto front
+    OUT/importances.json   parameter importances per objective (Optuna's default evaluator)
+    OUT/summary.json       counts (complete, failed, pruned), the recommendation and why, baseline vs
+                           recommended with ratios, and the tuning time the hot-knob grouping saved
+    OUT/runs/              every trial's run directory;  OUT/reference/  the reference audio
+
+The time saved is estimated against a restart per trial: every trial applied hot (or unchanged)
+would have cost the mean measured restart instead of its own apply time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from vvbench.core.files import write_atomic
+from vvbench.runtime.config import RuntimeConfig, dump_config
+from vvbench.tuner.objectives import feasible, pareto, recommend
+
+
+def _constraint_values(t: FrozenTrial) -> list[float]:
+    return list((t.user_attrs.get("constraints") or {}).values())
+
+
+def trial_row(t: FrozenTrial, objectives: list[str]) -> dict:
+    """One trial as plain data (trials.json, --json, the CLI's line)."""
+    cons = t.user_attrs.get("constraints") or {}
+    return {"number": t.number, "state": t.state.name.lower(), "baseline": bool(t.user_attrs.get("baseline")),
+            "params": t.params, "values": dict(zip(objectives, t.values)) if t.values else None,
+            "constraints": cons, "feasible": feasible(cons.values()) if t.state == TrialState.COMPLETE else False,
+            "violated": [k for k, v in cons.items() if v > 0], "reason": t.user_attrs.get("reason"),
+            "quality_db": t.user_attrs.get("quality_db"), "how": t.user_attrs.get("how"),
+            "apply_s": t.user_attrs.get("apply_s"), "run_dir": t.user_attrs.get("run_dir"),
+            "planned_bytes": t.user_attrs.get("planned_bytes")}
+
+
+def _time_saved(trials: list[FrozenTrial]) -> dict:
+    restarts = [t.user_attrs["apply_s"] for t in trials if t.user_attrs.get("how") in ("start", "restart")]
+    hot = [t.user_attrs["apply_s"] for t in trials if t.user_attrs.get("how") in ("hot", "unchanged")]
+    mean_restart = sum(restarts) / len(restarts) if restarts else None
+    saved = sum(mean_restart - s for s in hot) if mean_restart is not None else None
+    return {"restarts": len(restarts), "hot_or_unchanged": len(hot), "mean_restart_s": mean_restart,
+            "saved_s": saved, "method": "each hot trial against the mean measured (re)start"}
+
+
+def _importances(study: optuna.Study, objectives: list[str]) -> dict:
+    out = {}
+    for i, name in enumerate(objectives):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[name] = optuna.importance.get_param_importances(study, target=lambda t, i=i: t.values[i])
+        except (ValueError, RuntimeError) as exc:  # too few complete trials, or a single-valued space
+            out[name] = {"not computed": str(exc).splitlines()[0]}
+    return out
+
+
+def _ratios(base: dict | None, best: dict | None) -> dict:
+    if not base or not best:
+        return {}
+    return {k: (best[k] / base[k] if base[k] and math.isfinite(base[k]) else None) for k in base}
+
+
+def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: list[str], base: RuntimeConfig,
+                  config_of, notes: list[str]) -> dict:
+    """Write the tune directory (see the module docstring); returns the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    trials = study.get_trials(deepcopy=False)
+    rows = [trial_row(t, objectives) for t in trials]
+    complete = {t.number: (t.values, _constraint_values(t)) for t in trials if t.state == TrialState.COMPLETE}
+    baseline = next((t.number for t in trials if t.user_attrs.get("baseline")), None)
+    chosen, why = recommend(complete, dirs, baseline)
+    ok = {k: v for k, (v, c) in complete.items() if feasible(c)}
+    front = sorted(pareto(ok, dirs)) if ok else []
+    config = config_of(trials[chosen].params) if chosen is not None else base
+    header = (f"# vvbench serve --config {out / 'recommended.yaml'}\n"
+              f"# study {study.study_name}, trial {chosen}: {why}\n")
+    write_atomic(out / "recommended.yaml", header + dump_config(config))
+    by_number = {r["number"]: r for r in rows}
+    base_values = by_number[baseline]["values"] if baseline in by_number else None
+    best_values = by_number[chosen]["values"] if chosen in by_number else None
+    counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("complete", "fail", "pruned", "running", "waiting")}
+    summary = {"study": study.study_name, "objectives": objectives, "directions": dirs, "trials": len(rows), "counts": counts,
+               "feasible": len(ok), "pruned": counts["pruned"], "recommended_trial": chosen, "why": why,
+               "baseline_trial": baseline, "baseline": base_values, "recommended": best_values,
+               "ratio_recommended_to_baseline": _ratios(base_values, best_values),
+               "hot_knob_grouping": _time_saved(trials), "notes": notes,
+               "recommended_yaml": str(out / "recommended.yaml")}
+    write_atomic(out / "trials.json", json.dumps(rows, indent=2, default=str))
+    write_atomic(out / "pareto.json", json.dumps([by_number[n] for n in front], indent=2, default=str))
+    write_atomic(out / "importances.json", json.dumps(_importances(study, objectives), indent=2, default=str))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    return summary

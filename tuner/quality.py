@@ -1,0 +1,146 @@
+"""Quality of a trial: its audio against the reference configuration's, for the same texts and seeds.
+
+The runtime is seed-deterministic, so a config that computes the same thing gives the same
+samples; what a cheaper config (fewer diffusion steps, another guidance scale) changes shows up
+as the difference from the reference audio. `Probes` are the tuning scenario's first requests
+(text, voice and seed as the load generator draws them, `vvbench.load.mix`), sent one at a time
+with the watchdog's canary request (`vvbench.monitor.watch.canary.fetch`). Per probe:
+
+- `snr_db = 10 log10(sum(ref^2) / sum((ref - x)^2))` over the longer of the two (the shorter
+  padded with zeros, so a truncated answer costs its missing part), capped at `MAX_SNR_DB`
+  (identical audio has no finite SNR, and Optuna's constraints want finite numbers);
+- the audio checks (`vvbench.monitor.audio.checks`: WADA SNR, clipping, dropouts, level,
+  silence, duration against the reference's).
+
+A trial's quality is the worst probe's SNR. The reference audio is kept as WAV files in the tune
+directory (`reference/`), with the config that made it, so a resumed study compares with the
+same audio.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vvbench.artifacts.scenarios import Scenario
+from vvbench.core.audio import decode_wav, read_audio, write_wav
+from vvbench.core.errors import InputError, TargetError
+from vvbench.core.files import write_atomic
+from vvbench.load.mix import RequestMix
+from vvbench.monitor.audio.checks import check_audio
+from vvbench.monitor.watch.canary import fetch
+from vvbench.monitor.watch.config import Canary
+
+MAX_SNR_DB = 100.0
+PROBE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One quality probe: a request of the tuning scenario, sent alone."""
+
+    text: str
+    voice: str
+    seed: int
+
+
+@dataclass
+class ProbeVerdict:
+    """What one trial's probes measured."""
+
+    snr_db: float | None
+    failed_checks: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def scenario_probes(scenario: Scenario, count: int = 2) -> list[Probe]:
+    """The scenario's first `count` requests as probes (a request without a seed gets its index)."""
+    mix = RequestMix(scenario)
+    out = []
+    for i in range(count):
+        spec = mix.spec(i)
+        out.append(Probe(spec.text, spec.voice, spec.seed if spec.seed is not None else scenario.seed + i))
+    return out
+
+
+def synthesise(url: str, probes: list[Probe], api_key: str | None = None) -> list[np.ndarray]:
+    """Each probe's audio from the service at `url`; TargetError when one does not come back."""
+    out = []
+    for probe in probes:
+        canary = Canary(text=probe.text, voice=probe.voice, seed=probe.seed, model="vvbench-tune", timeout=PROBE_TIMEOUT_S)
+        got = fetch(url, canary, api_key)
+        if got.error is not None or got.status != 200:
+            raise TargetError(f"quality probe failed: {got.error or f'HTTP {got.status}'}")
+        try:
+            samples, _ = decode_wav(got.body, "quality probe")
+        except InputError as exc:
+            raise TargetError(f"quality probe: {exc}") from None
+        out.append(samples)
+    return out
+
+
+def snr_db(reference: np.ndarray, audio: np.ndarray) -> float:
+    """SNR of `audio` against `reference` in dB (see the module docstring), at most MAX_SNR_DB."""
+    n = max(len(reference), len(audio))
+    ref = np.zeros(n, dtype=np.float64)
+    ref[: len(reference)] = reference
+    got = np.zeros(n, dtype=np.float64)
+    got[: len(audio)] = audio
+    err = float(np.sum((ref - got) ** 2))
+    sig = float(np.sum(ref**2))
+    if err == 0.0:
+        return MAX_SNR_DB
+    if sig == 0.0:
+        return -MAX_SNR_DB
+    return float(min(MAX_SNR_DB, 10 * math.log10(sig / err)))
+
+
+class Reference:
+    """The reference configuration's probe audio, on disk in `folder` (see the module docstring)."""
+
+    def __init__(self, folder: Path, probes: list[Probe], rate: int):
+        self.folder = Path(folder)
+        self.probes = probes
+        self.rate = rate
+        self.audio: list[np.ndarray] = []
+
+    def _meta(self) -> dict:
+        return {"probes": [p.__dict__ for p in self.probes]}
+
+    def load(self) -> bool:
+        """Read a reference recorded earlier for the same probes; False when there is none."""
+        meta = self.folder / "reference.json"
+        if not meta.is_file():
+            return False
+        saved = json.loads(meta.read_text())
+        if saved.get("probes") != self._meta()["probes"]:
+            return False
+        self.audio = [read_audio(self.folder / f"probe-{i}.wav")[0] for i in range(len(self.probes))]
+        return True
+
+    def record(self, audio: list[np.ndarray], config: dict) -> None:
+        """Keep the reference audio and the config that made it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for i, samples in enumerate(audio):
+            write_wav(self.folder / f"probe-{i}.wav", samples, self.rate)
+        self.audio = [read_audio(self.folder / f"probe-{i}.wav")[0] for i in range(len(audio))]
+        write_atomic(self.folder / "reference.json", json.dumps({**self._meta(), "config": config}, indent=2))
+
+    def judge(self, audio: list[np.ndarray]) -> ProbeVerdict:
+        """The worst SNR against the reference and the audio checks' failures over all probes."""
+        worst: float | None = None
+        failed: list[str] = []
+        reasons: list[str] = []
+        for i, (ref, got) in enumerate(zip(self.audio, audio)):
+            snr = snr_db(ref, got)
+            worst = snr if worst is None else min(worst, snr)
+            report = check_audio(got, self.rate, expected_s=len(ref) / self.rate)
+            for name in report.failed:
+                if name not in failed:
+                    failed.append(name)
+            reasons += [f"probe {i}: {r}" for r in report.reasons()]
+        return ProbeVerdict(worst, failed, reasons)

@@ -1,0 +1,177 @@
+"""The study: an Optuna storage, and the ask/tell loop that groups trials by server config.
+
+`open_study` creates or resumes a named study in an Optuna storage URL (`sqlite:///tune.db`,
+`postgresql+psycopg://...`); an unreachable storage, a study that exists without `--resume`, or
+one to resume that does not exist is a `ConfigError` of one line.
+
+`Tuner.run` is the loop. The caller owns it (ask/tell), which is what lets trials be grouped by
+what is expensive to change: when a trial is asked with no trial waiting, it leads a group and
+`hot_trials - 1` followers are enqueued with its restart-only params fixed, so the sampler
+varies only hot knobs for them and they run on the same warm service. A new study gets the
+baseline (the base config's values) enqueued as trial 0, then the reference config's probe
+audio is recorded (or read back on resume). Every finished trial is counted towards `trials`
+(complete, failed and pruned alike) except those cut short by Ctrl-C: they are recorded as
+failed with `interrupted` set, the service is stopped, and `KeyboardInterrupt` goes on to the
+caller, so `--resume` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from vvbench.artifacts.scenarios import Scenario
+from vvbench.core.audio import SAMPLE_RATE
+from vvbench.core.errors import ConfigError
+from vvbench.runtime.config import RuntimeConfig, merge, validate_config
+from vvbench.tuner.objectives import constraints, directions
+from vvbench.tuner.quality import Reference, scenario_probes, synthesise
+from vvbench.tuner.space import SearchSpace, baseline_params, params_to_knobs, reference_knobs
+from vvbench.tuner.trials import Server, TrialContext, TrialOutcome, run_trial
+
+
+def _safe(url: str) -> str:
+    """The storage URL without a password."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, cred = head.partition("://")
+    return f"{scheme}://{cred.split(':')[0]}@{tail}"
+
+
+def open_study(storage: str, name: str, objectives: list[str], *, resume: bool, seed: int | None = None) -> optuna.Study:
+    """Create the study `name` in `storage`, or load it with `resume` (see the module docstring)."""
+    try:
+        rdb = optuna.storages.RDBStorage(storage)
+        names = {s.study_name for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)}
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy, driver and URL errors all mean "cannot open"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"--storage {_safe(storage)}: cannot open the study storage ({first})") from None
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    if name in names and not resume:
+        raise ConfigError(f"study {name!r} already exists in {_safe(storage)}: pass --resume to continue it, or name another --study")
+    if name not in names and resume:
+        raise ConfigError(f"--resume: no study {name!r} in {_safe(storage)} (it has: {', '.join(sorted(names)) or 'none'})")
+    if resume:
+        study = optuna.load_study(study_name=name, storage=rdb, sampler=sampler)
+        saved = study.user_attrs.get("objectives")
+        if saved != objectives:
+            raise ConfigError(f"--resume: study {name!r} optimises {saved}, not {objectives}; give the same --objective")
+        return study
+    study = optuna.create_study(study_name=name, storage=rdb, sampler=sampler, directions=directions(objectives))
+    study.set_user_attr("objectives", objectives)
+    return study
+
+
+def counted(study: optuna.Study) -> int:
+    """Trials that count towards `--trials`: every finished one not cut short by Ctrl-C."""
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get("interrupted"))
+
+
+@dataclass
+class Tuner:
+    """One tuning worker: a study, a space, a scenario and a target (see the module docstring)."""
+
+    study: optuna.Study
+    space: SearchSpace
+    scenario: Scenario
+    base: RuntimeConfig
+    target_spec: Any
+    out: Path
+    objectives: list[str]
+    trials: int
+    floor_db: float = 30.0
+    budget_bytes: int | None = None
+    hot_trials: int = 3
+    timeout_s: float | None = None
+    cuda: bool = False
+    probes: int = 2
+    on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def config_of(self, params: dict) -> RuntimeConfig:
+        """The RuntimeConfig a trial's params describe (the base config plus the params' knobs)."""
+        knobs = params_to_knobs(params, self.base.preset_spec.lm.layers)
+        return validate_config(merge(self.base.model_dump(mode="json"), knobs), "trial params")
+
+    def _reference(self, server: Server) -> Reference:
+        ref = Reference(self.out / "reference", scenario_probes(self.scenario, self.probes), SAMPLE_RATE)
+        if not ref.load():
+            config = validate_config(merge(self.base.model_dump(mode="json"), reference_knobs(self.space, self.base)))
+            server.apply(config)
+            ref.record(synthesise(server.target.url, ref.probes, server.target.api_key), config.model_dump(mode="json"))
+        return ref
+
+    def run(self) -> None:
+        """Ask, run and tell until the study holds `trials` counted trials or the timeout passes."""
+        study = self.study
+        dists = self.space.distributions()
+        if not study.trials:
+            study.enqueue_trial(baseline_params(self.space, self.base), user_attrs={"baseline": True})
+        server = Server(self.target_spec, self.out / "servers")
+        deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
+        trial = None
+        try:
+            ctx = TrialContext(self.scenario, server, self._reference(server), [], self.out / "runs", self.budget_bytes, self.cuda)
+            ctx.probes = ctx.reference.probes
+            while counted(study) < self.trials and (deadline is None or time.monotonic() < deadline):
+                waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                trial = study.ask(fixed_distributions=dists)
+                if not waiting:
+                    self._enqueue_followers(trial.params)
+                self._tell(trial, self._measure(ctx, trial.params))
+                trial = None
+        except KeyboardInterrupt:
+            if trial is not None:
+                trial.set_user_attr("interrupted", True)
+                trial.set_user_attr("reason", "interrupted (Ctrl-C)")
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        finally:
+            server.close()
+
+    def _enqueue_followers(self, params: dict) -> None:
+        restart = self.space.restart_params()
+        room = self.trials - counted(self.study) - 1
+        for _ in range(min(self.hot_trials - 1, room)):
+            self.study.enqueue_trial({p: params[p] for p in restart if p in params})
+
+    def _measure(self, ctx: TrialContext, params: dict) -> TrialOutcome:
+        try:
+            config = self.config_of(params)
+        except ConfigError as exc:
+            return TrialOutcome(state="fail", reason=f"invalid config: {exc}")
+        return run_trial(ctx, config)
+
+    def _tell(self, trial: optuna.Trial, out: TrialOutcome) -> None:
+        for key in ("reason", "run_dir", "how", "apply_s", "attempts", "planned_bytes", "quality_db", "audio_failed", "metrics"):
+            value = getattr(out, key)
+            if value is not None:
+                trial.set_user_attr(key, value)
+        if out.state == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+        elif out.state == "fail":
+            self.study.tell(trial, state=TrialState.FAIL)
+        else:
+            values = [out.metrics.get(n) for n in self.objectives]
+            missing = [n for n, v in zip(self.objectives, values) if v is None]
+            if missing:
+                trial.set_user_attr("reason", f"objective not measured: {', '.join(missing)}")
+                self.study.tell(trial, state=TrialState.FAIL)
+            else:
+                peak = out.metrics.get("peak_gpu_bytes" if self.cuda else "peak_rss_bytes")
+                cons = constraints(quality_db=out.quality_db, floor_db=self.floor_db, audio_failed=out.audio_failed,
+                                   peak_bytes=peak, budget_bytes=self.budget_bytes, slos=out.slos)
+                trial.set_user_attr("constraints", cons)
+                for key, value in cons.items():
+                    trial.set_constraint(key, value)
+                self.study.tell(trial, values)
+        if self.on_trial is not None:
+            self.on_trial(self.study.get_trials(deepcopy=False)[trial.number])

@@ -1,0 +1,113 @@
+"""The `tune` command (loaded on first use by `vvbench.cli.main`): flags -> a study -> a tune directory.
+
+Thin: the target flags of `vvbench run`, the scenario, the space and the study's settings are
+checked here (one line and exit 2 for bad input: an unknown knob or an empty range in the space,
+an unreachable storage, an unknown scenario), `vvbench.tuner.study.Tuner` runs the trials, one
+line per finished trial is printed, and `vvbench.tuner.outputs` writes the tune directory. Ctrl-C
+records the trial in flight as interrupted, writes the directory from the trials so far and exits
+130; `--resume` continues the study.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+
+from vvbench.cli.bench import _runtime, _target_spec, apply_allow_faults, target_options
+from vvbench.core.errors import ConfigError
+from vvbench.core.validation import format_validation_error
+
+err_console = Console(stderr=True)
+
+
+def _line(row: dict) -> str:
+    params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
+    head = f"trial {row['number']}{' (baseline)' if row['baseline'] else ''} [{row['how'] or '-'}] {params}"
+    if row["state"] == "complete":
+        values = ", ".join(f"{k}={v:.4g}" for k, v in row["values"].items())
+        verdict = "feasible" if row["feasible"] else "infeasible: " + ", ".join(row["violated"])
+        q = row.get("quality_db")
+        return f"{head} -> {values}, quality {q:.1f} dB; {verdict}" if q is not None else f"{head} -> {values}; {verdict}"
+    return f"{head} -> {row['state']}: {row['reason']}"
+
+
+@click.command("tune")
+@target_options
+@click.option("--allow-faults", is_flag=True, help="embedded: start the service with --allow-faults (the base config sets fault knobs)")
+@click.option("--preset", default=None, help="embedded/command: model shapes (default tiny)")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="the base RuntimeConfig (the baseline)")
+@click.option("--scenario", required=True, help="the tuning scenario: a shipped name or a YAML file (keep it short)")
+@click.option("--space", "space_path", type=click.Path(dir_okay=False), default=None, help="search space YAML (default: built from the knob table)")
+@click.option("--trials", type=click.IntRange(1, 100_000), default=20, show_default=True, help="trials the study should hold (with --resume: in total)")
+@click.option("--timeout", default=None, help="stop asking for trials after this long (30m, 2h)")
+@click.option("--storage", default=None, help="Optuna storage URL [default: sqlite:///OUT/study.db]")
+@click.option("--study", "study_name", default="vvbench-tune", show_default=True, help="study name in the storage")
+@click.option("--resume", is_flag=True, help="continue the named study")
+@click.option("--memory-budget", default=None, help="prune configs the memory plan puts over this (e.g. 24GiB), and constrain measured peaks")
+@click.option("--quality-floor", type=float, default=30.0, show_default=True, help="minimum SNR (dB) against the reference config's audio")
+@click.option("--objective", "objectives", multiple=True, help="metric to optimise (repeat; default ttfa_p95_s, goodput_rps, peak_memory)")
+@click.option("--hot-trials", type=click.IntRange(1, 1000), default=3, show_default=True, help="trials per server config (hot knobs varied on one warm service)")
+@click.option("--seed", type=int, default=None, help="sampler seed")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="tune directory [default: tunes/STUDY]")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.pass_context
+def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faults, preset, config_path, scenario, space_path, trials, timeout,
+             storage, study_name, resume, memory_budget, quality_floor, objectives, hot_trials, seed, out, as_json) -> None:
+    """Search runtime knobs with Optuna for the best config on SCENARIO, within the quality floor and memory budget."""
+    import torch
+
+    from vvbench.artifacts.scenarios import resolve_scenario
+    from vvbench.core.units import parse_bytes, parse_duration
+    from vvbench.harness.targets import TargetSpec
+    from vvbench.tuner.objectives import DEFAULT_OBJECTIVES, directions, resolve_objectives
+    from vvbench.tuner.outputs import trial_row, write_outputs
+    from vvbench.tuner.space import default_space, load_space
+    from vvbench.tuner.study import Tuner, open_study
+
+    cuda = torch.cuda.is_available()
+    base = _runtime(config_path, preset, {})
+    spec_data = _target_spec(target_kind, url, command_line, ready_url, api_key, None, False)
+    if target_kind == "http" and api_key:
+        spec_data["api_key"] = api_key
+    apply_allow_faults(spec_data, target_kind, base, allow_faults)
+    try:
+        spec = TypeAdapter(TargetSpec).validate_python(spec_data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "command line")) from None
+    the_scenario = resolve_scenario(scenario)
+    space = load_space(space_path, base, cuda_available=cuda) if space_path else default_space(base, cuda_available=cuda)
+    names = resolve_objectives(objectives or DEFAULT_OBJECTIVES, cuda=cuda)
+    out_dir = Path(out or Path("tunes") / study_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study = open_study(storage or f"sqlite:///{out_dir / 'study.db'}", study_name, names, resume=resume, seed=seed)
+    for note in space.notes:
+        err_console.print(f"note: {note}", highlight=False)
+    objectives_of = names
+
+    def on_trial(t) -> None:
+        err_console.print(_line(trial_row(t, objectives_of)), highlight=False, soft_wrap=True)
+
+    tuner = Tuner(study=study, space=space, scenario=the_scenario, base=base, target_spec=spec, out=out_dir, objectives=names,
+                  trials=trials, floor_db=quality_floor, hot_trials=hot_trials, cuda=cuda, on_trial=on_trial,
+                  budget_bytes=parse_bytes(memory_budget, "--memory-budget") if memory_budget else None,
+                  timeout_s=parse_duration(timeout, "--timeout") if timeout else None, notes=list(space.notes))
+    interrupted = False
+    try:
+        tuner.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        err_console.print("interrupted: the study is saved; continue it with --resume", highlight=False)
+    summary = write_outputs(study, out_dir, names, directions(names), base, tuner.config_of, tuner.notes)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        c = summary["counts"]
+        err_console.print(f"{summary['trials']} trials: {c['complete']} complete ({summary['feasible']} feasible), "
+                          f"{c['fail']} failed, {c['pruned']} pruned by the memory plan", highlight=False)
+        err_console.print(f"recommended: trial {summary['recommended_trial']} ({summary['why']})", highlight=False)
+        click.echo(f"vvbench serve --config {summary['recommended_yaml']}")
+    ctx.exit(130 if interrupted else 0)
