@@ -23,7 +23,7 @@ import psutil, torch
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
-from vvbench.runtime.plan import memory_plan, _REFERENCE_TEXT
+from vvbench.runtime.plan import memory_plan, REFERENCE_TEXT
 from vvbench.runtime.request import SynthesisRequest
 from vvbench.runtime.text import plan_prosody
 
@@ -38,8 +38,8 @@ def sample():
         peak[0] = max(peak[0], proc.memory_info().rss)
         time.sleep(0.02)
 threading.Thread(target=sample, daemon=True).start()
-reps = max(1, round(minutes * 60 / plan_prosody(_REFERENCE_TEXT).duration_s))
-text = " ".join([_REFERENCE_TEXT] * reps)
+reps = max(1, round(minutes * 60 / plan_prosody(REFERENCE_TEXT).duration_s))
+text = " ".join([REFERENCE_TEXT] * reps)
 cfg = RuntimeConfig(preset=preset, max_batch=streams, device=device, max_input_chars=10**6)
 if device.startswith("cuda"):
     torch.cuda.reset_peak_memory_stats()
