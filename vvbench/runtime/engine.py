@@ -163,16 +163,17 @@ class Engine:
         """Queue, streams, batch sizes, per-stage seconds, memory and config, as plain JSON types."""
         with self._lock:
             active = [s for s in self._slots if s is not None]
-            pending = len(self._pending) + len(self._starting)
+            pending = len(self._pending)
+            starting = len(self._starting)  # hold a slot and their memory; their prompt is not in yet
             kv = sum(c.nbytes for s in active for c in (*s.kv_pos, *(s.kv_neg or ())))
             now = time.monotonic()
-            busy = bool(active or pending)
+            busy = bool(active or pending or starting)
             out = {
                 "preset": self.preset.name,
                 "device": str(self.device),
                 "queue_depth": pending,
-                "active_streams": len(active),
-                "prefilling_streams": sum(1 for s in active if s.in_prefill),
+                "active_streams": len(active) + starting,
+                "prefilling_streams": sum(1 for s in active if s.in_prefill) + starting,
                 "max_batch": self.config.max_batch,
                 "steps": self._steps,
                 "frames": self._frames,
