@@ -59,8 +59,8 @@ class ServiceStats(BaseModel):
     max_iteration_s: float | None = Field(None, description="longest engine iteration (prefill share + one frame step) since start")
     held_for_memory: int | None = Field(None, description="queued requests held back because their KV caches do not fit yet")
     memory_budget_bytes: int | None = Field(None, description="memory the engine admits work against")
-    kv_budget_bytes: int | None = Field(None, description="what the budget leaves for KV caches")
-    kv_reserved_bytes: int | None = Field(None, description="KV bytes held by admitted streams")
+    stream_budget_bytes: int | None = Field(None, description="what the budget leaves for streams (KV caches and prompts)")
+    stream_reserved_bytes: int | None = Field(None, description="bytes admitted streams hold (KV caches and prompts)")
     config: dict[str, Any] | None = Field(None, description="the running RuntimeConfig")
     service: ServiceCounters | None = None
 

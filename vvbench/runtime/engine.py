@@ -40,7 +40,7 @@ from vvbench.runtime.checks import check_request
 from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, merge, validate_config
 from vvbench.runtime.faults import FaultInjector
 from vvbench.runtime.loader import LoadedModel, load_model
-from vvbench.runtime.memory_budget import build_budget, request_kv_bytes, reserve_bytes
+from vvbench.runtime.memory_budget import build_budget, request_need_bytes, reserve_bytes
 from vvbench.runtime.prefill import PrefillBudget
 from vvbench.runtime.prompt import PromptBuilder
 from vvbench.runtime.request import RequestHandle, RequestState, SynthesisRequest
@@ -128,8 +128,8 @@ class Engine:
         return handle
 
     def memory_need(self, text: str, n_frames: int) -> int:
-        """KV bytes a request for `text` with `n_frames` planned frames holds while it runs."""
-        return request_kv_bytes(self.loaded, self.preset.voice_prompt_tokens + self.count_tokens(text), n_frames)
+        """Bytes a request for `text` with `n_frames` planned frames holds while it runs (KV caches, prompt)."""
+        return request_need_bytes(self.loaded, self.preset.voice_prompt_tokens + self.count_tokens(text), n_frames)
 
     def check_fits(self, text: str, n_frames: int, *, background: bool) -> int:
         """The request's KV need; InputError (naming `input`) when the memory budget can never hold it."""
@@ -272,6 +272,9 @@ class Engine:
                 t0 = time.monotonic()
                 self._work(active)
                 self._max_iteration_s = max(self._max_iteration_s, time.monotonic() - t0)
+                # Drop this iteration's references: a stream freed since (cancelled, done) gave its
+                # memory back to the budget, and its caches must really go before the next admission.
+                active = None
         except Exception as exc:  # noqa: BLE001 - a model failure must end requests, not hang them
             log.exception("engine thread failed")
             with self._lock:

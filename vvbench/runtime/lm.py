@@ -29,15 +29,17 @@ from vvbench.runtime.presets import LMSpec
 class KVCache:
     """One stream's keys and values for every layer of one LM.
 
-    `k` and `v` are [layers, kv_heads, capacity, head_dim], allocated (zeroed) up front so that a
-    stream's memory is fixed when it is admitted. `length` counts the tokens already stored;
+    `k` and `v` are [layers, kv_heads, capacity, head_dim], allocated up front so that a stream's
+    memory is fixed when it is admitted, but not zeroed: only positions already written are ever
+    read, and writing zeros to a 90-minute job's cache (hundreds of MB) would stall every stream
+    for the time it takes, while untouched pages cost nothing until they are filled. `length` counts the tokens already stored;
     `QwenLM.layer_step` writes position `length` and `QwenLM.advance` moves it on.
     """
 
     def __init__(self, spec: LMSpec, capacity: int, device, dtype: torch.dtype):
         shape = (spec.layers, spec.kv_heads, capacity, spec.head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
         self.capacity = capacity
         self.length = 0
 

@@ -5,7 +5,8 @@ frame on the conditional branch, and every frame again on the CFG branch
 (`vvbench.runtime.plan.stream_kv_bytes`, the arithmetic `vvbench plan` uses). A request's need
 is therefore known exactly before it starts, and nothing it holds grows afterwards; the one
 transient that grows with a prompt, a prefill chunk's attention scores, is bounded by the chunk
-geometry (`vvbench.runtime.prefill`) and charged once in the fixed part.
+geometry (`vvbench.runtime.prefill`) and charged once in the fixed part. A request's need is its
+KV caches plus its prompt embeddings (`request_need_bytes`).
 
 - **Budget**: the bytes the process may hold on its exec device (`memory_budget_bytes`; the
   service passes `--memory-budget`, else its memory guard, else 90% of the device's memory).
@@ -51,7 +52,7 @@ def device_memory_bytes(device) -> int:
 
 
 class MemoryBudget:
-    """KV bytes admitted streams hold against what the budget leaves for KV (see the module docstring)."""
+    """Bytes admitted streams hold against what the budget leaves for streams (see the module docstring)."""
 
     def __init__(self, budget_bytes: int, fixed_bytes: int, reserve_bytes: int):
         if budget_bytes <= fixed_bytes:
@@ -63,20 +64,20 @@ class MemoryBudget:
         self.reserved_bytes = 0
 
     @property
-    def kv_budget_bytes(self) -> int:
-        """What the budget leaves for KV caches."""
+    def stream_budget_bytes(self) -> int:
+        """What the budget leaves for streams (their KV caches and prompts)."""
         return self.budget_bytes - self.fixed_bytes
 
     def limit(self, background: bool) -> int:
-        """KV bytes all admitted streams may hold once a request of this kind is in."""
-        return self.kv_budget_bytes - (self.reserve_bytes if background else 0)
+        """Bytes all admitted streams may hold once a request of this kind is in."""
+        return self.stream_budget_bytes - (self.reserve_bytes if background else 0)
 
     def check(self, need_bytes: int, background: bool) -> None:
         """Refuse a request that could never fit (InputError naming `input`)."""
         limit = self.limit(background)
         if need_bytes > limit:
             raise InputError(
-                f"input needs {need_bytes / _MIB:.0f} MiB of KV cache and the memory budget leaves "
+                f"input needs {need_bytes / _MIB:.0f} MiB (KV caches and prompt) and the memory budget leaves "
                 f"{max(0, limit) / _MIB:.0f} MiB for {'a job' if background else 'a request'} "
                 f"(budget {self.budget_bytes / _MIB:.0f} MiB); shorten the input", param="input")
 
@@ -92,14 +93,16 @@ class MemoryBudget:
 
     def stats(self) -> dict:
         """The budget's figures for the engine's stats."""
-        return {"memory_budget_bytes": self.budget_bytes, "kv_budget_bytes": self.kv_budget_bytes,
-                "kv_reserved_bytes": self.reserved_bytes}
+        return {"memory_budget_bytes": self.budget_bytes, "stream_budget_bytes": self.stream_budget_bytes,
+                "stream_reserved_bytes": self.reserved_bytes}
 
 
-def request_kv_bytes(loaded, prompt_tokens: int, n_frames: int) -> int:
-    """KV bytes the engine allocates for one stream of this prompt and length."""
+def request_need_bytes(loaded, prompt_tokens: int, n_frames: int) -> int:
+    """Bytes one stream of this prompt and length holds: its KV caches (exactly what the engine
+    allocates, the plan's `stream_kv_bytes`) and its prompt embeddings (kept for the stream's life)."""
     dtype_bytes = loaded.dtype.itemsize
-    return stream_kv_bytes(loaded.preset, prompt_tokens, n_frames, dtype_bytes)
+    prompt = prompt_tokens * loaded.preset.lm.hidden * dtype_bytes
+    return stream_kv_bytes(loaded.preset, prompt_tokens, n_frames, dtype_bytes) + prompt
 
 
 @functools.lru_cache(maxsize=16)
@@ -111,11 +114,11 @@ def _reference_rates(vocab: int, samples_per_frame: int) -> tuple[float, float]:
 
 
 def interactive_need_bytes(loaded, chars: int) -> int:
-    """KV bytes of one interactive request of `chars` characters of ordinary prose (estimate)."""
+    """Bytes one interactive request of `chars` characters of ordinary prose holds (estimate)."""
     preset = loaded.preset
     tokens_per_char, frames_per_char = _reference_rates(preset.lm.vocab, preset.samples_per_frame)
     tokens = preset.voice_prompt_tokens + math.ceil(chars * tokens_per_char) + 2
-    return request_kv_bytes(loaded, tokens, math.ceil(chars * frames_per_char) + 1)
+    return request_need_bytes(loaded, tokens, math.ceil(chars * frames_per_char) + 1)
 
 
 def reserve_bytes(loaded, config) -> int:

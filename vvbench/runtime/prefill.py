@@ -14,9 +14,9 @@ an iteration instead:
   chunk's transient memory (its attention scores) whatever the prompt's length
   (`chunk_activation_bytes`, which the memory plan charges).
 - **Time** (`PrefillBudget`): an iteration runs whole chunks, highest-priority stream first,
-  until it has spent `PREFILL_SHARE` of the recent frame-step time (at least one chunk, so
+  until it has spent `PREFILL_SHARE` (30%) of the recent frame-step time (at least one chunk, so
   prefill always progresses); with no stream ready to step, it may spend `IDLE_PREFILL_S`. So the
-  streams already producing audio are slowed by at most about half a step per frame while a
+  streams already producing audio are slowed by about a third of a step per frame while a
   long prompt is read, and a step never waits on a whole prompt.
 """
 
@@ -32,8 +32,8 @@ MAX_CHUNK_TOKENS = 256
 # ~100x more in the same time, and its chunks are cut coarser (its audio differs from the CPU's
 # anyway: its weights are drawn by a CUDA generator).
 CHUNK_ATTENTION_MACS = {"cpu": 1 << 28, "cuda": 1 << 36}
-PREFILL_SHARE = 0.5
-IDLE_PREFILL_S = 0.2
+PREFILL_SHARE = 0.3
+IDLE_PREFILL_S = 0.1
 MIN_PREFILL_S = 0.005
 _STEP_EMA = 0.2
 

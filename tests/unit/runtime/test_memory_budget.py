@@ -18,18 +18,22 @@ CONFIG = dict(preset="tiny", max_batch=4, batch_window_ms=0, max_input_chars=200
 @pytest.fixture(scope="module")
 def engine():
     # A budget ~120 MiB above what the process holds now: the engine's fixed part (weights,
-    # caches, activations) comes out of it, and a few tens of MiB are left for KV caches.
+    # caches, activations) comes out of it, and a few tens of MiB are left for streams.
     budget = psutil.Process().memory_info().rss + 120 * 2**20
     e = Engine(RuntimeConfig(**CONFIG), memory_budget_bytes=budget)
-    assert e.memory.kv_budget_bytes > 20 * 2**20, e.memory.stats()
+    assert e.memory.stream_budget_bytes > 20 * 2**20, e.memory.stats()
     yield e
     e.close()
 
 
 def text_needing(engine, share: float) -> str:
-    """Prose whose KV need is about `share` of the engine's KV budget."""
+    """Prose whose memory need is about `share` of what the budget leaves for streams."""
     unit = engine.memory_need(PROSE * 10, engine.plan(PROSE * 10).n_frames(3200))
-    return PROSE * max(1, int(10 * share * engine.memory.kv_budget_bytes / unit))
+    return PROSE * max(1, int(10 * share * engine.memory.stream_budget_bytes / unit))
+
+
+def first_prompt_tokens(engine, text: str) -> int:
+    return engine.preset.voice_prompt_tokens + engine.count_tokens(text)
 
 
 def need_of(engine, text: str) -> int:
@@ -57,19 +61,21 @@ def test_a_request_that_fits_later_waits_and_starts_when_memory_frees(engine):
     wait(lambda: engine.stats()["held_for_memory"] == 1)
     stats = engine.stats()
     assert second.state is RequestState.QUEUED and stats["active_streams"] == 1
-    assert stats["kv_reserved_bytes"] == stats["kv_cache_bytes"] == need_of(engine, first.request.text)
+    prompt_bytes = stats["stream_reserved_bytes"] - stats["kv_cache_bytes"]  # the rest is the prompt's embeddings
+    assert stats["stream_reserved_bytes"] == need_of(engine, first.request.text)
+    assert prompt_bytes == first_prompt_tokens(engine, first.request.text) * 256 * 4
     first.cancel()
     wait(lambda: second.state is not RequestState.QUEUED)
-    assert engine.stats()["kv_reserved_bytes"] == need_of(engine, second.request.text)
+    assert engine.stats()["stream_reserved_bytes"] == need_of(engine, second.request.text)
     second.cancel()
     wait(lambda: engine.stats()["active_streams"] == 0)
-    assert engine.stats()["kv_reserved_bytes"] == 0
+    assert engine.stats()["stream_reserved_bytes"] == 0
 
 
 def test_jobs_leave_the_interactive_reserve(engine):
     budget = engine.memory
     assert budget.reserve_bytes > 0
-    share = 1 - budget.reserve_bytes / budget.kv_budget_bytes / 2  # fits the budget, not the budget less the reserve
+    share = 1 - budget.reserve_bytes / budget.stream_budget_bytes / 2  # fits the budget, not the budget less the reserve
     text = text_needing(engine, share)
     assert budget.limit(background=True) < need_of(engine, text) <= budget.limit(background=False)
     with pytest.raises(InputError, match="for a job"):

@@ -7,7 +7,7 @@ import pytest
 
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
-from vvbench.runtime.prefill import MAX_CHUNK_TOKENS, PrefillBudget, chunk_bounds, chunk_tokens
+from vvbench.runtime.prefill import MAX_CHUNK_TOKENS, PREFILL_SHARE, PrefillBudget, chunk_bounds, chunk_tokens
 from vvbench.runtime.presets import get_preset
 from vvbench.runtime.request import RequestState, SynthesisRequest
 
@@ -43,8 +43,8 @@ def test_budget_is_a_share_of_the_step_once_streams_run():
     budget = PrefillBudget()
     idle = budget.seconds(streams_ready=True)
     budget.observe_step(0.04)
-    assert budget.seconds(streams_ready=True) == pytest.approx(0.02)
-    assert budget.seconds(streams_ready=False) == idle > 0.02
+    assert budget.seconds(streams_ready=True) == pytest.approx(PREFILL_SHARE * 0.04)
+    assert budget.seconds(streams_ready=False) == idle > PREFILL_SHARE * 0.04
 
 
 @pytest.fixture(scope="module")

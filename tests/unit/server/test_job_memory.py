@@ -100,7 +100,7 @@ def test_deleting_every_job_returns_stats_and_store_to_idle(http):
     t_deleted = time.monotonic()
     while True:
         s = http.get("/v1/stats").json()
-        idle = (s["active_streams"], s["queue_depth"], s["kv_cache_bytes"], s["kv_reserved_bytes"]) == (0, 0, 0, 0)
+        idle = (s["active_streams"], s["queue_depth"], s["kv_cache_bytes"], s["stream_reserved_bytes"]) == (0, 0, 0, 0)
         if idle or time.monotonic() - t_deleted > 2.0:
             break
         time.sleep(0.05)
