@@ -211,7 +211,7 @@ torch.set_num_threads(threads)
 proc = psutil.Process()
 reps = max(1, round(minutes * 60 / plan_prosody(REFERENCE_TEXT).duration_s))
 text = " ".join([REFERENCE_TEXT] * reps)
-cfg = RuntimeConfig(preset=preset, max_batch=8, max_input_chars=10**6, threads=threads)
+cfg = RuntimeConfig(preset=preset, max_batch=8, threads=threads)
 engine = Engine(cfg)
 engine.warmup()
 base = proc.memory_info().rss

@@ -22,7 +22,8 @@ KV caches plus its prompt embeddings (`request_need_bytes`).
   starved by shorter ones that arrived after it).
 - **Reserve**: background requests (priority above 0: the service's jobs) leave room for
   `max(1, max_batch // 2)` interactive requests of `max_input_chars` — the slots the service
-  keeps for streaming by default — so jobs cannot take the memory interactive traffic needs.
+  keeps for streaming by default, at most half of what the budget leaves for streams — so jobs
+  cannot take the memory interactive traffic needs.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class MemoryBudget:
 
     def limit(self, background: bool) -> int:
         """Bytes all admitted streams may hold once a request of this kind is in."""
-        return self.stream_budget_bytes - (self.reserve_bytes if background else 0)
+        # The reserve never takes more than half: a huge max_input_chars must not shut jobs out.
+        reserve = min(self.reserve_bytes, self.stream_budget_bytes // 2) if background else 0
+        return self.stream_budget_bytes - reserve
 
     def check(self, need_bytes: int, background: bool) -> None:
         """Refuse a request that could never fit (InputError naming `input`)."""

@@ -6,8 +6,9 @@ attention costs `tokens x (position + tokens)` cells per head and layer, so the 
 that take 60 ms at the start of a `tiny` prompt take over a second 10k tokens in. Two rules bound
 an iteration instead:
 
-- **Geometry** (`chunk_tokens`): the next chunk of a stream is the largest that keeps its
-  attention within `CHUNK_ATTENTION_MACS` multiply-accumulates for its model, capped at
+- **Geometry** (`chunk_tokens`): the next chunk of a stream is the largest whose work (its
+  tokens' projections and MLP, and their attention over the prefix) stays within `CHUNK_MACS`
+  multiply-accumulates for its model, capped at
   `MAX_CHUNK_TOKENS` and at least one token. It depends only on the stream's own position and
   the model's shapes, never on the other streams or on timing, so a prompt is always cut at the
   same places and a seed gives bit-identical audio alone or in any batch. The bound also caps a
@@ -27,29 +28,37 @@ import math
 from vvbench.runtime.presets import LMSpec
 
 MAX_CHUNK_TOKENS = 256
-# Attention multiply-accumulates (QK^T and PV, every head and layer) one chunk may cost. On the
-# CPU 2^28 is ~25 ms for `tiny` and `small` on one core here (docs/benchmarks.md); a GPU does
-# ~100x more in the same time, and its chunks are cut coarser (its audio differs from the CPU's
-# anyway: its weights are drawn by a CUDA generator).
-CHUNK_ATTENTION_MACS = {"cpu": 1 << 28, "cuda": 1 << 36}
+# Multiply-accumulates one chunk may cost (projections and MLP per token, attention per query-key
+# cell, every layer). On the CPU 2^28 is ~25 ms on one core here, a fifth of a `tiny` frame step
+# at 8 slots and a sixteenth of a `small` one; a GPU does ~100x more in the same time, and its
+# chunks are cut coarser (its audio differs from the CPU's anyway: its weights are drawn by a
+# CUDA generator).
+CHUNK_MACS = {"cpu": 1 << 28, "cuda": 1 << 38}
 PREFILL_SHARE = 0.3
 IDLE_PREFILL_S = 0.1
 MIN_PREFILL_S = 0.005
 _STEP_EMA = 0.2
 
 
-def _cells(spec: LMSpec, device_type: str) -> int:
-    """Attention cells (query x key pairs of one chunk) the budget allows for this model."""
-    per_cell = 2 * spec.layers * spec.heads * spec.head_dim
-    return max(1, CHUNK_ATTENTION_MACS.get(device_type, CHUNK_ATTENTION_MACS["cpu"]) // per_cell)
+def _costs(spec: LMSpec) -> tuple[int, int]:
+    """(attention MACs per query-key cell, projection and MLP MACs per token), every layer."""
+    h, kv = spec.hidden, spec.kv_heads * spec.head_dim
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * spec.ffn
+    return 2 * spec.layers * spec.heads * spec.head_dim, spec.layers * per_layer
+
+
+def _budget_macs(device_type: str) -> int:
+    return CHUNK_MACS.get(device_type, CHUNK_MACS["cpu"])
 
 
 def chunk_tokens(spec: LMSpec, position: int, device_type: str = "cpu") -> int:
     """Tokens of the prefill chunk that starts at `position` of a stream's prompt (see the module docstring)."""
-    cells = _cells(spec, device_type)
-    # Largest t with t * (position + t) <= cells.
-    t = int((math.sqrt(position * position + 4 * cells) - position) / 2)
-    while t > 1 and t * (position + t) > cells:  # float rounding
+    attn, linear = _costs(spec)
+    budget = _budget_macs(device_type)
+    # Largest t with attn * t * (position + t) + linear * t <= budget.
+    b = attn * position + linear
+    t = int((math.sqrt(b * b + 4 * attn * budget) - b) / (2 * attn))
+    while t > 1 and attn * t * (position + t) + linear * t > budget:  # float rounding
         t -= 1
     return max(1, min(MAX_CHUNK_TOKENS, t))
 
@@ -62,10 +71,10 @@ def chunk_bounds(spec: LMSpec, start: int, total: int, device_type: str = "cpu")
 def chunk_activation_bytes(spec: LMSpec, dtype_bytes: int, device_type: str = "cpu") -> int:
     """Largest transient of one prefill chunk: its attention scores (float32) and probabilities
     (model dtype) for one layer, plus the projections and MLP of its tokens."""
-    cells = _cells(spec, device_type)
+    attn, _ = _costs(spec)
+    cells = _budget_macs(device_type) // attn
     scores = cells * spec.heads * (4 + dtype_bytes)
-    tokens = min(MAX_CHUNK_TOKENS, int(math.sqrt(cells)) + 1)
-    rows = tokens * (3 * spec.hidden + 2 * spec.ffn) * dtype_bytes
+    rows = MAX_CHUNK_TOKENS * (3 * spec.hidden + 2 * spec.ffn) * dtype_bytes
     return scores + rows
 
 

@@ -74,13 +74,19 @@ def test_a_request_that_fits_later_waits_and_starts_when_memory_frees(engine):
 
 def test_jobs_leave_the_interactive_reserve(engine):
     budget = engine.memory
-    assert budget.reserve_bytes > 0
-    share = 1 - budget.reserve_bytes / budget.stream_budget_bytes / 2  # fits the budget, not the budget less the reserve
+    reserve = budget.stream_budget_bytes - budget.limit(background=True)
+    assert reserve > 0
+    share = 1 - reserve / budget.stream_budget_bytes / 2  # fits the budget, not the budget less the reserve
     text = text_needing(engine, share)
     assert budget.limit(background=True) < need_of(engine, text) <= budget.limit(background=False)
     with pytest.raises(InputError, match="for a job"):
         engine.check_fits(text, engine.plan(text).n_frames(3200), background=True)
     engine.check_fits(text, engine.plan(text).n_frames(3200), background=False)
+
+
+def test_the_reserve_never_takes_more_than_half_of_what_streams_may_hold():
+    budget = MemoryBudget(budget_bytes=1000, fixed_bytes=200, reserve_bytes=10_000)
+    assert budget.limit(background=True) == 400 and budget.limit(background=False) == 800
 
 
 def test_a_budget_below_the_fixed_part_is_refused():
