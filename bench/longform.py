@@ -196,9 +196,11 @@ def run_ttfa(args) -> None:
 
 
 MEMORY_CHILD = r"""
-import json, sys, threading, time
+import json, sys, time
+sys.path.insert(0, sys.argv[4])
 import vvbench.runtime  # noqa: F401
-import psutil, torch
+import torch
+from rsspeak import PeakRSS
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
@@ -208,30 +210,22 @@ from vvbench.runtime.text import plan_prosody
 
 preset, minutes, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
-proc = psutil.Process()
 reps = max(1, round(minutes * 60 / plan_prosody(REFERENCE_TEXT).duration_s))
 text = " ".join([REFERENCE_TEXT] * reps)
 cfg = RuntimeConfig(preset=preset, max_batch=8, threads=threads)
 engine = Engine(cfg)
 engine.warmup()
-base = proc.memory_info().rss
-peak = [base]
-stop = threading.Event()
-def sample():
-    while not stop.is_set():
-        peak[0] = max(peak[0], proc.memory_info().rss)
-        time.sleep(0.02)
-threading.Thread(target=sample, daemon=True).start()
+rss = PeakRSS()
 t0 = time.perf_counter()
 h = engine.submit(SynthesisRequest(text=text, seed=1, priority=1, max_input_chars=10**6, first_chunk_frames=20))
 next(h.chunks(timeout=3600))
 wall = time.perf_counter() - t0
 stats = engine.stats()
 h.cancel()
-stop.set(); time.sleep(0.05)
+rss.stop()
 audio_min = h.n_frames * 3200 / SAMPLE_RATE / 60
 plan = memory_plan(cfg, streams=1, max_audio_min=audio_min).to_json()
-print(json.dumps({"preset": preset, "audio_min": audio_min, "chars": len(text), "rss_above_loaded": peak[0] - base,
+print(json.dumps({"preset": preset, "audio_min": audio_min, "chars": len(text), "rss_above_loaded": rss.peak - rss.base,
                   "kv_bytes": stats["kv_cache_bytes"], "planned_kv": plan["kv_bytes_per_stream"],
                   "prefill_s": h.timings().get("prefill", 0.0), "first_chunk_s": wall,
                   "max_iteration_s": stats["max_iteration_s"]}))
@@ -243,7 +237,8 @@ def run_memory(args) -> None:
     print("| preset | audio min | chars | KV held MiB | planned KV MiB | RSS above loaded engine MiB | prefill s | first chunk s | longest iteration s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for minutes in args.minutes:
-        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, args.preset, str(minutes), str(args.threads)],
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, args.preset, str(minutes), str(args.threads),
+                              str(Path(__file__).resolve().parent)],
                              capture_output=True, text=True, check=True, timeout=1800)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"| {r['preset']} | {r['audio_min']:.1f} | {r['chars']} | {r['kv_bytes'] / 2**20:.0f} | {r['planned_kv'] / 2**20:.0f} | "
