@@ -460,8 +460,9 @@ class Engine:
                 self._step_failed(ready, exc)
                 return
             self._failed_steps = 0
-            self._prefill_budget.observe_step(time.perf_counter() - t0)
             added = self.faults.stretch(time.perf_counter() - t0, self.config.faults)
+            # the prefill budget follows the step as it ran, a slowed one included
+            self._prefill_budget.observe_step(time.perf_counter() - t0)
             if added > 0.0:
                 # a slower model is slower in every stage: the added time is spread over them
                 scale = 1.0 + added / max(sum(times.values()), 1e-9)
