@@ -153,4 +153,5 @@ def test_bfloat16_step_runs():
     assert cos.dtype == torch.bfloat16
     out = lm.step(lm.embed(torch.tensor([1, 2])), caches)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
-    assert caches[0].k.abs().sum() > 0
+    written = caches[0].k[:, :, : caches[0].length]  # caches are allocated, not zeroed: only written positions mean anything
+    assert torch.isfinite(written.float()).all() and written.abs().sum() > 0
