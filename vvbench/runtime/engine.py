@@ -201,7 +201,7 @@ class Engine:
     @property
     def alive(self) -> bool:
         """True while the engine thread runs (False once it failed or was closed)."""
-        return self._thread.is_alive()
+        return self._thread.is_alive() and self._failure is None
 
     @property
     def failure(self) -> str | None:
@@ -497,6 +497,13 @@ class Engine:
     def _step_failed(self, ready: list[Stream], exc: Exception) -> None:
         """A batched step raised: its streams fail; `MAX_FAILED_STEPS` in a row end the loop (it raises)."""
         self._failed_steps += 1
+        last = self._failed_steps >= MAX_FAILED_STEPS
+        message = f"{self._failed_steps} engine steps failed in a row (last: {type(exc).__name__}: {exc})"
+        if last:
+            # Before these streams' clients hear of the failure: a /healthz right after must see it.
+            with self._lock:
+                self._stop = True
+                self._failure = f"engine failed: {message}"
         self._fail(ready, "engine step", exc)
-        if self._failed_steps >= MAX_FAILED_STEPS:
-            raise EngineError(f"{self._failed_steps} engine steps failed in a row (last: {type(exc).__name__}: {exc})") from exc
+        if last:
+            raise EngineError(message) from exc
