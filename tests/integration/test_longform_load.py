@@ -4,7 +4,7 @@ Runs `bench/longform.py ttfa` (one round: the idle condition and the five-job co
 order) and checks what must hold: the jobs make progress, every streaming request succeeds with a
 TTFA p95 within 2x of the idle service's, peak RSS stays within the memory budget, and deleting
 every job returns /v1/stats to idle within 2 s and the job store to its size (within 1 MiB).
-Several minutes on a 2-core machine: `-m slow`.
+A real server holding ~1.4 GiB of admitted jobs, 15-60 s on a 2-core machine: `-m slow`.
 """
 
 from __future__ import annotations
