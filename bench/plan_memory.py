@@ -15,36 +15,31 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 CHILD = r"""
 import json, sys, threading, time
+sys.path.insert(0, sys.argv[5])
 import vvbench.runtime  # noqa: F401
-import psutil, torch
+import torch
+from rsspeak import PeakRSS
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.runtime.engine import Engine
-from vvbench.runtime.plan import memory_plan, _REFERENCE_TEXT
+from vvbench.runtime.plan import memory_plan, REFERENCE_TEXT
 from vvbench.runtime.request import SynthesisRequest
 from vvbench.runtime.text import plan_prosody
 
 preset, streams, minutes, device = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-proc = psutil.Process()
 torch.ones(8) @ torch.ones(8)
-base = proc.memory_info().rss
-peak = [base]
-stop = threading.Event()
-def sample():
-    while not stop.is_set():
-        peak[0] = max(peak[0], proc.memory_info().rss)
-        time.sleep(0.02)
-threading.Thread(target=sample, daemon=True).start()
-reps = max(1, round(minutes * 60 / plan_prosody(_REFERENCE_TEXT).duration_s))
-text = " ".join([_REFERENCE_TEXT] * reps)
+rss = PeakRSS()
+reps = max(1, round(minutes * 60 / plan_prosody(REFERENCE_TEXT).duration_s))
+text = " ".join([REFERENCE_TEXT] * reps)
 cfg = RuntimeConfig(preset=preset, max_batch=streams, device=device, max_input_chars=10**6)
 if device.startswith("cuda"):
     torch.cuda.reset_peak_memory_stats()
 engine = Engine(cfg)
-after_load = proc.memory_info().rss
+after_load = rss.current()
 handles = [engine.submit(SynthesisRequest(text=text, seed=i)) for i in range(streams)]
 samples = [0] * streams
 def consume(i):  # a client plays audio as it arrives and drops it, as a player does
@@ -56,12 +51,12 @@ threads = [threading.Thread(target=consume, args=(i,)) for i in range(streams)]
 audio_s = sum(samples) / SAMPLE_RATE / streams
 stats = engine.stats()
 engine.close()
-stop.set(); time.sleep(0.05)
+rss.stop()
 plan = memory_plan(cfg, streams=streams, max_audio_min=audio_s / 60).to_json()
 dev = plan["devices"]["cuda:0" if device.startswith("cuda") else "cpu"]
-measured = torch.cuda.max_memory_allocated() if device.startswith("cuda") else peak[0] - base
+measured = torch.cuda.max_memory_allocated() if device.startswith("cuda") else rss.peak - rss.base
 print(json.dumps({"preset": preset, "streams": streams, "audio_min": audio_s / 60, "measured_bytes": measured,
-                  "load_bytes": after_load - base, "planned": dev, "planned_total": dev["total"],
+                  "load_bytes": after_load - rss.base, "planned": dev, "planned_total": dev["total"],
                   "engine_kv_peak_note": "kv allocated per stream at admission", "weights_bytes": stats["weights_bytes"]}))
 """
 
@@ -76,7 +71,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for case in cases:
         preset, streams, minutes = case.split(":")
-        out = subprocess.run([sys.executable, "-c", CHILD, preset, streams, minutes, args.device],
+        out = subprocess.run([sys.executable, "-c", CHILD, preset, streams, minutes, args.device,
+                              str(Path(__file__).resolve().parent)],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         p = r["planned"]

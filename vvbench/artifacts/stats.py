@@ -55,6 +55,12 @@ class ServiceStats(BaseModel):
     uptime_s: float | None = None
     stalled_s: float | None = Field(None, description="seconds without engine progress while work waits")
     hung: bool | None = None
+    prefill_tokens: int | None = Field(None, description="prompt tokens prefilled since start")
+    max_iteration_s: float | None = Field(None, description="longest engine iteration (prefill share + one frame step) since start")
+    held_for_memory: int | None = Field(None, description="queued requests held back because their KV caches do not fit yet")
+    memory_budget_bytes: int | None = Field(None, description="memory the engine admits work against")
+    stream_budget_bytes: int | None = Field(None, description="what the budget leaves for streams (KV caches and prompts)")
+    stream_reserved_bytes: int | None = Field(None, description="bytes admitted streams hold (KV caches and prompts)")
     config: dict[str, Any] | None = Field(None, description="the running RuntimeConfig")
     service: ServiceCounters | None = None
 

@@ -138,11 +138,13 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
 @click.option("--allow-faults", is_flag=True, help="allow fault knobs (faults.*: crash, hang, leak, noise), as flags, in --config and through /admin/config")
 @click.option("--max-jobs", type=int, default=None, help="unfinished jobs accepted before new ones are refused with 503 (default 10000)")
 @click.option("--max-job-streams", type=int, default=None, help="engine slots long-form jobs may hold at once (default max_batch // 2, at least 1)")
-@click.option("--max-job-chars", type=int, default=None, help="longest job input accepted (default 200000)")
+@click.option("--max-job-chars", type=int, default=None, help="longest job input accepted (default 86000: 90 minutes of speech)")
 @click.option("--job-chunk-frames", type=int, default=None, help="frames per persisted job chunk (default about 10 s of audio)")
 @click.option("--rate-limit", type=float, default=None, help="requests per second per API key or client address (default: no limit)")
 @click.option("--rate-burst", type=int, default=None, help="token-bucket size for --rate-limit (default max(1, ceil(rate)))")
 @click.option("--memory-guard", default=None, help="refuse new work (503) above this memory use: bytes (8GiB, 500MB) or a fraction (0.9)")
+@click.option("--memory-budget", default=None, help="memory the engine admits KV caches against (forms as --memory-guard): work that can "
+              "never fit is refused, the rest waits until it fits (default: --memory-guard, else 0.9 of the device's memory)")
 @click.option("--short-first/--no-short-first", default=True, show_default=True,
               help="streaming requests before jobs and jobs capped at --max-job-streams; off: one FIFO queue")
 @click.option("--health-stall-s", type=float, default=None, help="/healthz fails after this long without engine progress while work waits (default 30)")
@@ -154,7 +156,7 @@ def plan(streams, max_audio_min, budget, as_json, preset, config_path, **kwargs)
 @config_option
 @knob_options
 def serve(host: str, port: int, data_dir: str, api_key, open_admin, allow_faults, max_jobs, max_job_streams, max_job_chars,
-          job_chunk_frames, rate_limit, rate_burst, memory_guard, short_first, health_stall_s, drain_timeout_s,
+          job_chunk_frames, rate_limit, rate_burst, memory_guard, memory_budget, short_first, health_stall_s, drain_timeout_s,
           header_timeout_s, body_timeout_s, max_header_bytes, preset, config_path, **kwargs) -> None:
     """Run the TTS service (OpenAI-compatible /v1/audio/speech, jobs, metrics) until SIGTERM.
 
@@ -168,7 +170,7 @@ def serve(host: str, port: int, data_dir: str, api_key, open_admin, allow_faults
         data_dir=data_dir, api_key=api_key, open_admin=open_admin, allow_faults=allow_faults, max_jobs=max_jobs,
         max_job_streams=max_job_streams, max_job_chars=max_job_chars,
         job_chunk_frames=job_chunk_frames, rate_limit_rps=rate_limit, rate_burst=rate_burst, memory_guard=memory_guard,
-        short_first=short_first, health_stall_s=health_stall_s, drain_timeout_s=drain_timeout_s,
+        memory_budget=memory_budget, short_first=short_first, health_stall_s=health_stall_s, drain_timeout_s=drain_timeout_s,
         header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s, max_header_bytes=max_header_bytes)
     check_exposure(settings, config.faults.any_set(), host)
     from vvbench.server.main import serve as run_service  # the web stack, once the flags are known to be good

@@ -1,11 +1,16 @@
 """The engine: continuous batching at frame granularity around the reference model.
 
 One background thread owns the model. Each iteration it (1) expires, cancels and admits
-requests — new requests join the running batch at the next frame boundary, and an idle engine
-waits up to `batch_window_ms` for more arrivals before stepping a new batch; (2) prefills prompt
-tokens of newly admitted streams, at most `PREFILL_BUDGET` tokens per iteration so a long-form
-prompt never stalls the running streams for long; (3) steps every active stream by one frame;
-(4) hands out chunks (`first_chunk_frames`, then every `chunk_frames`) and frees finished slots.
+requests — new requests join the running batch at the next frame boundary, an idle engine waits
+up to `batch_window_ms` for more arrivals before stepping a new batch, and a request is admitted
+only when its KV caches fit the memory budget (`vvbench.runtime.memory_budget`: one that could
+never fit is refused at submission, one that fits later waits in the queue); (2) prefills the
+prompts of newly admitted streams in chunks, highest priority first, within a time budget
+(`vvbench.runtime.prefill`), so a long-form prompt never stalls the running streams for long;
+(3) steps every stream whose prompt is in by one frame; (4) hands out chunks
+(`first_chunk_frames`, then every `chunk_frames`) and frees finished slots and their memory.
+A new stream's prompt and caches are built outside the engine's lock, so `stats()` (and the
+service's `/healthz`) never wait on the allocation of a long job's caches.
 
 Clients use `submit()` -> `RequestHandle` (iterate chunks, cancel), `stats()`, `reconfigure()`
 for the hot knobs, and `close()`. Bad input raises `InputError`, a full queue `CapacityError`.
@@ -35,6 +40,8 @@ from vvbench.runtime.checks import check_request
 from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, merge, validate_config
 from vvbench.runtime.faults import FaultInjector
 from vvbench.runtime.loader import LoadedModel, load_model
+from vvbench.runtime.memory_budget import build_budget, request_need_bytes, reserve_bytes
+from vvbench.runtime.prefill import PrefillBudget
 from vvbench.runtime.prompt import PromptBuilder
 from vvbench.runtime.request import RequestHandle, RequestState, SynthesisRequest
 from vvbench.runtime.stepper import STAGES, FrameStepper
@@ -44,14 +51,14 @@ from vvbench.runtime.text import plan_prosody
 
 log = logging.getLogger("vvbench.engine")
 
-PREFILL_BUDGET = 512
 MAX_FAILED_STEPS = 3
 
 
 class Engine:
     """Continuous-batching TTS engine over the reference model (see module docstring)."""
 
-    def __init__(self, config: RuntimeConfig | None = None, *, start: bool = True):
+    def __init__(self, config: RuntimeConfig | None = None, *, start: bool = True,
+                 memory_budget_bytes: int | None = None):
         self.config = config or RuntimeConfig()
         for note in self.config.notes():
             log.warning(note)
@@ -63,10 +70,14 @@ class Engine:
         self.prompts = PromptBuilder(self.loaded)
         self.stepper = FrameStepper(self.loaded, slots=self.config.max_batch, batch_invariant=self.config.batch_invariant)
         self.faults = FaultInjector(self.device)
+        self.memory = build_budget(self.loaded, self.config, memory_budget_bytes)
+        self._prefill_budget = PrefillBudget()
         self._lock = threading.Condition()
         self._pending: list[tuple[int, int, Stream | None, RequestHandle]] = []
         self._seq = 0
         self._slots: list[Stream | None] = [None] * self.config.max_batch
+        self._starting: dict[int, RequestHandle] = {}  # slots whose stream is being built
+        self._held_for_memory = 0
         self._stop = False
         self._failure: str | None = None
         self._started_at = time.time()
@@ -77,6 +88,8 @@ class Engine:
         self._frames = 0
         self._steps = 0
         self._failed_steps = 0  # in a row
+        self._prefill_tokens = 0
+        self._max_iteration_s = 0.0
         self._thread = threading.Thread(target=self._run, name="vvbench-engine", daemon=True)
         if start:
             self._thread.start()
@@ -96,7 +109,10 @@ class Engine:
         n_frames = plan.n_frames(self.preset.samples_per_frame)
         if request.start_frame < 0 or request.start_frame > n_frames:
             raise InputError(f"start_frame must be within 0..{n_frames}", param="start_frame")
+        need = self.memory_need(text, n_frames)
+        self.memory.check(need, background=request.priority > 0)
         handle = RequestHandle(request, n_frames=n_frames, samples_per_frame=self.preset.samples_per_frame, sample_rate=SAMPLE_RATE)
+        handle._need = need  # type: ignore[attr-defined]
         with self._lock:
             if self._stop:
                 raise EngineError(self._failure or "engine is closed")
@@ -111,6 +127,16 @@ class Engine:
             self._lock.notify_all()
         return handle
 
+    def memory_need(self, text: str, n_frames: int) -> int:
+        """Bytes a request for `text` with `n_frames` planned frames holds while it runs (KV caches, prompt)."""
+        return request_need_bytes(self.loaded, self.preset.voice_prompt_tokens + self.count_tokens(text), n_frames)
+
+    def check_fits(self, text: str, n_frames: int, *, background: bool) -> int:
+        """The request's KV need; InputError (naming `input`) when the memory budget can never hold it."""
+        need = self.memory_need(text, n_frames)
+        self.memory.check(need, background)
+        return need
+
     def synthesize(self, request: SynthesisRequest, timeout: float | None = None) -> tuple[np.ndarray, RequestHandle]:
         """Submit and wait: the whole audio and the finished handle."""
         handle = self.submit(request)
@@ -122,8 +148,10 @@ class Engine:
         if cold:
             raise ConfigError(f"{', '.join(cold)}: needs a restart; hot knobs: {', '.join(sorted(HOT_KNOBS))}")
         new = validate_config(merge(self.config.model_dump(), patch))
+        reserve = reserve_bytes(self.loaded, new)
         with self._lock:
             self.config = new
+            self.memory.reserve_bytes = reserve
             if new.threads:
                 torch.set_num_threads(new.threads)
             if torch.cuda.is_available():
@@ -136,15 +164,16 @@ class Engine:
         with self._lock:
             active = [s for s in self._slots if s is not None]
             pending = len(self._pending)
+            starting = len(self._starting)  # hold a slot and their memory; their prompt is not in yet
             kv = sum(c.nbytes for s in active for c in (*s.kv_pos, *(s.kv_neg or ())))
             now = time.monotonic()
-            busy = bool(active or pending)
+            busy = bool(active or pending or starting)
             out = {
                 "preset": self.preset.name,
                 "device": str(self.device),
                 "queue_depth": pending,
-                "active_streams": len(active),
-                "prefilling_streams": sum(1 for s in active if s.in_prefill),
+                "active_streams": len(active) + starting,
+                "prefilling_streams": sum(1 for s in active if s.in_prefill) + starting,
                 "max_batch": self.config.max_batch,
                 "steps": self._steps,
                 "frames": self._frames,
@@ -159,6 +188,10 @@ class Engine:
                 "slow_fault_s": self.faults.stretched_s,
                 "uptime_s": time.time() - self._started_at,
                 "stalled_s": (now - self._last_progress) if busy else 0.0,
+                "prefill_tokens": self._prefill_tokens,
+                "max_iteration_s": self._max_iteration_s,
+                "held_for_memory": self._held_for_memory,
+                **self.memory.stats(),
                 "hung": self.faults.hung,
                 "config": self.config.model_dump(mode="json"),
             }
@@ -168,7 +201,7 @@ class Engine:
     @property
     def alive(self) -> bool:
         """True while the engine thread runs (False once it failed or was closed)."""
-        return self._thread.is_alive()
+        return self._thread.is_alive() and self._failure is None
 
     @property
     def failure(self) -> str | None:
@@ -195,6 +228,8 @@ class Engine:
             for _, _, _, h in self._pending:
                 h._finish(RequestState.CANCELLED, RequestCancelled("engine closed"))
             self._pending.clear()
+            for h in self._starting.values():
+                h._finish(RequestState.CANCELLED, RequestCancelled("engine closed"))
             for i, s in enumerate(self._slots):
                 if s is not None:
                     s.handle._finish(RequestState.CANCELLED, RequestCancelled("engine closed"))
@@ -224,14 +259,22 @@ class Engine:
                     if self.faults.should_hang(self._counts.get("done", 0), self.config.faults):
                         self._lock.wait(0.5)
                         continue
-                    self._admit()
+                    admitted = self._admit()
+                if admitted:
+                    self._start_streams(admitted)
+                with self._lock:
                     active = [s for s in self._slots if s is not None]
                     if not active:
                         self._last_progress = time.monotonic()
                         if not self._pending:
                             self._lock.wait(0.5)
                         continue
+                t0 = time.monotonic()
                 self._work(active)
+                self._max_iteration_s = max(self._max_iteration_s, time.monotonic() - t0)
+                # Drop this iteration's references: a stream freed since (cancelled, done) gave its
+                # memory back to the budget, and its caches must really go before the next admission.
+                active = None
         except Exception as exc:  # noqa: BLE001 - a model failure must end requests, not hang them
             log.exception("engine thread failed")
             with self._lock:
@@ -240,6 +283,9 @@ class Engine:
                 for _, _, _, h in self._pending:
                     h._finish(RequestState.FAILED, EngineError(f"engine failed: {exc}"))
                 self._pending.clear()
+                for h in self._starting.values():
+                    h._finish(RequestState.FAILED, EngineError(f"engine failed: {exc}"))
+                self._starting.clear()
                 for i, s in enumerate(self._slots):
                     if s is not None:
                         s.handle._finish(RequestState.FAILED, EngineError(f"engine failed: {exc}"))
@@ -279,30 +325,55 @@ class Engine:
                 self._counts["timeout"] += 1
                 self._free(i)
 
-    def _admit(self) -> None:
+    def _admit(self) -> list[tuple[int, RequestHandle]]:
+        """Take the requests that get a slot and fit the memory budget now (under the lock).
+
+        Their slots and memory are reserved here; their streams are built by `_start_streams`
+        outside the lock. The first request that does not fit holds back the ones behind it.
+        """
+        self._held_for_memory = 0
         if not self._pending:
-            return
-        free = [i for i, s in enumerate(self._slots) if s is None]
+            return []
+        free = [i for i, s in enumerate(self._slots) if s is None and i not in self._starting]
         if not free:
-            return
+            return []
         running = any(s is not None for s in self._slots)
         oldest = min(h.t_submit for _, _, _, h in self._pending)
         window_s = self.config.batch_window_ms / 1000.0
         if not running and len(self._pending) < len(free) and time.monotonic() - oldest < window_s:
             self._lock.wait(max(0.0, window_s - (time.monotonic() - oldest)))
-            return
+            return []
         self.faults.maybe_crash(self._counts.get("done", 0), self.config.faults)
+        admitted = []
         while self._pending and free:
-            _, _, _, handle = self._pending.pop(0)
-            slot = free[0]
+            handle = self._pending[0][3]
+            need = handle._need  # type: ignore[attr-defined]
+            if not self.memory.fits(need, background=handle.request.priority > 0):
+                self._held_for_memory = len(self._pending)
+                break
+            self._pending.pop(0)
+            self.memory.take(need)
+            slot = free.pop(0)
+            self._starting[slot] = handle
+            admitted.append((slot, handle))
+        return admitted
+
+    def _start_streams(self, admitted: list[tuple[int, RequestHandle]]) -> None:
+        """Build the admitted requests' streams (prompt, KV caches) and put them in their slots."""
+        for slot, handle in admitted:
             try:
-                self._slots[slot] = self._make_stream(handle, slot)
+                stream = self._make_stream(handle, slot)
             except Exception as exc:  # noqa: BLE001 - e.g. its KV cache does not fit: fail it alone, keep the loop
                 log.error("request %s could not start: %s: %s", handle.id, type(exc).__name__, exc)
-                handle._finish(RequestState.FAILED, SynthesisFailed(f"request could not start: {type(exc).__name__}: {exc}"))
-                self._counts["failed"] += 1
+                with self._lock:
+                    self._starting.pop(slot, None)
+                    self.memory.give(handle._need)  # type: ignore[attr-defined]
+                    handle._finish(RequestState.FAILED, SynthesisFailed(f"request could not start: {type(exc).__name__}: {exc}"))
+                    self._counts["failed"] += 1
                 continue
-            free.pop(0)
+            with self._lock:
+                self._starting.pop(slot, None)
+                self._slots[slot] = stream
 
     def _make_stream(self, handle: RequestHandle, slot: int) -> Stream:
         req = handle.request
@@ -327,6 +398,9 @@ class Engine:
         )
 
     def _free(self, slot: int) -> None:
+        stream = self._slots[slot]
+        if stream is not None:
+            self.memory.give(stream.handle._need)  # type: ignore[attr-defined]
         self._slots[slot] = None
         if not self.config.batch_invariant:
             # Keep active streams in the first slots so only those rows run.
@@ -349,20 +423,31 @@ class Engine:
                 if self._slots[s.slot] is s:
                     self._free(s.slot)
 
-    def _work(self, active: list[Stream]) -> None:
-        budget = PREFILL_BUDGET
-        for s in active:
-            if s.in_prefill and budget > 0:
+    def _prefill(self, active: list[Stream]) -> None:
+        """Prefill whole chunks, highest priority and oldest first, within this iteration's budget."""
+        waiting = sorted((s for s in active if s.in_prefill), key=lambda s: (s.handle.request.priority, s.handle.t_submit))
+        if not waiting:
+            return
+        budget_s = self._prefill_budget.seconds(streams_ready=len(waiting) < len(active))
+        t_start = time.perf_counter()
+        for s in waiting:
+            while s.in_prefill and not s.handle.state.finished:
                 t0 = time.perf_counter()
                 try:
-                    budget -= self.stepper.prefill(s, budget)
+                    n = self.stepper.prefill_chunk(s)
                 except Exception as exc:  # noqa: BLE001 - one stream's prompt: fail it alone
                     self._fail([s], "prefill", exc)
-                    continue
+                    break
                 dt = time.perf_counter() - t0
                 dt += self.faults.stretch(dt, self.config.faults)
                 s.handle.stage_s["prefill"] = s.handle.stage_s.get("prefill", 0.0) + dt
                 self._stage_s["prefill"] += dt
+                self._prefill_tokens += n
+                if time.perf_counter() - t_start >= budget_s:
+                    return
+
+    def _work(self, active: list[Stream]) -> None:
+        self._prefill(active)
         ready = [s for s in active if not s.in_prefill and not s.handle.state.finished]
         if ready:
             for s in ready:
@@ -376,6 +461,8 @@ class Engine:
                 return
             self._failed_steps = 0
             added = self.faults.stretch(time.perf_counter() - t0, self.config.faults)
+            # the prefill budget follows the step as it ran, a slowed one included
+            self._prefill_budget.observe_step(time.perf_counter() - t0)
             if added > 0.0:
                 # a slower model is slower in every stage: the added time is spread over them
                 scale = 1.0 + added / max(sum(times.values()), 1e-9)
@@ -410,6 +497,13 @@ class Engine:
     def _step_failed(self, ready: list[Stream], exc: Exception) -> None:
         """A batched step raised: its streams fail; `MAX_FAILED_STEPS` in a row end the loop (it raises)."""
         self._failed_steps += 1
+        last = self._failed_steps >= MAX_FAILED_STEPS
+        message = f"{self._failed_steps} engine steps failed in a row (last: {type(exc).__name__}: {exc})"
+        if last:
+            # Before these streams' clients hear of the failure: a /healthz right after must see it.
+            with self._lock:
+                self._stop = True
+                self._failure = f"engine failed: {message}"
         self._fail(ready, "engine step", exc)
-        if self._failed_steps >= MAX_FAILED_STEPS:
-            raise EngineError(f"{self._failed_steps} engine steps failed in a row (last: {type(exc).__name__}: {exc})") from exc
+        if last:
+            raise EngineError(message) from exc

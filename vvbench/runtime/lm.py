@@ -29,15 +29,17 @@ from vvbench.runtime.presets import LMSpec
 class KVCache:
     """One stream's keys and values for every layer of one LM.
 
-    `k` and `v` are [layers, kv_heads, capacity, head_dim], allocated (zeroed) up front so that a
-    stream's memory is fixed when it is admitted. `length` counts the tokens already stored;
+    `k` and `v` are [layers, kv_heads, capacity, head_dim], allocated up front so that a stream's
+    memory is fixed when it is admitted, but not zeroed: only positions already written are ever
+    read, and writing zeros to a 90-minute job's cache (hundreds of MB) would stall every stream
+    for the time it takes, while untouched pages cost nothing until they are filled. `length` counts the tokens already stored;
     `QwenLM.layer_step` writes position `length` and `QwenLM.advance` moves it on.
     """
 
     def __init__(self, spec: LMSpec, capacity: int, device, dtype: torch.dtype):
         shape = (spec.layers, spec.kv_heads, capacity, spec.head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.k = torch.empty(shape, device=device, dtype=dtype)
+        self.v = torch.empty(shape, device=device, dtype=dtype)
         self.capacity = capacity
         self.length = 0
 
@@ -187,23 +189,33 @@ class QwenLM(nn.Module):
         and to each other; their keys and values are written, the length is not advanced.
         """
         layer = self.layers[layer_idx] if layer is None else layer
-        spec, t, start = self.spec, x.shape[0], cache.length
+        t, start = x.shape[0], cache.length
         cache._check_room(t)
         q, k, v = self._qkv(layer, layer.input_layernorm(x), cos, sin)
         cache.k[layer_idx, :, start : start + t] = k.transpose(0, 1)
         cache.v[layer_idx, :, start : start + t] = v.transpose(0, 1)
-        # Token i (absolute position start + i) sees keys 0 .. start + i.
-        key_pos = torch.arange(start + t, device=x.device)
-        query_pos = torch.arange(start, start + t, device=x.device)
-        mask = key_pos[None, :] <= query_pos[:, None]
-        out = F.scaled_dot_product_attention(
-            q.transpose(0, 1),
-            cache.k[layer_idx, :, : start + t],
-            cache.v[layer_idx, :, : start + t],
-            attn_mask=mask,
-            enable_gqa=spec.kv_heads != spec.heads,
-        )
-        return self._mlp_residual(layer, x, out.transpose(0, 1).reshape(t, -1))
+        out = self._chunk_attention(q, cache.k[layer_idx, :, : start + t], cache.v[layer_idx, :, : start + t], start)
+        return self._mlp_residual(layer, x, out.reshape(t, -1))
+
+    def _chunk_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
+        """T query tokens [T, heads, hd] at positions start.. over one stream's keys/values [kv_heads, start + T, hd].
+
+        Causal: token i sees keys 0 .. start + i. The same two batched matmuls as
+        `_decode_attention`, with the T queries of each kv head's group stacked as rows; measured
+        here 2-7x faster than `scaled_dot_product_attention` with a mask for short chunks over a
+        long prefix (its GQA path copies K and V per call), which is what a bounded chunk is.
+        """
+        spec, t, length = self.spec, q.shape[0], k.shape[1]
+        group = spec.heads // spec.kv_heads
+        qg = q.view(t, spec.kv_heads, group, spec.head_dim).permute(1, 2, 0, 3).reshape(spec.kv_heads, group * t, spec.head_dim)
+        scores = torch.matmul(qg, k.transpose(1, 2)).float() * (spec.head_dim ** -0.5)
+        scores = scores.view(spec.kv_heads, group, t, length)
+        if t > 1:
+            ahead = torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1)
+            scores[..., start:].masked_fill_(ahead, float("-inf"))
+        probs = torch.softmax(scores, dim=-1).to(v.dtype).view(spec.kv_heads, group * t, length)
+        out = torch.matmul(probs, v).view(spec.kv_heads, group, t, spec.head_dim)
+        return out.permute(2, 0, 1, 3).reshape(t, spec.heads, spec.head_dim)
 
     def prefill(self, x: torch.Tensor, cache: KVCache, chunk: int = 256) -> torch.Tensor:
         """Run T tokens [T, H] of one stream through every layer, `chunk` tokens at a time.

@@ -9,7 +9,8 @@ Terms (all exact arithmetic from the shapes, except where marked as an estimate)
   allocates at admission. Text tokens per audio second are measured with the runtime's own
   tokenizer and prosody plan on a reference paragraph;
 - conv caches: the streaming decoder/encoder states of all `max_batch` slots (allocated once);
-- activations (estimate): the largest transient of one step or one prefill chunk;
+- activations (estimate): the largest transient of one step or one prefill chunk (a chunk's
+  attention is bounded by `vvbench.runtime.prefill`, so this does not grow with the prompt);
 - overhead (estimate): a CUDA context per GPU; on a CPU exec device, the fixed runtime overhead
   measured by bench/plan_memory.py.
 The plan also answers how many streams fit in the device's memory at the requested length, and
@@ -33,8 +34,7 @@ CUDA_CONTEXT_BYTES = 512 * 1024**2
 # thread pools, Python objects of the engine): measured with bench/plan_memory.py as a fixed
 # ~75-80 MiB for tiny and small (docs/benchmarks.md), independent of the model size.
 CPU_RUNTIME_OVERHEAD_BYTES = 80 * 1024**2
-PREFILL_CHUNK = 512
-_REFERENCE_TEXT = (
+REFERENCE_TEXT = (
     "The quarterly numbers came in ahead of plan, and the team spent most of the meeting on what "
     "to do next. Maria wanted to hire two engineers before the summer; David argued for waiting "
     "until the new contract was signed. In the end they agreed on one hire now, and a review in "
@@ -54,8 +54,8 @@ def text_tokens_per_audio_s(preset: Preset) -> float:
     """Prompt tokens per second of planned audio, measured with the runtime's own front end."""
     from vvbench.runtime.text import Tokenizer, plan_prosody
 
-    tokens = len(Tokenizer(preset.lm.vocab).encode(_REFERENCE_TEXT))
-    return tokens / plan_prosody(_REFERENCE_TEXT).duration_s
+    tokens = len(Tokenizer(preset.lm.vocab).encode(REFERENCE_TEXT))
+    return tokens / plan_prosody(REFERENCE_TEXT).duration_s
 
 
 @dataclass
@@ -122,12 +122,18 @@ def _component_bytes(model, dtype_bytes: int) -> dict[str, int]:
     return {name: sum(p.numel() for p in mod.parameters()) * dtype_bytes for name, mod in component_modules(model).items()}
 
 
-def _activation_bytes(preset: Preset, rows: int, dtype_bytes: int) -> int:
-    """Largest transient of one frame step (at `rows` slots) or one prefill chunk (estimate)."""
+def _activation_bytes(preset: Preset, rows: int, dtype_bytes: int, device_type: str = "cpu") -> int:
+    """Largest transient of one frame step (at `rows` slots) or one prefill chunk (estimate).
+
+    A prefill chunk's attention scores are bounded by the chunk geometry whatever the prompt's
+    length (`vvbench.runtime.prefill`), so this term does not grow with a long-form job.
+    """
+    from vvbench.runtime.prefill import chunk_activation_bytes
+
     lm = preset.lm
     lm_rows = rows * (2 if preset.uses_cfg else 1)
     step_lm = lm_rows * (3 * lm.hidden + 2 * lm.ffn) * dtype_bytes + rows * lm.vocab * 4
-    prefill = PREFILL_CHUNK * (3 * lm.hidden + 2 * lm.ffn) * dtype_bytes + PREFILL_CHUNK * lm.vocab * 0
+    prefill = chunk_activation_bytes(lm, dtype_bytes, device_type)
     conv = 0
     for spec in (preset.decoder, preset.semantic):
         if spec is None:
@@ -187,7 +193,7 @@ def memory_plan(config: RuntimeConfig, *, streams: int | None = None, max_audio_
     main = devices.setdefault(exec_dev, DevicePlan())
     main.kv_cache = streams * per_stream
     main.conv_cache = config.max_batch * conv_rows
-    main.activations = _activation_bytes(preset, config.max_batch, dbytes)
+    main.activations = _activation_bytes(preset, config.max_batch, dbytes, exec_dev.split(":")[0])
     for d, plan in devices.items():
         if d.startswith("cuda"):
             plan.overhead = CUDA_CONTEXT_BYTES

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vvbench.runtime.diffusion import DPMSolver
+from vvbench.runtime.prefill import chunk_bounds
 from vvbench.runtime.stream import Stream
 from vvbench.runtime.synth import FrameControls
 
@@ -43,6 +44,7 @@ class FrameStepper:
         self.batch_invariant = batch_invariant
         self.layer_provider = loaded.layer_provider
         self._sync = loaded.sync
+        self._device_type = torch.device(self.device).type
         # layer i -> (group index, index within the group's KV cache)
         self._layer_loc = {i: (g, j) for g, grp in enumerate(loaded.groups) for j, i in enumerate(grp.layers)}
         self._simple = len(loaded.groups) == 1 and self.layer_provider is None and loaded.groups[0].device == self.device
@@ -84,28 +86,31 @@ class FrameStepper:
 
     # -- prefill --------------------------------------------------------------------------
     @torch.inference_mode()
-    def prefill(self, stream: Stream, budget: int) -> int:
-        """Prefill up to `budget` prompt tokens of one stream; returns tokens consumed."""
-        start = stream.prefilled
-        end = min(stream.prompt.shape[0], start + budget)
+    def prefill_chunk(self, stream: Stream) -> int:
+        """Prefill the next chunk of one stream's prompt; returns the tokens it consumed.
+
+        Where chunks start and end depends only on the stream's own prompt and the model
+        (`vvbench.runtime.prefill.chunk_bounds`), so a prompt is cut the same way alone or in
+        any batch and whatever the engine's timing.
+        """
+        total = stream.prompt.shape[0]
+        start, end = chunk_bounds(self.preset.lm, stream.prefilled, total, self._device_type)
         if end <= start:
             return 0
-        x = stream.prompt[start:end]
+        xc = stream.prompt[start:end]
         lm = self.model.lm
         if self._simple:
-            lm.prefill(x, stream.kv_pos[0])
+            lm.prefill(xc, stream.kv_pos[0], chunk=end - start)
         else:
-            for begin in range(0, x.shape[0], 256):
-                xc = x[begin:begin + 256]
-                first = stream.kv_pos[0]
-                positions = torch.arange(first.length, first.length + xc.shape[0], device=self.device)
-                cos, sin = lm.rope(positions)
-                for i in range(len(lm.layers)):
-                    g, j = self._layer_loc[i]
-                    dev = self.loaded.groups[g].device
-                    xc = lm.prefill_layer(j, xc.to(dev), cos.to(dev), sin.to(dev), stream.kv_pos[g], layer=self._layer(i))
-                for cache in stream.kv_pos:
-                    cache.length += xc.shape[0]
+            first = stream.kv_pos[0]
+            positions = torch.arange(first.length, first.length + xc.shape[0], device=self.device)
+            cos, sin = lm.rope(positions)
+            for i in range(len(lm.layers)):
+                g, j = self._layer_loc[i]
+                dev = self.loaded.groups[g].device
+                xc = lm.prefill_layer(j, xc.to(dev), cos.to(dev), sin.to(dev), stream.kv_pos[g], layer=self._layer(i))
+            for cache in stream.kv_pos:
+                cache.length += end - start
         stream.prefilled = end
         return end - start
 

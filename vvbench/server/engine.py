@@ -7,7 +7,9 @@ for what only a real process shows (signals, crashes, restarts). The contract:
 - `submit(request)` returns a handle at once (the engine's own thread does the work) or raises
   `CapacityError` when its queue is full; `reconfigure(patch)` applies hot knobs and returns the
   new config (`ConfigError` for a bad value); `stats()` is cheap and JSON-able (the shape of
-  `vvbench.artifacts.stats.ServiceStats`); `count_tokens(text)` is the `usage` of a response.
+  `vvbench.artifacts.stats.ServiceStats`); `count_tokens(text)` is the `usage` of a response;
+  `check_fits(text, n_frames, background=...)` raises `InputError` for work its memory budget
+  could never hold (the jobs route asks before it stores a job).
 - `alive` is False once the engine thread stopped, with `failure` saying why when it failed.
 - `warmup()` blocks until one short request is done; `close()` stops the engine. An engine
   given to `create_app` is owned by the caller: the app warms it up but never closes it.
@@ -44,6 +46,8 @@ class SpeechEngine(Protocol):
     def stats(self) -> dict: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def check_fits(self, text: str, n_frames: int, *, background: bool) -> int: ...
 
     def warmup(self) -> None: ...
 

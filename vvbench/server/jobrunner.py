@@ -8,6 +8,10 @@ persisted as they arrive (`JobStore.add_chunk`). A job interrupted by a restart 
 with `start_frame = chunks_ready * chunk_frames`: the engine recomputes the frames before it and
 delivers only the rest, so the finished audio is bit-identical to an uninterrupted run.
 
+A job whose caches do not fit the engine's memory budget next to running work waits in the
+engine's queue (it reads `queued`) until they do; one that can never fit fails with the engine's
+message (the jobs route refuses such a job before storing it, when the engine is up).
+
 Scheduling is a loop woken by new jobs and finished ones (and every second, to retry jobs that
 met a full queue or the memory guard). Stopping cancels the running requests and leaves their
 jobs queued for the next start; persisted chunks are kept.

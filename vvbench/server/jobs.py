@@ -1,7 +1,10 @@
 """Long-form jobs: `POST /v1/jobs`, status, chunks, whole audio, delete.
 
-Choices: a job's input may be up to `max_job_chars` (default 200,000) — the separate, larger limit
-is the point of a job; over it is a 400 naming `input`, as for speech. A job's seed is drawn at
+Choices: a job's input may be up to `max_job_chars` (default 86,000: 90 minutes of speech) — the
+separate, larger limit is the point of a job; over it is a 400 naming `input`, as for speech. A
+job whose KV caches the engine's memory budget could never hold is a 400 naming `input` with code
+`exceeds_memory_budget`, before anything is stored; one that fits the budget but not what
+running work leaves waits in the queue (`vvbench.runtime.memory_budget`). A job's seed is drawn at
 creation when the client sends none, and its diffusion steps and CFG scale are resolved then, so
 a resumed job computes exactly what it started computing. Ids look like `job_` + 32 hex digits;
 a malformed id is a 400 naming `job_id`, an unknown one a 404. A chunk index past the job's last
@@ -21,8 +24,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from vvbench.core.audio import SAMPLE_RATE, wav_header
+from vvbench.core.errors import InputError
 from vvbench.runtime.request import RequestState
 from vvbench.runtime.text import plan_prosody
+from vvbench.server.admission import request_priority
 from vvbench.server.errors import APIError, error_responses, retry_after, unavailable
 from vvbench.server.jobstore import JobRecord, config_fingerprint
 from vvbench.server.schemas import JobDeleted, JobList, JobRequest, JobState, JobStatus
@@ -82,6 +87,20 @@ def _new_record(service, body: JobRequest, voice: str) -> JobRecord:
     )
 
 
+async def _check_memory(service, rec: JobRecord) -> None:
+    """400 when the engine's memory budget can never hold the job (skipped while the engine loads:
+    the runner then fails the job with the same message)."""
+    engine = service.engine
+    if engine is None:
+        return
+    background = request_priority(service.settings.short_first, job=True) > 0
+    try:
+        await asyncio.to_thread(engine.check_fits, rec.input, rec.n_frames, background=background)
+    except InputError as exc:
+        service.count_rejection("memory_budget")
+        raise APIError(400, str(exc), param="input", code="exceeds_memory_budget") from None
+
+
 @router.post("/v1/jobs", status_code=202, response_model=JobStatus, operation_id="createJob",
              responses=error_responses(400, 401, 413, 429, 503), summary="Start a long-form synthesis job")
 async def create_job(body: JobRequest, request: Request, response: Response) -> JobStatus:
@@ -100,6 +119,7 @@ async def create_job(body: JobRequest, request: Request, response: Response) -> 
         service.count_rejection("job_queue_full")
         raise unavailable(f"{service.settings.max_jobs} jobs are already waiting", "job_queue_full", 30)
     rec = await asyncio.to_thread(_new_record, service, body, voice)
+    await _check_memory(service, rec)
     await asyncio.to_thread(runner.store.create, rec)
     service.record_model(body.model)
     runner.notify()

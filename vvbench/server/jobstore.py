@@ -10,6 +10,10 @@ database runs with `synchronous=FULL`, so an accepted job (HTTP 202) and every r
 survive a `kill -9` or a power cut. A file that exists
 without its database row (killed between rename and commit) is simply written again on resume.
 
+Space: a deleted job's rows are given back at once (`auto_vacuum=INCREMENTAL` and a truncating
+WAL checkpoint on delete), and the WAL never stays above `WAL_LIMIT_BYTES` after a checkpoint,
+so deleting jobs returns the store's files to their size before them.
+
 Every job's chunks are a fixed `chunk_frames` long except its last, so the frames already
 persisted are `chunks_ready * chunk_frames` and a resumed request restarts exactly at a chunk
 boundary. Access is thread-safe (one connection behind a lock): the event loop reads, worker
@@ -30,6 +34,9 @@ from vvbench.core.files import write_atomic
 from vvbench.server.schemas import JobState
 
 SCHEMA_VERSION = 1
+# The WAL is truncated to this after a checkpoint (SQLite otherwise keeps it at its high-water
+# mark: ~4 MB once the default auto-checkpoint has run).
+WAL_LIMIT_BYTES = 1 << 20
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -105,9 +112,14 @@ class JobStore:
         self.chunk_root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "jobs.db", check_same_thread=False, isolation_level=None)
+        # Before any table exists, so a new database can give deleted jobs' pages back.
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self._db.executescript(_SCHEMA)
+        if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            self._db.execute("VACUUM")  # a database made before auto_vacuum: converted once
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -162,9 +174,12 @@ class JobStore:
             return cur.rowcount
 
     def delete(self, job_id: str) -> None:
-        """Remove the job's row, then its chunk files."""
+        """Remove the job's row and give its pages back (database and WAL), then its chunk files."""
         with self._lock:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            # executescript runs the pragma to completion (execute() frees one page per call).
+            self._db.executescript("PRAGMA incremental_vacuum;")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         shutil.rmtree(self.chunk_root / job_id, ignore_errors=True)
 
     # -- chunks ---------------------------------------------------------------------------

@@ -59,7 +59,7 @@ class Service:
             else:
                 from vvbench.runtime.engine import Engine
 
-                engine = Engine(self.config)
+                engine = Engine(self.config, memory_budget_bytes=self.memory_budget_bytes())
             self.engine = engine
             log.info("model %s loaded in %.1f s; warming up", self.config.preset, time.perf_counter() - t0)
             engine.warmup()
@@ -70,6 +70,18 @@ class Service:
         self.ready = True
         self.ready_at = time.time()
         log.info("ready in %.1f s", time.perf_counter() - t0)
+
+    def memory_budget_bytes(self) -> int | None:
+        """Bytes the engine this service builds admits against (`ServiceSettings.admission_limit`)."""
+        limit = self.settings.admission_limit()
+        if limit is None:
+            return None
+        if limit.limit_bytes is not None:
+            return limit.limit_bytes
+        from vvbench.runtime.memory_budget import device_memory_bytes
+        from vvbench.runtime.offload import resolve_placement
+
+        return int((limit.fraction or 1.0) * device_memory_bytes(resolve_placement(self.config).device))
 
     async def start(self) -> None:
         """Load and warm in the background; start the job runner once ready."""
@@ -188,6 +200,7 @@ class Service:
                 "rate_limit_rps": self.settings.rate_limit_rps,
                 "rate_burst": self.settings.burst() if self.settings.rate_limit_rps else None,
                 "memory_guard": self.settings.memory_guard.model_dump() if self.settings.memory_guard else None,
+                "memory_budget": self.settings.memory_budget.model_dump() if self.settings.memory_budget else None,
             }
         if self.jobs is not None:
             out["jobs"] = self.jobs.counts()

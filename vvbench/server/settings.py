@@ -7,6 +7,14 @@ service around it admits, limits and persists work. Choices where the issue is s
   than half of the engine's slots, so streaming requests always have slots of their own.
 - `job_chunk_frames` defaults to about 10 s of audio per persisted chunk (75 frames at 7.5 Hz):
   small enough that a restart loses little, large enough that a 90-minute job is ~540 files.
+- `max_job_chars` defaults to 86,000: 90 minutes (the seed's long-form headline) at the fastest
+  of the built-in corpora's rates through the text front end (15.8 characters per second of audio
+  for the podcast script, 14-15 for prose), rounded up to a thousand; a unit test re-derives it.
+- `memory_budget` (same forms as the guard) is what the engine's admission plans against
+  (`vvbench.runtime.memory_budget`): a request or job whose KV caches it can never hold is
+  refused, one that fits later waits. Without it the memory guard's limit is the budget (so
+  admission keeps the process under the guard instead of tripping it), and without either, 90%
+  of the device's memory.
 - `memory_guard` is read as bytes when it is larger than 1 (`8GiB`, `500MB`, `123456`) and as a
   fraction of the device's memory when it is in (0, 1] (`0.9`): system RAM against the process's
   resident set on CPU, device memory against the CUDA allocator's reserved bytes on a GPU.
@@ -34,7 +42,7 @@ from vvbench.core.errors import ConfigError
 from vvbench.core.units import parse_bytes, parse_fraction
 from vvbench.core.validation import format_validation_error
 
-DEFAULT_MAX_JOB_CHARS = 200_000
+DEFAULT_MAX_JOB_CHARS = 86_000  # 90 minutes of speech (see the module docstring)
 JOB_CHUNK_SECONDS = 10.0
 DAY_S = 86_400.0
 
@@ -46,18 +54,20 @@ class MemoryLimit(BaseModel):
     fraction: float | None = Field(None, gt=0.0, le=1.0, description="refuse new work above this share of the device's memory")
 
 
-def parse_memory_guard(raw: str | None) -> MemoryLimit | None:
-    """`8GiB`, `500MB`, `123456` (bytes; units as everywhere, `vvbench.core.units`) or `0.9` / `90%` (a share) -> MemoryLimit."""
+def parse_memory_guard(raw: str | None, what: str = "memory_guard") -> MemoryLimit | None:
+    """`8GiB`, `500MB`, `123456` (bytes; units as everywhere, `vvbench.core.units`) or `0.9` / `90%` (a share) -> MemoryLimit.
+
+    `what` names the option in errors (the memory budget takes the same forms)."""
     if raw is None or str(raw).strip() == "":
         return None
     text = str(raw).strip()
     try:
         if text.endswith("%") or (re.fullmatch(r"[0-9]*\.?[0-9]+", text) and float(text) <= 1):
-            limit = MemoryLimit(fraction=parse_fraction(text, "memory_guard"))
+            limit = MemoryLimit(fraction=parse_fraction(text, what))
         else:
-            limit = MemoryLimit(limit_bytes=parse_bytes(text, "memory_guard"))
+            limit = MemoryLimit(limit_bytes=parse_bytes(text, what))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"memory_guard {raw!r}")) from None
+        raise ConfigError(format_validation_error(exc, f"{what} {raw!r}")) from None
     return limit
 
 
@@ -77,6 +87,7 @@ class ServiceSettings(BaseModel):
     rate_limit_rps: float | None = Field(None, gt=0.0, le=1_000_000, description="requests per second per API key or client address (None: no limit)")
     rate_burst: int | None = Field(None, ge=1, le=1_000_000, description="token-bucket size (None: max(1, ceil(rate)))")
     memory_guard: MemoryLimit | None = Field(None, description="refuse new work (503) above this memory use")
+    memory_budget: MemoryLimit | None = Field(None, description="memory the engine admits KV caches against (None: the memory guard, else 90% of the device's memory)")
     short_first: bool = Field(True, description="streaming requests before jobs, and jobs capped at max_job_streams; off: one FIFO queue, no cap")
     health_stall_s: float = Field(30.0, gt=0.0, le=DAY_S, description="/healthz fails when work waits and the engine made no progress for this long")
     drain_timeout_s: float = Field(30.0, ge=0.0, le=DAY_S, description="on SIGTERM, how long in-flight requests may take to finish")
@@ -99,6 +110,10 @@ class ServiceSettings(BaseModel):
     def chunk_frames_for(self, frame_rate_hz: float) -> int:
         """Frames per persisted job chunk for a model of `frame_rate_hz` frames per second."""
         return self.job_chunk_frames or max(1, round(JOB_CHUNK_SECONDS * frame_rate_hz))
+
+    def admission_limit(self) -> MemoryLimit | None:
+        """The memory the engine plans admission against: the budget, else the guard (None: the engine's default)."""
+        return self.memory_budget or self.memory_guard
 
     def max_body_bytes(self, max_input_chars: int) -> int:
         """Largest request body worth reading: the longest input as escaped JSON, plus room."""
@@ -128,8 +143,9 @@ def check_exposure(settings: ServiceSettings, faults_set: list[str], host: str |
 def build_settings(**given) -> ServiceSettings:
     """ServiceSettings from command-line values (None: the default); errors as ConfigError naming the option."""
     values = {k: v for k, v in given.items() if v is not None}
-    if "memory_guard" in values:
-        values["memory_guard"] = parse_memory_guard(values["memory_guard"])
+    for key in ("memory_guard", "memory_budget"):
+        if key in values:
+            values[key] = parse_memory_guard(values[key], key)
     try:
         return ServiceSettings(**values)
     except ValidationError as exc:

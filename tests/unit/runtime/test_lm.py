@@ -76,8 +76,9 @@ def test_step_row_is_bit_identical_wherever_it_sits(lm):
     out_a, cache_a = run(0, neighbour_seed=5)
     out_b, cache_b = run(5, neighbour_seed=6)
     assert torch.equal(out_a, out_b)
-    assert torch.equal(cache_a.k, cache_b.k) and torch.equal(cache_a.v, cache_b.v)
     assert cache_a.length == cache_b.length == 7
+    # Only written positions mean anything (caches are allocated, not zeroed).
+    assert torch.equal(cache_a.k[:, :, :7], cache_b.k[:, :, :7]) and torch.equal(cache_a.v[:, :, :7], cache_b.v[:, :, :7])
 
 
 def test_padding_rows_are_skipped_and_not_advanced(lm):
@@ -152,4 +153,5 @@ def test_bfloat16_step_runs():
     assert cos.dtype == torch.bfloat16
     out = lm.step(lm.embed(torch.tensor([1, 2])), caches)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
-    assert caches[0].k.abs().sum() > 0
+    written = caches[0].k[:, :, : caches[0].length]  # caches are allocated, not zeroed: only written positions mean anything
+    assert torch.isfinite(written.float()).all() and written.abs().sum() > 0
