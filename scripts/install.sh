@@ -18,7 +18,11 @@ elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; the
   "$PY" -m pip install "torch>=2.4"
 else
   TORCH_VERSION=${VVBENCH_TORCH_VERSION:-2.13.0}
-  "$PY" -m pip install --no-index "torch==${TORCH_VERSION}" 2>/dev/null \
+  # The CPU build from what pip already sees (a local wheel or a mirror; its dependencies from the
+  # configured index), else PyTorch's CPU index. Not `--no-index`: torch's own dependencies are
+  # rarely local, so that attempt failed and sent every package to the CPU index, retried per
+  # package where that index is unreachable (minutes of a fresh install).
+  "$PY" -m pip install "torch==${TORCH_VERSION}+cpu" 2>/dev/null \
     || "$PY" -m pip install "torch==${TORCH_VERSION}" --index-url "${VVBENCH_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
 fi
 
