@@ -7,6 +7,7 @@ import pandas as pd
 from fakekit import one_run_dir, vv
 
 from vvbench.artifacts.reader import load_run
+from vvbench.artifacts.record import SCHEMA_VERSION
 
 RUN_FILES = {"run.json", "requests.parquet", "samples.parquet", "events.jsonl", "locust", "summary.md", "report.html", "target"}
 DESIGN_COLUMNS = ["request_id", "cls", "worker", "t_start", "ttfb_s", "ttfa_s", "e2e_s", "audio_s", "rtf", "chunks",
@@ -26,7 +27,7 @@ def test_demo_end_to_end(tmp_path):
     assert not (tmp_path / "vvbench-data").exists()  # the embedded service's jobs went to a temp dir
 
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["schema_version"] == 2 and run["tool"]["name"] == "vvbench" and run["status"] == "ok" and run["passed"]
+    assert run["schema_version"] == SCHEMA_VERSION and run["tool"]["name"] == "vvbench" and run["status"] == "ok" and run["passed"]
     assert run["target"]["kind"] == "embedded" and run["runtime_config"]["preset"] == "tiny"
     assert run["scenario"]["name"] == "smoke" and run["host"]["cpu_count"] and "sha" in run["git"]
     assert {m["name"] for m in run["metrics"]} >= {"ttfa_p95_s", "e2e_p99_s", "rtf_p50", "c100", "success", "goodput_rps"}
