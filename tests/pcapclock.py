@@ -57,7 +57,7 @@ class Capture:
 
     def __enter__(self) -> Capture:
         self.proc = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "-n", "-U", "-Z", "root", "-s", "0", "-B", "65536", "--time-stamp-precision=nano",
+            ["tcpdump", "-i", "lo", "-n", "-U", "--immediate-mode", "-Z", "root", "-s", "0", "-B", "65536", "--time-stamp-precision=nano",
              "-w", str(self.path),
              f"tcp port {self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         deadline = time.monotonic() + 10
@@ -70,7 +70,10 @@ class Capture:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.proc.terminate()  # tcpdump flushes its file on SIGTERM
+        # tcpdump flushes its file on SIGTERM, but what still sits in the kernel's capture ring is
+        # lost: immediate mode hands packets over one by one, and this grace lets it take the last
+        time.sleep(0.5)
+        self.proc.terminate()
         try:
             self.stderr = self.proc.communicate(timeout=10)[1]
         except subprocess.TimeoutExpired:
@@ -111,28 +114,37 @@ class Exchange:
 
 
 class _Stream:
-    """One direction of a TCP connection: its bytes and the time of the packet that carried each."""
+    """One direction of a TCP connection: its bytes and the time of the packet that carried each.
+
+    Segments are kept by sequence number and put in order at the end: the packet socket can hand
+    tcpdump packets of one stream out of order when they were sent from different CPUs.
+    """
 
     def __init__(self):
         self.isn: int | None = None
-        self.data = bytearray()
+        self.segments: list[tuple[int, float, bytes]] = []
+        self._data: bytearray | None = None
         self.starts: list[int] = []  # byte offset where each packet's new data begins
         self.times: list[float] = []
 
     def add(self, t: float, seq: int, syn: bool, payload: bytes) -> None:
         if syn:
             self.isn = seq + 1
-            return
-        if self.isn is None:
-            self.isn = seq
-        offset = (seq - self.isn) % 2**32
-        end = offset + len(payload)
-        if end <= len(self.data) or offset > len(self.data):  # a retransmission, or a hole (not on loopback)
-            return
-        new = payload[len(self.data) - offset:]
-        self.starts.append(len(self.data))
-        self.times.append(t)
-        self.data += new
+        elif payload:
+            self.segments.append((seq, t, payload))
+
+    @property
+    def data(self) -> bytearray:
+        if self._data is None:
+            self._data = bytearray()
+            isn = self.isn if self.isn is not None else min((s for s, _, _ in self.segments), default=0)
+            for offset, t, payload in sorted(((s - isn) % 2**32, t, p) for s, t, p in self.segments):
+                if offset + len(payload) <= len(self._data) or offset > len(self._data):  # a retransmission, or a hole
+                    continue
+                self.starts.append(len(self._data))
+                self.times.append(t)
+                self._data += payload[len(self._data) - offset:]
+        return self._data
 
     def time_of(self, offset: int) -> float:
         """Time of the packet that carried byte `offset`."""
@@ -190,7 +202,10 @@ def _responses(stream: _Stream, requests: list[tuple[float, dict]], port: int) -
         lines = data[i:end].decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
         heads = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
-        spans, i = _body_spans(data, end + 4, heads)  # (stream offset, payload bytes) in order
+        try:
+            spans, i = _body_spans(data, end + 4, heads)  # (stream offset, payload bytes) in order
+        except ValueError:  # the answer was cut (a request cancelled when the run ended): no exchange
+            break
         fmt = info.get("response_format", "wav")
         audio = AudioStream(fmt if fmt in ("wav", "pcm") else "wav") if info.get("stream") else None
         sse = SSEDecoder() if info.get("stream_format") == "sse" else None
@@ -256,16 +271,21 @@ def errors(rows, captured: list[Exchange]):
     """Per successful row: its TTFA and E2E minus the packet clock's (seconds), matched by start time and text length.
 
     A DataFrame with request_id, clock, warmup, ttfa_err_s, e2e_err_s, end (the row's recorded
-    end, epoch) and clock_end (the packets'); a row without a captured exchange fails loudly.
+    end, epoch) and clock_end (the packets'); each exchange matches one row at most, and a row
+    without a captured exchange fails loudly.
     """
     import numpy as np
     import pandas as pd
 
     starts = np.array([e.t_request for e in captured])
+    used = np.zeros(len(captured), dtype=bool)
     out = []
-    for r in rows[rows["status"] == "ok"].itertuples():
+    for r in rows[rows["status"] == "ok"].sort_values("t_start").itertuples():
         cost = np.abs(starts - r.t_start) + np.array([0.0 if e.chars == r.text_chars else 1e9 for e in captured])
-        e = captured[int(np.argmin(cost))]
+        cost[used] = np.inf  # one exchange per row: a missing capture must not borrow a neighbour's
+        k = int(np.argmin(cost))
+        used[k] = True
+        e = captured[k]
         if cost.min() > 2.0:  # a row's start off by more than this is not a timing error but a missing capture
             raise AssertionError(f"{r.request_id}: no captured request of its length within 2 s of its start")
         out.append({"request_id": r.request_id, "clock": r.clock, "warmup": r.warmup,

@@ -1,6 +1,6 @@
-"""Sending one streaming speech request or one long-form job, timing every piece of the body.
+"""Sending one streaming speech request over a user's `Session`, timing every piece of the body.
 
-Speech over plain HTTP goes through `vvbench.load.wire`: our own HTTP/1.1 reader over a raw
+Speech over plain HTTP goes through `vvbench.load.wire` and `http1`: our own HTTP/1.1 reader over a raw
 socket, so each `recv` is one piece with one time — the kernel's arrival stamp where the
 platform gives one (`Outcome.clock = "kernel"`), else the time it was read (`"read"`). Every
 figure is that time minus `t_start`: the kernel's transmit stamp of the request where there is
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from vvbench import __version__
 from vvbench.core.audio import AUDIBLE, SAMPLE_RATE, AudioFormatError
-from vvbench.load import wire
+from vvbench.load import http1, wire
 from vvbench.load.audio import AudioStream, SSEDecoder, StreamErrorEvent
 from vvbench.load.mix import RequestSpec
 from vvbench.load.wire import RequestTimeout
@@ -100,12 +100,12 @@ class Session:
         if self._wire is not None:
             self._wire.abort()
 
-    def exchange(self, method: str, path: str, body: bytes | None, deadline: float) -> tuple[wire.Response, float]:
+    def exchange(self, method: str, path: str, body: bytes | None, deadline: float) -> tuple[http1.Response, float]:
         """Send over the wire connection; return (response with headers read, epoch time just before the send)."""
         headers = dict(self.headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
-        data = wire.request_bytes(method, self.prefix + path, f"{self.host}:{self.port}", headers, body)
+        data = http1.request_bytes(method, self.prefix + path, f"{self.host}:{self.port}", headers, body)
         for attempt in (0, 1):
             reused = self._wire is not None
             if self._wire is None:
@@ -113,8 +113,8 @@ class Session:
             t_epoch = time.time()
             try:
                 self._wire.send(data, deadline)
-                return wire.Response(self._wire, deadline), t_epoch
-            except (wire.Closed, BrokenPipeError, ConnectionResetError) as exc:
+                return http1.Response(self._wire, deadline), t_epoch
+            except (http1.Closed, BrokenPipeError, ConnectionResetError) as exc:
                 self.close()
                 if not reused or attempt or not getattr(exc, "nothing", True):
                     raise
@@ -205,7 +205,7 @@ def classify(out: Outcome, exc: BaseException) -> Outcome:
         return out.fail("stream_error", f"server error event: {exc}")
     if isinstance(exc, AudioFormatError):
         return out.fail("bad_audio", str(exc))
-    if isinstance(exc, (http.client.IncompleteRead, wire.Closed)) and out.http_status is not None:
+    if isinstance(exc, (http.client.IncompleteRead, http1.Closed)) and out.http_status is not None:
         return out.fail("truncated", "connection closed before the body was complete")
     if not isinstance(exc, (OSError, http.client.HTTPException)):
         return out.fail("client_error", f"{type(exc).__name__}: {exc}")

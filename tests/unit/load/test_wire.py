@@ -1,4 +1,4 @@
-"""The raw HTTP/1.1 reader: framing from pieces of any size, and arrival stamps that do not depend on when it reads.
+"""The raw HTTP/1.1 reader (vvbench.load.wire and http1): framing from pieces of any size, and arrival stamps that do not depend on when it reads.
 
 The servers here are plain sockets on loopback written by the test, so the bytes and the moments
 they leave are exactly known.
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from vvbench.load import wire
+from vvbench.load import http1, wire
 
 HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: audio/pcm\r\n\r\n"
 
@@ -22,7 +22,7 @@ def chunk(data: bytes) -> bytes:
 
 
 def body_of(pieces: list[bytes]) -> bytes:
-    decoder = wire.ChunkedDecoder()
+    decoder = http1.ChunkedDecoder()
     out = b"".join(decoder.feed(p) for p in pieces)
     assert decoder.done
     return out
@@ -37,8 +37,8 @@ def test_chunked_framing_is_the_same_in_any_split():
 
 
 def test_bad_chunk_size_is_a_protocol_error():
-    with pytest.raises(wire.ProtocolError):
-        wire.ChunkedDecoder().feed(b"zz\r\n")
+    with pytest.raises(http1.ProtocolError):
+        http1.ChunkedDecoder().feed(b"zz\r\n")
 
 
 class OneShotServer:
@@ -68,8 +68,8 @@ class OneShotServer:
 def exchange(server: OneShotServer, kernel_stamps: bool, read_after_s: float):
     conn = wire.Connection("127.0.0.1", server.port, 5, kernel_stamps)
     deadline = time.perf_counter() + 10
-    conn.send(wire.request_bytes("POST", "/v1/audio/speech", "x", {}, b"{}"), deadline)
-    resp = wire.Response(conn, deadline)
+    conn.send(http1.request_bytes("POST", "/v1/audio/speech", "x", {}, b"{}"), deadline)
+    resp = http1.Response(conn, deadline)
     time.sleep(read_after_s)  # a reader that is late, as a stalled loop would be
     pieces = list(resp.pieces(deadline))
     conn.close()
@@ -113,8 +113,8 @@ def test_content_length_and_keep_alive():
     server = OneShotServer([(0.0, b"HTTP/1.1 503 Busy\r\nContent-Length: %d\r\nRetry-After: 1\r\n\r\n" % len(body) + body)])
     conn = wire.Connection("127.0.0.1", server.port, 5)
     deadline = time.perf_counter() + 5
-    conn.send(wire.request_bytes("GET", "/", "x", {}, None), deadline)
-    resp = wire.Response(conn, deadline)
+    conn.send(http1.request_bytes("GET", "/", "x", {}, None), deadline)
+    resp = http1.Response(conn, deadline)
     assert resp.status == 503 and resp.getheader("retry-after") == "1" and not resp.will_close
     assert resp.read(deadline, 1000) == body and resp.complete
     conn.close()
@@ -124,9 +124,9 @@ def test_a_deadline_bounds_every_wait():
     server = OneShotServer([(2.0, HEAD)])
     conn = wire.Connection("127.0.0.1", server.port, 5)
     deadline = time.perf_counter() + 0.3
-    conn.send(wire.request_bytes("GET", "/", "x", {}, None), deadline)
+    conn.send(http1.request_bytes("GET", "/", "x", {}, None), deadline)
     t0 = time.perf_counter()
     with pytest.raises(wire.RequestTimeout):
-        wire.Response(conn, deadline)
+        http1.Response(conn, deadline)
     assert time.perf_counter() - t0 < 1.0
     conn.close()
