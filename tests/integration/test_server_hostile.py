@@ -137,7 +137,7 @@ def test_fault_knobs_at_start_up_need_the_flag(tmp_path):
     create_app(config, settings=ServiceSettings(data_dir=tmp_path, allow_faults=True))  # builds; nothing starts
 
 
-# (method, path, raw body or None, extra headers, status, param)
+# (path, raw POST body, status it must get, the error's param)
 BODY_CASES = [
     ("/v1/audio/speech", b'{"input": "\xff\xfe hello"}', 400, "body"),  # invalid UTF-8
     ("/v1/audio/speech", b"[" * 100_000 + b"]" * 100_000, 400, "body"),  # deep nesting
