@@ -22,6 +22,13 @@ the applied gain is `g[n] = mean(h[n-L .. n])` with `h[m] = min(r[m .. m+L])` an
 `|g[n] y[n]| <= ceiling` always (the ceiling defaults to -1 dBFS); the gain falls over L samples
 before a peak and recovers over L samples after it, so nothing is hard-clipped and a signal below
 the ceiling passes unchanged. Latency: L samples (flush() returns them).
+
+Reachable targets: a target is met (within 0.5 LU, the tests) while `target + PLR` stays within a
+few dB of the ceiling, PLR being the signal's peak-to-loudness ratio (espeak-ng speech: 18.5 dB;
+the runtime's voice: less). Beyond that the limiter takes the peaks down and the output falls
+short of the target (espeak-ng at -14 LUFS reaches -15.2, at -10 reaches -13.6), never clipping
+and never below what a static clip-free gain gives. `gain_db` is the gain asked for; the
+limiter's reduction comes on top.
 """
 
 from __future__ import annotations
