@@ -68,6 +68,12 @@ def runtime_speech(tiny_engine):
     return audio
 
 
+@pytest.fixture(params=["espeak", "runtime"])
+def speech(request):
+    """espeak-ng speech, then the runtime's own voice (its engine and synthesis are set-up cost)."""
+    return request.getfixturevalue("espeak" if request.param == "espeak" else "runtime_speech")
+
+
 def padded(speech, floor_dbfs):
     pad = np.zeros(R, np.float32)
     y = np.concatenate([pad, speech, pad])
@@ -87,9 +93,7 @@ def locate(y, out):
 
 # --- trim ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("floor_dbfs", [None, -60.0], ids=["digital-silence", "noise-floor-60dBFS"])
-@pytest.mark.parametrize("source", ["espeak", "runtime_speech"])
-def test_trim_cuts_padding_to_the_documented_margins_and_keeps_the_speech(request, source, floor_dbfs):
-    speech = request.getfixturevalue(source)
+def test_trim_cuts_padding_to_the_documented_margins_and_keeps_the_speech(speech, floor_dbfs):
     on, off = audible_bounds(speech)
     y = padded(speech, floor_dbfs)
     whole = None
@@ -209,9 +213,8 @@ def test_same_rate_passes_through_and_flush_ends_the_stream():
 
 # --- loudness -----------------------------------------------------------------------------
 @pytest.mark.parametrize("target", [-30.0, -23.0, -16.0])
-@pytest.mark.parametrize("source", ["espeak", "runtime_speech"])
-def test_loudness_reaches_the_target_without_clipping(request, source, target):
-    x = request.getfixturevalue(source)
+def test_loudness_reaches_the_target_without_clipping(speech, target):
+    x = speech
     y = process_all(x, R, loudness=target)
     assert len(y) == len(x)
     assert integrated_loudness(y, R) == pytest.approx(target, abs=0.5)
@@ -219,12 +222,11 @@ def test_loudness_reaches_the_target_without_clipping(request, source, target):
 
 
 @pytest.mark.parametrize("target", [-14.0, -10.0])
-@pytest.mark.parametrize("source", ["espeak", "runtime_speech"])
-def test_a_target_beyond_the_ceiling_is_limited_not_clipped(request, source, target):
+def test_a_target_beyond_the_ceiling_is_limited_not_clipped(speech, target):
     """Near -10 LUFS speech's peaks (espeak-ng's are 18.5 dB over its loudness) pass the -1 dBFS
     ceiling: the limiter wins, the output stays under the ceiling and may fall short of the target
     (documented), but never below what a clip-free static gain would reach."""
-    x = request.getfixturevalue(source)
+    x = speech
     n = LoudnessNormaliser(R, target, measure_s=None)
     y = run(n, x, None)
     assert np.max(np.abs(y)) <= 10 ** (-1 / 20) + 1e-6

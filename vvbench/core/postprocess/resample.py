@@ -5,7 +5,8 @@ the resampler can already give for the input so far, `flush()` the rest. The con
 of any chunking equals the whole-signal conversion up to float rounding, and has
 `round(len(x) * out_rate / in_rate)` samples. Output is time-aligned with the input (soxr removes
 its filter's delay), so the first call's output is shorter than `len(x) * out_rate / in_rate`:
-that shortfall is the resampler's latency, which `flush()` pays back. `in_rate == out_rate`
+that shortfall is the resampler's latency, which `flush()` pays back (measured after 133 ms
+chunks from 24 kHz: 9 ms to 44.1 kHz, 21 ms to 16 and 8 kHz, 32 ms to 48 kHz). `in_rate == out_rate`
 passes samples through untouched (no copy beyond the float32 conversion).
 
 `HQ` is soxr's 20-bit quality: its anti-alias filter attenuates by well over 100 dB past the new
