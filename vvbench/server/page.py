@@ -27,7 +27,7 @@ FILES = {"/": ("index.html", "text/html; charset=utf-8"),
          "/page/style.css": ("style.css", "text/css; charset=utf-8")}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read(name: str) -> bytes:
     return resources.files("vvbench.server").joinpath("page", name).read_bytes()
 

@@ -320,7 +320,7 @@ async function pollJob(id) {
 }
 
 async function addChunk(rec, index) {
-  const entry = {index, durationS: null};
+  const entry = {index, durationS: null, loadedAtProgress: null};
   rec.chunks.push(entry);
   const item = document.createElement("li");
   const label = document.createElement("span");
@@ -333,6 +333,7 @@ async function addChunk(rec, index) {
   $("job-chunks").append(item);
   const resp = await call(`/v1/jobs/${rec.id}/chunks/${index}`);
   entry.durationS = await playBlob(audio, await audioBlob(resp, rec.format));
+  entry.loadedAtProgress = rec.progress; // below 1: playable while the rest still renders
   label.textContent = `chunk ${index + 1} · ${fmtSeconds(entry.durationS)}`;
 }
 
