@@ -320,8 +320,6 @@ async function pollJob(id) {
 }
 
 async function addChunk(rec, index) {
-  const entry = {index, durationS: null, loadedAtProgress: null};
-  rec.chunks.push(entry);
   const item = document.createElement("li");
   const label = document.createElement("span");
   label.className = "chunk-label";
@@ -331,10 +329,16 @@ async function addChunk(rec, index) {
   audio.id = `job-chunk-${index}`;
   item.append(label, audio);
   $("job-chunks").append(item);
-  const resp = await call(`/v1/jobs/${rec.id}/chunks/${index}`);
-  entry.durationS = await playBlob(audio, await audioBlob(resp, rec.format));
-  entry.loadedAtProgress = rec.progress; // below 1: playable while the rest still renders
-  label.textContent = `chunk ${index + 1} · ${fmtSeconds(entry.durationS)}`;
+  try {
+    const resp = await call(`/v1/jobs/${rec.id}/chunks/${index}`);
+    const durationS = await playBlob(audio, await audioBlob(resp, rec.format));
+    // loadedAtProgress below 1: the chunk was playable while the rest still rendered
+    rec.chunks.push({index, durationS, loadedAtProgress: rec.progress});
+    label.textContent = `chunk ${index + 1} · ${fmtSeconds(durationS)}`;
+  } catch (err) {
+    item.remove(); // listed again at the next poll
+    throw err;
+  }
 }
 
 async function addFull(rec) {
