@@ -30,20 +30,28 @@ JOB = "First part. Then a second one."
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def starting(tmp_path_factory):
+    """The service's child process, started but not waited for: Chromium starts meanwhile."""
     server = Server(tmp_path_factory.mktemp("page-log"), tmp_path_factory.mktemp("page-data"), "--api-key", KEY,
                     "--job-chunk-frames", "5", "--batch-window-ms", "10")
+    server.start()
     try:
-        yield server.serve(timeout_s=180)
+        yield server
     finally:
         server.stop(grace_s=30)
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(starting):
     driver = chromium("--window-size=1280,1350")
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="module")
+def service(starting, browser):
+    starting.wait_ready(f"{starting.wait_url(180)}/readyz", 180)
+    return starting
 
 
 def page_state(browser, expr: str = ""):
