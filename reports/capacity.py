@@ -256,18 +256,28 @@ def decide(scenario: str, key: str, mode: str, points: list[Point], confidence: 
         n, n1 = instances_needed(target_load, per, headroom)
         fleet = Fleet(target_load=target_load, unit=target_unit(key), headroom=headroom, capacity_per_instance=per,
                       instances=n, instances_n_plus_1=n1)
-    for p in points:
-        for a in p.attainments:
-            need = min_requests(a.target, confidence)
-            if need is None or (a.n < need and a.k == a.n):
-                needs = "no sample size is enough" if need is None else f"at least {need} are needed"
-                notes.append(f"load {p.load:g}: {a.slo} had {a.n} requests; for its {a.target:g} target at "
-                             f"{confidence:g} confidence {needs}")
+    notes += sample_size_notes(points, confidence)
     ordered = sorted(points, key=lambda p: p.load)
     return CapacityResult(scenario=scenario, key=key, unit=SWEEP_KEYS[key], mode=mode, confidence=confidence,
                           points=ordered, capacity=cap, knee=knee([p.load for p in ordered], [p.ttfa_p95_s for p in ordered]),
                           streams_per_instance=streams, requests_per_minute=rpm, audio_hours_per_hour=hours, fleet=fleet,
                           notes=notes, runs=len(points), elapsed_s=elapsed_s)
+
+
+def sample_size_notes(points: list[Point], confidence: float) -> list[str]:
+    """One note per SLO whose points had too few requests for its target to be provable at all."""
+    short: dict[str, tuple[float, int | None, list[int]]] = {}
+    for p in points:
+        for a in p.attainments:
+            need = min_requests(a.target, confidence)
+            if need is None or a.n < need:
+                short.setdefault(a.slo, (a.target, need, []))[2].append(a.n)
+    out = []
+    for slo, (target, need, ns) in short.items():
+        needs = "no sample size can prove it" if need is None else f"needs at least {need} requests, all meeting it,"
+        out.append(f"{slo}: a {target:g} target {needs} at {confidence:g} confidence; points had "
+                   f"{min(ns)}-{max(ns)} (lengthen --duration)")
+    return out
 
 
 def target_unit(key: str) -> str:

@@ -158,10 +158,11 @@ def _print_table(result, folder: Path) -> None:
         head.add_row(k, v)
     console.print(head)
     points = Table(title="points")
-    for col in POINT_HEADER[:-1]:
-        points.add_column(col)
+    keep = [0, 1, 2, 3, 4, 5, 7]  # the attainment details and the run directories are in capacity.md
+    for i in keep:
+        points.add_column(POINT_HEADER[i])
     for row in point_rows(result):
-        points.add_row(*row[:-1])
+        points.add_row(*(row[i] for i in keep))
     console.print(points)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
