@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vvbench.artifacts.reader import load_run
+from vvbench.artifacts.record import RunStatus
 from vvbench.artifacts.scenarios import Scenario
 from vvbench.core.errors import InputError
 from vvbench.harness.run import run
@@ -104,7 +105,7 @@ def run_capacity(plan: CapacityPlan, target: Target, out: Path, *, on_point: Cal
             results[load] = point.met
             if on_point is not None:
                 on_point(point)
-            if result.status.value == "aborted":
+            if result.status is RunStatus.ABORTED:
                 notes.append("interrupted: the points so far are kept, the search did not finish")
                 break
             if not target.alive() and target.kind != "http":
