@@ -34,6 +34,7 @@ COMMANDS = {
     "report": "vvbench.cli.report:report_cmd",
     "compare": "vvbench.cli.compare:compare_cmd",
     "tune": "vvbench.cli.tune:tune_cmd",
+    "capacity": "vvbench.cli.capacity:capacity_cmd",
 }
 
 
