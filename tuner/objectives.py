@@ -6,7 +6,7 @@ here. The default is TTFA p95, goodput and peak memory, where peak memory is `pe
 when the service runs on CUDA and `peak_rss_bytes` otherwise (`peak_memory` names whichever
 applies). Constraints follow Optuna's convention (a value <= 0 is feasible):
 
-- `quality_floor`: floor - the worst probe's SNR against the reference (dB);
+- `quality_floor`: floor - the worst probe's mel SNR against the reference (dB);
 - `audio_checks`: the number of audio checks the probes failed;
 - `memory_budget` (with a budget): measured peak - budget, in MiB;
 - one per scenario SLO: how far the run's value is on the wrong side of the threshold (a value

@@ -38,7 +38,7 @@ def trial_row(t: FrozenTrial, objectives: list[str]) -> dict:
             "params": t.params, "values": dict(zip(objectives, t.values)) if t.values else None,
             "constraints": cons, "feasible": feasible(cons.values()) if t.state == TrialState.COMPLETE else False,
             "violated": [k for k, v in cons.items() if v > 0], "reason": t.user_attrs.get("reason"),
-            "quality_db": t.user_attrs.get("quality_db"), "how": t.user_attrs.get("how"),
+            "quality_db": t.user_attrs.get("quality_db"), "waveform_db": t.user_attrs.get("waveform_db"), "how": t.user_attrs.get("how"),
             "apply_s": t.user_attrs.get("apply_s"), "run_dir": t.user_attrs.get("run_dir"),
             "planned_bytes": t.user_attrs.get("planned_bytes")}
 

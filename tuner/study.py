@@ -30,7 +30,8 @@ from vvbench.artifacts.scenarios import Scenario
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import RuntimeConfig, merge, validate_config
-from vvbench.tuner.objectives import constraints, directions
+from vvbench.tuner.finalists import BASELINE, decide, pick_finalists, remeasure
+from vvbench.tuner.objectives import constraints, directions, feasible
 from vvbench.tuner.quality import Reference, scenario_probes, synthesise
 from vvbench.tuner.space import SearchSpace, baseline_params, params_to_knobs, reference_knobs
 from vvbench.tuner.trials import Server, TrialContext, TrialOutcome, run_trial
@@ -87,7 +88,7 @@ class Tuner:
     out: Path
     objectives: list[str]
     trials: int
-    floor_db: float = 30.0
+    floor_db: float = 15.0
     budget_bytes: int | None = None
     hot_trials: int = 3
     timeout_s: float | None = None
@@ -137,6 +138,33 @@ class Tuner:
         finally:
             server.close()
 
+    def finalise(self, k: int, repeats: int, on_run=None) -> dict | None:
+        """Re-measure up to `k` finalists `repeats` times interleaved with the baseline (`vvbench.tuner.finalists`).
+
+        Returns the decision as plain data (None when there is no baseline or no finalist); the
+        trial numbers are in each finalist row's `trial`, the winner's in `winner_trial`.
+        """
+        trials = self.study.get_trials(deepcopy=False)
+        baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state == TrialState.COMPLETE), None)
+        points = {t.number: t.values for t in trials if t.state == TrialState.COMPLETE
+                  and feasible((t.user_attrs.get("constraints") or {}).values())}
+        chosen = pick_finalists(points, directions(self.objectives), baseline.number if baseline else None, k)
+        if baseline is None or not chosen or repeats < 1:
+            return None
+        labels = {f"trial {n}": n for n in chosen}
+        configs = {BASELINE: self.config_of(baseline.params), **{lab: self.config_of(trials[n].params) for lab, n in labels.items()}}
+        server = Server(self.target_spec, self.out / "servers")
+        try:
+            dirs, dropped, order = remeasure(server, self.scenario, configs, repeats, self.out / "finalists", on_run)
+        finally:
+            server.close()
+        result = decide(dirs, dropped, self.objectives, list(labels))
+        for row in result["finalists"]:
+            row["trial"] = labels[row["label"]]
+        result.update(repeats=repeats, order=order, baseline_trial=baseline.number,
+                      winner_trial=labels[result["winner"]] if result["winner"] else baseline.number)
+        return result
+
     def _enqueue_followers(self, params: dict) -> None:
         restart = self.space.restart_params()
         room = self.trials - counted(self.study) - 1
@@ -151,7 +179,7 @@ class Tuner:
         return run_trial(ctx, config)
 
     def _tell(self, trial: optuna.Trial, out: TrialOutcome) -> None:
-        for key in ("reason", "run_dir", "how", "apply_s", "attempts", "planned_bytes", "quality_db", "audio_failed", "metrics"):
+        for key in ("reason", "run_dir", "how", "apply_s", "attempts", "planned_bytes", "quality_db", "waveform_db", "audio_failed", "metrics"):
             value = getattr(out, key)
             if value is not None:
                 trial.set_user_attr(key, value)
