@@ -31,7 +31,7 @@ from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import RuntimeConfig, merge, validate_config
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists, remeasure
-from vvbench.tuner.objectives import constraints, directions, feasible
+from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value
 from vvbench.tuner.quality import Reference, scenario_probes, synthesise
 from vvbench.tuner.space import SearchSpace, baseline_params, params_to_knobs, reference_knobs
 from vvbench.tuner.trials import Server, TrialContext, TrialOutcome, run_trial
@@ -88,7 +88,7 @@ class Tuner:
     out: Path
     objectives: list[str]
     trials: int
-    floor_db: float = 15.0
+    floor_db: float = 20.0
     budget_bytes: int | None = None
     hot_trials: int = 3
     timeout_s: float | None = None
@@ -158,7 +158,7 @@ class Tuner:
             dirs, dropped, order = remeasure(server, self.scenario, configs, repeats, self.out / "finalists", on_run)
         finally:
             server.close()
-        result = decide(dirs, dropped, self.objectives, list(labels))
+        result = decide(dirs, dropped, compared_metrics(self.objectives), list(labels))
         for row in result["finalists"]:
             row["trial"] = labels[row["label"]]
         result.update(repeats=repeats, order=order, baseline_trial=baseline.number,
@@ -188,7 +188,7 @@ class Tuner:
         elif out.state == "fail":
             self.study.tell(trial, state=TrialState.FAIL)
         else:
-            values = [out.metrics.get(n) for n in self.objectives]
+            values = [objective_value(n, out.metrics) for n in self.objectives]
             missing = [n for n, v in zip(self.objectives, values) if v is None]
             if missing:
                 trial.set_user_attr("reason", f"objective not measured: {', '.join(missing)}")

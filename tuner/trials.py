@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vvbench.artifacts.metrics import METRIC_BY_NAME
 from vvbench.artifacts.reader import load_run
 from vvbench.artifacts.record import RunStatus
 from vvbench.artifacts.scenarios import Scenario
@@ -141,7 +142,8 @@ def _attempt(ctx: TrialContext, config: RuntimeConfig, out: TrialOutcome) -> Tri
     if not result.status.completed:
         raise _Transient(result.reason or result.status.value)
     record = result.record
-    out.metrics = {name: record.summary.get(name) for name in TRIAL_METRICS}
+    out.metrics = {name: record.summary.get(name) for name in (*TRIAL_METRICS, *(n for n in METRIC_BY_NAME if n not in TRIAL_METRICS))
+                   if isinstance(record.summary.get(name), (int, float)) or name in TRIAL_METRICS}
     out.quality_db, out.waveform_db, out.audio_failed = verdict.snr_db, verdict.waveform_db, verdict.failed_checks
     out.slos = [v.model_dump() for v in record.slos]
     if not record.summary.get("ok"):
