@@ -87,13 +87,15 @@ def _ratios(base: dict | None, best: dict | None) -> dict:
     return {k: (best[k] / base[k] if base[k] and math.isfinite(base[k]) else None) for k in base}
 
 
-def _interval_rows(final: dict | None) -> list[dict]:
-    """The recommended finalist's per-metric ratios and intervals against the baseline."""
-    if not final or final.get("winner") is None:
-        return []
-    row = next(r for r in final["finalists"] if r["label"] == final["winner"])
+def _interval_rows(final: dict | None) -> dict | None:
+    """The recommended finalist's (else the first-ranked one's) per-metric ratios and intervals against the baseline."""
+    if not final or not final.get("finalists"):
+        return None
+    label = final.get("winner") or final["finalists"][0]["label"]
+    row = next(r for r in final["finalists"] if r["label"] == label)
     keys = ("metric", "unit", "direction", "how", "base", "new", "ratio", "ci_low", "ci_high", "p_adjusted", "verdict", "n_base", "n_new")
-    return [{k: c.get(k) for k in keys} for c in row["changes"]]
+    return {"finalist": label, "trial": row.get("trial"), "recommended": final.get("winner") == label,
+            "changes": [{k: c.get(k) for k in keys} for c in row["changes"]]}
 
 
 def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: list[str], base: RuntimeConfig,
@@ -128,7 +130,7 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
                "hot_knob_grouping": _time_saved(trials), "notes": notes,
                "remeasured": final is not None, "beats_baseline": bool(final and final.get("winner")),
                "finalists_repeats": final.get("repeats") if final else None,
-               "baseline_vs_recommended": _interval_rows(final),
+               "baseline_vs_finalist": _interval_rows(final),
                "recommended_yaml": str(out / "recommended.yaml")}
     write_atomic(out / "trials.json", json.dumps(rows, indent=2, default=str))
     write_atomic(out / "pareto.json", json.dumps([by_number[n] for n in front], indent=2, default=str))

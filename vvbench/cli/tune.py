@@ -43,9 +43,13 @@ def _decision_lines(summary: dict) -> list[str]:
     chosen, base = summary["recommended_trial"], summary["baseline_trial"]
     who = "the baseline" if chosen == base else f"trial {chosen}"
     out = [f"recommended: {who} ({summary['why']})"]
-    for c in summary["baseline_vs_recommended"]:
-        if c["ratio"] is not None and c["ci_low"] is not None:
-            out.append(f"  {c['metric']}: x{c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] vs the baseline, {c['verdict']}")
+    vs = summary["baseline_vs_finalist"]
+    if vs:
+        out.append(f"{vs['finalist']}{'' if vs['recommended'] else ' (the best-ranked finalist, not recommended)'} / baseline:")
+        for c in vs["changes"]:
+            if c["ratio"] is not None and c["ci_low"] is not None:
+                out.append(f"  {c['metric']}: x{c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] (95% bootstrap, "
+                           f"{c['n_base']} vs {c['n_new']} values), {c['verdict']}")
     return out
 
 
