@@ -1,8 +1,8 @@
 """`vvbench tune` as a user runs it: real Optuna on SQLite, real `tiny` services, real runs.
 
 Kept small for a 2-core machine: a 3-second scenario, a space of a few choices, few trials.
-The default run keeps one short study (`test_a_short_study_...`, 2 trials, finalists re-measured
-once, the tune report); the longer ones are `-m slow`.
+The default run keeps one short study (`test_a_two_trial_study_...`: 2 trials, no finalists, the
+plots and the tune report); the longer ones, finalists included, are `-m slow`.
 The crash test uses the `crash_after_requests` fault in the base config, which the embedded
 service accepts only when started with `--allow-faults` (`CRASH_ARGS`).
 """
@@ -41,6 +41,22 @@ def scenario(tmp_path):
     return scenario_file(tmp_path / "t.yaml", warmup="1s", duration="3s", slos={"success_min": 0.9})
 
 
+def test_a_two_trial_study_writes_its_directory_plots_and_report(tmp_path):
+    short = scenario_file(tmp_path / "s.yaml", warmup="0s", duration="2s", slos={"success_min": 0.9})
+    space = space_file(tmp_path / "space.yaml", {"chunk_frames": {"choices": [4, 8]}})
+    out = tmp_path / "D"
+    r = vv("tune", "--preset", "tiny", "--scenario", str(short), "--space", str(space), "--out", str(out), "--study", "s",
+           "--trials", "2", "--finalists", "0", "--hot-trials", "2", timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"] == 2 and not summary["remeasured"] and "not re-measured" in summary["why"]
+    assert not (out / "finalists.json").exists()
+    assert (out / "plots" / "history.png").read_bytes()[:4] == b"\x89PNG"
+    md = vv("report", str(out))
+    assert md.returncode == 0 and md.stdout.startswith("# vvbench tune: study s") and "ratio (one run each, no interval)" in md.stdout
+
+
+@pytest.mark.slow
 def test_a_short_study_remeasures_a_finalist_against_the_baseline_and_reports(tmp_path):
     # the shortest useful scenario; 2 trials: the baseline (10 steps) and a 9-step trial (feasible at the 20 dB mel floor)
     short = scenario_file(tmp_path / "s.yaml", warmup="0s", duration="2s", slos={"success_min": 0.9})
