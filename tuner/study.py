@@ -216,7 +216,7 @@ class Tuner:
 
     def _ask(self, dists) -> optuna.Trial:
         with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": ask/tell sends its own
-            warnings.simplefilter("ignore", UserWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
             return self.study.ask(fixed_distributions=dists)
 
     def _surplus(self, trial: optuna.Trial) -> bool:
