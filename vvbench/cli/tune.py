@@ -3,7 +3,9 @@
 Thin: the target flags of `vvbench run`, the scenario, the space and the study's settings are
 checked here (one line and exit 2 for bad input: an unknown knob or an empty range in the space,
 an unreachable storage, an unknown scenario), `vvbench.tuner.study.Tuner` runs the trials, one
-line per finished trial is printed, and `vvbench.tuner.outputs` writes the tune directory. Ctrl-C
+line per finished trial is printed, the finalists are re-measured against the baseline
+(`--finalists`, `--repeats`; one line per run, then the decision with the ratios and their
+intervals), and `vvbench.tuner.outputs` writes the tune directory. Ctrl-C
 records the trial in flight as interrupted, writes the directory from the trials so far and exits
 130; `--resume` continues the study.
 """
@@ -111,12 +113,12 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     out_dir = Path(out or Path("tunes") / study_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{out_dir / 'study.db'}"
-    study = open_study(storage, study_name, names, resume=resume, seed=seed, heartbeat_s=heartbeat_s or None)
     warm_from = None
-    if warm_start:
+    if warm_start:  # before the new study exists, so a bad --warm-start leaves nothing behind
         if resume:
             raise ConfigError("--warm-start: only a new study is warm-started (not with --resume)")
         warm_from = load_other_study(warm_start_storage or storage, warm_start)
+    study = open_study(storage, study_name, names, resume=resume, seed=seed, heartbeat_s=heartbeat_s or None)
     for note in space.notes:
         err_console.print(f"note: {note}", highlight=False)
     objectives_of = names
