@@ -152,8 +152,34 @@ def _bootstrap(a: np.ndarray, b: np.ndarray, stat, seed: int, resamples: int, co
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def _how(metric: Metric) -> str:
+    if metric.rows == "samples":
+        return "point"
+    return "slices" if metric.aggregation in ("count_per_s", "sum_per_s", "goodput") else "requests"
+
+
+def _decide(change: MetricChange, a: np.ndarray, b: np.ndarray, stat, seed: int, resamples: int, confidence: float) -> MetricChange:
+    """Point values, ratio, rank test and bootstrap interval of `change` from the values `a` (base) and `b` (new)."""
+    change.n_base, change.n_new = len(a), len(b)
+    if len(a) < 2 or len(b) < 2:
+        change.note = "fewer than 2 values in a run"
+        return change
+    change.base, change.new = float(stat(a)), float(stat(b))  # from the same rows as the test
+    change.ratio = float(_ratio(change.base, change.new))
+    if np.ptp(np.concatenate([a, b])) == 0:
+        change.p_value = 1.0  # every value the same in both runs: nothing to test
+    else:
+        change.p_value = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        change.ci_low, change.ci_high = _bootstrap(a, b, stat, seed, resamples, confidence)
+    if change.ci_low is None:
+        change.ci_low = change.ci_high = change.ratio
+    if change.base == 0:
+        change.note = "base is 0: no ratio, the test decides"
+    return change
+
+
 def _one(metric: Metric, index: int, base, new, threshold: float, seed: int, resamples: int, confidence: float) -> MetricChange:
-    how = "point" if metric.rows == "samples" else ("slices" if metric.aggregation in ("count_per_s", "sum_per_s", "goodput") else "requests")
+    how = _how(metric)
     b_val, n_val = base.record.summary.get(metric.name), new.record.summary.get(metric.name)
     change = MetricChange(metric.name, metric.unit, metric.direction, how, b_val, n_val, 0, 0, threshold)
     if how == "point":
@@ -163,23 +189,39 @@ def _one(metric: Metric, index: int, base, new, threshold: float, seed: int, res
         change.note = "one value per run: no interval, no test (never a regression)"
         return change
     a, b = (_per_request(metric, r) if how == "requests" else _slices(metric, r) for r in (base, new))
-    change.n_base, change.n_new = len(a), len(b)
-    if len(a) < 2 or len(b) < 2:
-        change.note = "fewer than 2 values in a run"
-        return change
-    stat = _statistic(metric)
-    change.base, change.new = float(stat(a)), float(stat(b))  # from the same rows as the test
-    change.ratio = float(_ratio(change.base, change.new))
-    if np.ptp(np.concatenate([a, b])) == 0:
-        change.p_value = 1.0  # every value the same in both runs: nothing to test
-    else:
-        change.p_value = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-        change.ci_low, change.ci_high = _bootstrap(a, b, stat, seed * 1000 + index, resamples, confidence)
-    if change.ci_low is None:
-        change.ci_low = change.ci_high = change.ratio
-    if change.base == 0:
-        change.note = "base is 0: no ratio, the test decides"
-    return change
+    return _decide(change, a, b, _statistic(metric), seed * 1000 + index, resamples, confidence)
+
+
+def _pooled(metric: Metric, how: str, runs) -> np.ndarray:
+    if how == "repeats":
+        v = np.array([r.record.summary.get(metric.name) for r in runs], dtype=float)
+        return v[np.isfinite(v)]
+    return np.concatenate([_per_request(metric, r) if how == "requests" else _slices(metric, r) for r in runs])
+
+
+def compare_pooled(base_runs, new_runs, names, *, threshold: float = DEFAULT_THRESHOLD, seed: int = 0,
+                   resamples: int = RESAMPLES, alpha: float = ALPHA, confidence: float = CONFIDENCE) -> list[MetricChange]:
+    """Compare repeated runs of two configs on the metrics `names`, each side's repeats pooled.
+
+    The statistics are `compare_runs`'s: per-request metrics pool the requests of every repeat,
+    rates pool the `RATE_BINS` slices of every repeat; a peak over the samples, one value per run,
+    becomes one value per repeat (`how` = "repeats", the mean compared). Holm's correction runs
+    over `names`, and the verdicts are `compare_runs`'s.
+    """
+    changes = []
+    for i, name in enumerate(names):
+        m = next(x for x in COMPARED if x.name == name)
+        how = "repeats" if _how(m) == "point" else _how(m)
+        change = MetricChange(m.name, m.unit, m.direction, how, None, None, 0, 0, threshold)
+        stat = _statistic(m) if how != "repeats" else (lambda x, axis=-1: np.mean(x, axis=axis))
+        a, b = _pooled(m, how, base_runs), _pooled(m, how, new_runs)
+        changes.append(_decide(change, a, b, stat, seed * 1000 + i, resamples, confidence))
+    tested = [c for c in changes if c.p_value is not None]
+    for c, p in zip(tested, holm([c.p_value for c in tested])):
+        c.p_adjusted = p
+    for c in changes:
+        c.verdict = _verdict(c, alpha)
+    return changes
 
 
 def holm(p_values: list[float]) -> list[float]:

@@ -6,11 +6,17 @@ here. The default is TTFA p95, goodput and peak memory, where peak memory is `pe
 when the service runs on CUDA and `peak_rss_bytes` otherwise (`peak_memory` names whichever
 applies). Constraints follow Optuna's convention (a value <= 0 is feasible):
 
-- `quality_floor`: floor - the worst probe's SNR against the reference (dB);
+- `quality_floor`: floor - the worst probe's mel SNR against the reference (dB);
 - `audio_checks`: the number of audio checks the probes failed;
 - `memory_budget` (with a budget): measured peak - budget, in MiB;
 - one per scenario SLO: how far the run's value is on the wrong side of the threshold (a value
   that could not be measured counts as 1, violated).
+
+A weighted single objective is one `--objective` of the form `METRIC:WEIGHT,METRIC:WEIGHT,…`
+(e.g. `ttfa_p95_s:-1,goodput_rps:0.5`): its value is `sum(weight * metric)` in the metrics' own
+units, **maximised**, so a metric to lower gets a negative weight. Its name in the study is
+`weighted(ttfa_p95_s:-1,goodput_rps:0.5)`; finalists are compared with the baseline on its
+component metrics.
 
 The recommendation, where the issue is silent: among the feasible trials on the Pareto front,
 the one closest to the ideal point after scaling each objective to 0..1 over the front; the
@@ -29,16 +35,80 @@ DEFAULT_OBJECTIVES = ("ttfa_p95_s", "goodput_rps", "peak_memory")
 PEAK_MEMORY = "peak_memory"
 
 
+WEIGHTED = "weighted("
+
+
+def _resolve_one(name: str, cuda: bool) -> str:
+    if name == PEAK_MEMORY:
+        return "peak_gpu_bytes" if cuda else "peak_rss_bytes"
+    return name
+
+
+def parse_weighted(text: str, *, cuda: bool) -> dict[str, float]:
+    """`METRIC:WEIGHT,…` -> metric -> weight (see the module docstring); ConfigError on bad input."""
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, w = part.strip().partition(":")
+        try:
+            weight = float(w)
+        except ValueError:
+            weight = math.nan
+        if not sep or not math.isfinite(weight):
+            raise ConfigError(f"--objective {text!r}: expected METRIC:WEIGHT[,METRIC:WEIGHT...], e.g. ttfa_p95_s:-1,goodput_rps:0.5")
+        name = _resolve_one(name.strip(), cuda)
+        _check_metric(name)
+        if name in weights:
+            raise ConfigError(f"--objective: {name} given twice")
+        weights[name] = weight
+    return weights
+
+
+def weights_of(objective: str) -> dict[str, float] | None:
+    """The weights of a weighted objective's study name, None for a plain metric."""
+    if not objective.startswith(WEIGHTED):
+        return None
+    return {n: float(w) for n, _, w in (p.partition(":") for p in objective[len(WEIGHTED):-1].split(","))}
+
+
+def objective_value(objective: str, metrics: Mapping[str, float | None]) -> float | None:
+    """A trial's value of one objective from its measured metrics (None when one is missing)."""
+    weights = weights_of(objective)
+    if weights is None:
+        return metrics.get(objective)
+    parts = [metrics.get(n) for n in weights]
+    if any(not _finite(v) for v in parts):
+        return None
+    return float(sum(w * v for w, v in zip(weights.values(), parts)))
+
+
+def compared_metrics(objectives: Sequence[str]) -> list[str]:
+    """The metrics that finalists are compared on: the objectives, a weighted one's components."""
+    out: list[str] = []
+    for o in objectives:
+        for name in weights_of(o) or [o]:
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _check_metric(name: str) -> None:
+    m = METRIC_BY_NAME.get(name)
+    if m is None or m.direction == "info":
+        known = ", ".join(n for n, d in METRIC_BY_NAME.items() if d.direction != "info")
+        raise ConfigError(f"--objective: {name!r} is not a metric with a better direction; known: {PEAK_MEMORY}, {known}")
+
+
 def resolve_objectives(names: Sequence[str], *, cuda: bool) -> list[str]:
-    """Objective names -> metric-table names; ConfigError naming the known metrics."""
+    """Objective names -> metric-table names (or one weighted objective); ConfigError naming the known metrics."""
+    if any(":" in n for n in names):
+        if len(names) != 1:
+            raise ConfigError("--objective: a weighted objective (METRIC:WEIGHT,...) is the only one; give it once")
+        weights = parse_weighted(names[0], cuda=cuda)
+        return [WEIGHTED + ",".join(f"{n}:{w:g}" for n, w in weights.items()) + ")"]
     out = []
     for name in names:
-        if name == PEAK_MEMORY:
-            name = "peak_gpu_bytes" if cuda else "peak_rss_bytes"
-        m = METRIC_BY_NAME.get(name)
-        if m is None or m.direction == "info":
-            known = ", ".join(n for n, d in METRIC_BY_NAME.items() if d.direction != "info")
-            raise ConfigError(f"--objective: {name!r} is not a metric with a better direction; known: {PEAK_MEMORY}, {known}")
+        name = _resolve_one(name, cuda)
+        _check_metric(name)
         if name in out:
             raise ConfigError(f"--objective: {name} given twice")
         out.append(name)
@@ -47,7 +117,8 @@ def resolve_objectives(names: Sequence[str], *, cuda: bool) -> list[str]:
 
 def directions(objectives: Sequence[str]) -> list[str]:
     """Optuna directions for the objectives, from the metric table."""
-    return ["minimize" if metric(n).direction == "lower" else "maximize" for n in objectives]
+    return ["maximize" if weights_of(n) is not None else "minimize" if metric(n).direction == "lower" else "maximize"
+            for n in objectives]
 
 
 def constraints(*, quality_db: float | None, floor_db: float, audio_failed: Sequence[str], peak_bytes: float | None,

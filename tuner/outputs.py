@@ -6,6 +6,13 @@
     OUT/importances.json   parameter importances per objective (Optuna's default evaluator)
     OUT/summary.json       counts (complete, failed, pruned), the recommendation and why, baseline vs
                            recommended with ratios, and the tuning time the hot-knob grouping saved
+    OUT/finalists.json     the finalists' re-measurement against the baseline (`vvbench.tuner.finalists`):
+                           per finalist its runs and, per objective, the ratio with its interval and verdict
+    OUT/plots/*.png        Pareto front, optimisation history, importances (`vvbench.tuner.plots`)
+
+With finalists, the recommendation is theirs: the finalist that beat the baseline, or the
+baseline when none did. Without (`--finalists 0`, or nothing feasible to re-measure) it is the
+study's own pick, and the summary says it was not re-measured.
     OUT/runs/              every trial's run directory;  OUT/reference/  the reference audio
 
 The time saved is estimated against a restart per trial: every trial applied hot (or unchanged)
@@ -31,14 +38,22 @@ def _constraint_values(t: FrozenTrial) -> list[float]:
     return list((t.user_attrs.get("constraints") or {}).values())
 
 
+def _reason(t: FrozenTrial) -> str | None:
+    reason = t.user_attrs.get("reason")
+    if reason is None and t.state == TrialState.FAIL:
+        return f"stale: its worker ({t.user_attrs.get('worker', 'unknown')}) stopped sending heartbeats"
+    return reason
+
+
 def trial_row(t: FrozenTrial, objectives: list[str]) -> dict:
     """One trial as plain data (trials.json, --json, the CLI's line)."""
     cons = t.user_attrs.get("constraints") or {}
     return {"number": t.number, "state": t.state.name.lower(), "baseline": bool(t.user_attrs.get("baseline")),
             "params": t.params, "values": dict(zip(objectives, t.values)) if t.values else None,
             "constraints": cons, "feasible": feasible(cons.values()) if t.state == TrialState.COMPLETE else False,
-            "violated": [k for k, v in cons.items() if v > 0], "reason": t.user_attrs.get("reason"),
-            "quality_db": t.user_attrs.get("quality_db"), "how": t.user_attrs.get("how"),
+            "violated": [k for k, v in cons.items() if v > 0], "reason": _reason(t), "worker": t.user_attrs.get("worker"),
+            "warm_start": t.user_attrs.get("warm_start"), "surplus": bool(t.user_attrs.get("surplus")),
+            "quality_db": t.user_attrs.get("quality_db"), "waveform_db": t.user_attrs.get("waveform_db"), "how": t.user_attrs.get("how"),
             "apply_s": t.user_attrs.get("apply_s"), "run_dir": t.user_attrs.get("run_dir"),
             "planned_bytes": t.user_attrs.get("planned_bytes")}
 
@@ -55,10 +70,12 @@ def _time_saved(trials: list[FrozenTrial]) -> dict:
 def _importances(study: optuna.Study, objectives: list[str]) -> dict:
     out = {}
     for i, name in enumerate(objectives):
+        # PED-ANOVA ranks params for *low* target values: a maximised objective is negated
+        sign = -1.0 if study.directions[i] == optuna.study.StudyDirection.MAXIMIZE else 1.0
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out[name] = optuna.importance.get_param_importances(study, target=lambda t, i=i: t.values[i])
+                out[name] = optuna.importance.get_param_importances(study, target=lambda t, i=i, s=sign: s * t.values[i])
         except (ValueError, RuntimeError) as exc:  # too few complete trials, or a single-valued space
             out[name] = {"not computed": str(exc).splitlines()[0]}
     return out
@@ -70,8 +87,19 @@ def _ratios(base: dict | None, best: dict | None) -> dict:
     return {k: (best[k] / base[k] if base[k] and math.isfinite(base[k]) else None) for k in base}
 
 
+def _interval_rows(final: dict | None) -> dict | None:
+    """The recommended finalist's (else the first-ranked one's) per-metric ratios and intervals against the baseline."""
+    if not final or not final.get("finalists"):
+        return None
+    label = final.get("winner") or final["finalists"][0]["label"]
+    row = next(r for r in final["finalists"] if r["label"] == label)
+    keys = ("metric", "unit", "direction", "how", "base", "new", "ratio", "ci_low", "ci_high", "p_adjusted", "verdict", "n_base", "n_new")
+    return {"finalist": label, "trial": row.get("trial"), "recommended": final.get("winner") == label,
+            "changes": [{k: c.get(k) for k in keys} for c in row["changes"]]}
+
+
 def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: list[str], base: RuntimeConfig,
-                  config_of, notes: list[str]) -> dict:
+                  config_of, notes: list[str], final: dict | None = None, plots: bool = True) -> dict:
     """Write the tune directory (see the module docstring); returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
@@ -79,6 +107,12 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
     complete = {t.number: (t.values, _constraint_values(t)) for t in trials if t.state == TrialState.COMPLETE}
     baseline = next((t.number for t in trials if t.user_attrs.get("baseline")), None)
     chosen, why = recommend(complete, dirs, baseline)
+    if final is not None:
+        chosen, why = final["winner_trial"], final["why"]
+        write_atomic(out / "finalists.json", json.dumps(final, indent=2, default=str))
+    else:
+        why += " (not re-measured against the baseline: no finalists)"
+        (out / "finalists.json").unlink(missing_ok=True)
     ok = {k: v for k, (v, c) in complete.items() if feasible(c)}
     front = sorted(pareto(ok, dirs)) if ok else []
     config = config_of(trials[chosen].params) if chosen is not None else base
@@ -94,9 +128,16 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
                "baseline_trial": baseline, "baseline": base_values, "recommended": best_values,
                "ratio_recommended_to_baseline": _ratios(base_values, best_values),
                "hot_knob_grouping": _time_saved(trials), "notes": notes,
+               "remeasured": final is not None, "beats_baseline": bool(final and final.get("winner")),
+               "finalists_repeats": final.get("repeats") if final else None,
+               "baseline_vs_finalist": _interval_rows(final),
                "recommended_yaml": str(out / "recommended.yaml")}
     write_atomic(out / "trials.json", json.dumps(rows, indent=2, default=str))
     write_atomic(out / "pareto.json", json.dumps([by_number[n] for n in front], indent=2, default=str))
     write_atomic(out / "importances.json", json.dumps(_importances(study, objectives), indent=2, default=str))
+    if plots:
+        from vvbench.tuner.plots import write_plots
+
+        summary["notes"] = [*notes, *write_plots(study, out, objectives)]
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary

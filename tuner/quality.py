@@ -6,13 +6,17 @@ as the difference from the reference audio. `Probes` are the tuning scenario's f
 (text, voice and seed as the load generator draws them, `vvbench.load.mix`), sent one at a time
 with the watchdog's canary request (`vvbench.monitor.watch.canary.fetch`). Per probe:
 
-- `snr_db = 10 log10(sum(ref^2) / sum((ref - x)^2))` over the longer of the two (the shorter
-  padded with zeros, so a truncated answer costs its missing part), capped at `MAX_SNR_DB`
-  (identical audio has no finite SNR, and Optuna's constraints want finite numbers);
+- the quality: the mel magnitude SNR against the reference (`vvbench.tuner.spectral`), which
+  is phase-blind: the waveform SNR reads about -3 dB for any change of the latents, because the
+  synthesiser's phase drifts (the measurements are in docs/tuning.md);
+- `snr_db = 10 log10(sum(ref^2) / sum((ref - x)^2))`, the waveform SNR, kept as information
+  (100 dB: bit-identical audio); both over the longer of the two (the shorter padded with zeros,
+  so a truncated answer costs its missing part) and capped at `MAX_SNR_DB` (identical audio has
+  no finite SNR, and Optuna's constraints want finite numbers);
 - the audio checks (`vvbench.monitor.audio.checks`: WADA SNR, clipping, dropouts, level,
   silence, duration against the reference's).
 
-A trial's quality is the worst probe's SNR. The reference audio is kept as WAV files in the tune
+A trial's quality is the worst probe's mel SNR. The reference audio is kept as WAV files in the tune
 directory (`reference/`), with the config that made it, so a resumed study compares with the
 same audio.
 """
@@ -34,6 +38,7 @@ from vvbench.load.mix import RequestMix
 from vvbench.monitor.audio.checks import check_audio
 from vvbench.monitor.watch.canary import fetch
 from vvbench.monitor.watch.config import Canary
+from vvbench.tuner.spectral import mel_snr_db
 
 MAX_SNR_DB = 100.0
 PROBE_TIMEOUT_S = 120.0
@@ -52,7 +57,8 @@ class Probe:
 class ProbeVerdict:
     """What one trial's probes measured."""
 
-    snr_db: float | None
+    snr_db: float | None  # the worst probe's mel SNR (the quality)
+    waveform_db: float | None = None  # the worst probe's waveform SNR (information)
     failed_checks: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
@@ -131,16 +137,19 @@ class Reference:
         write_atomic(self.folder / "reference.json", json.dumps({**self._meta(), "config": config}, indent=2))
 
     def judge(self, audio: list[np.ndarray]) -> ProbeVerdict:
-        """The worst SNR against the reference and the audio checks' failures over all probes."""
+        """The worst mel and waveform SNR against the reference and the audio checks' failures over all probes."""
         worst: float | None = None
+        wave: float | None = None
         failed: list[str] = []
         reasons: list[str] = []
         for i, (ref, got) in enumerate(zip(self.audio, audio)):
-            snr = snr_db(ref, got)
+            snr = mel_snr_db(ref, got, self.rate)
             worst = snr if worst is None else min(worst, snr)
+            w = snr_db(ref, got)
+            wave = w if wave is None else min(wave, w)
             report = check_audio(got, self.rate, expected_s=len(ref) / self.rate)
             for name in report.failed:
                 if name not in failed:
                     failed.append(name)
             reasons += [f"probe {i}: {r}" for r in report.reasons()]
-        return ProbeVerdict(worst, failed, reasons)
+        return ProbeVerdict(worst, wave, failed, reasons)

@@ -13,27 +13,50 @@ audio is recorded (or read back on resume). Every finished trial is counted towa
 (complete, failed and pruned alike) except those cut short by Ctrl-C: they are recorded as
 failed with `interrupted` set, the service is stopped, and `KeyboardInterrupt` goes on to the
 caller, so `--resume` continues where it stopped.
+
+Several workers (each with its own target) may share one study in one storage (PostgreSQL):
+each loops while the counted trials plus those RUNNING anywhere are fewer than `trials`; one that
+asks for a trial when another worker took the last slot in between tells it back as a failed
+`surplus` trial (not counted), so the study ends with exactly `trials` counted trials and no
+trial is run twice (Optuna hands each trial, enqueued or sampled, to one `ask`). Every trial
+records its `worker` (host:pid).
+
+Stale trials: with `heartbeat_s`, the storage runs Optuna's heartbeat (`RDBStorage`
+`heartbeat_interval`, `grace_period` = 3 beats); each trial in flight sends one every
+`heartbeat_s` from a thread, and a RUNNING trial whose last beat is older than the grace period
+is *stale* — its worker died or was killed — and is failed (`optuna.storages.fail_stale_trials`)
+by whichever worker next asks for a trial, so it neither blocks the count nor keeps penalising its
+region for the sampler.
+
+Warm start: a new study given `warm_from` (another study) enqueues that study's feasible Pareto
+set after the baseline (`vvbench.tuner.warm`).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from vvbench.artifacts.scenarios import Scenario
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import RuntimeConfig, merge, validate_config
-from vvbench.tuner.objectives import constraints, directions
+from vvbench.tuner.finalists import BASELINE, decide, pick_finalists, remeasure
+from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value
 from vvbench.tuner.quality import Reference, scenario_probes, synthesise
 from vvbench.tuner.space import SearchSpace, baseline_params, params_to_knobs, reference_knobs
 from vvbench.tuner.trials import Server, TrialContext, TrialOutcome, run_trial
+from vvbench.tuner.warm import warm_start
 
 
 def _safe(url: str) -> str:
@@ -45,10 +68,20 @@ def _safe(url: str) -> str:
     return f"{scheme}://{cred.split(':')[0]}@{tail}"
 
 
-def open_study(storage: str, name: str, objectives: list[str], *, resume: bool, seed: int | None = None) -> optuna.Study:
+def rdb_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RDBStorage:
+    """An RDB storage; with `heartbeat_s`, trials send a heartbeat and a silent one is stale after 3 beats."""
+    if not heartbeat_s:
+        return optuna.storages.RDBStorage(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s)
+
+
+def open_study(storage: str, name: str, objectives: list[str], *, resume: bool, seed: int | None = None,
+               heartbeat_s: int | None = None) -> optuna.Study:
     """Create the study `name` in `storage`, or load it with `resume` (see the module docstring)."""
     try:
-        rdb = optuna.storages.RDBStorage(storage)
+        rdb = rdb_storage(storage, heartbeat_s)
         names = {s.study_name for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)}
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy, driver and URL errors all mean "cannot open"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -69,10 +102,41 @@ def open_study(storage: str, name: str, objectives: list[str], *, resume: bool, 
     return study
 
 
+def load_other_study(storage: str, name: str) -> optuna.Study:
+    """An existing study to read (warm start); ConfigError of one line when it is not there."""
+    try:
+        rdb = optuna.storages.RDBStorage(storage)
+        names = {s.study_name for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)}
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy, driver and URL errors all mean "cannot open"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"--warm-start-storage {_safe(storage)}: cannot open the study storage ({first})") from None
+    if name not in names:
+        raise ConfigError(f"--warm-start: no study {name!r} in {_safe(storage)} (it has: {', '.join(sorted(names)) or 'none'})")
+    return optuna.load_study(study_name=name, storage=rdb)
+
+
 def counted(study: optuna.Study) -> int:
-    """Trials that count towards `--trials`: every finished one not cut short by Ctrl-C."""
+    """Trials that count towards `--trials`: every finished one not cut short by Ctrl-C nor surplus."""
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(1 for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get("interrupted"))
+    return sum(1 for t in study.get_trials(deepcopy=False, states=done)
+               if not t.user_attrs.get("interrupted") and not t.user_attrs.get("surplus"))
+
+
+def _claimed(study: optuna.Study) -> int:
+    """Counted trials plus those running now (on any worker)."""
+    return counted(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the RUNNING trials whose worker stopped its heartbeat (a no-op without heartbeats)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def worker_id() -> str:
+    """This worker's name in the trials' `worker` attribute: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -87,7 +151,7 @@ class Tuner:
     out: Path
     objectives: list[str]
     trials: int
-    floor_db: float = 30.0
+    floor_db: float = 20.0
     budget_bytes: int | None = None
     hot_trials: int = 3
     timeout_s: float | None = None
@@ -95,6 +159,7 @@ class Tuner:
     probes: int = 2
     on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None
     notes: list[str] = field(default_factory=list)
+    warm_from: optuna.Study | None = None
 
     def config_of(self, params: dict) -> RuntimeConfig:
         """The RuntimeConfig a trial's params describe (the base config plus the params' knobs)."""
@@ -114,19 +179,31 @@ class Tuner:
         study = self.study
         dists = self.space.distributions()
         if not study.trials:
-            study.enqueue_trial(baseline_params(self.space, self.base), user_attrs={"baseline": True})
+            base_params = baseline_params(self.space, self.base)
+            study.enqueue_trial(base_params, user_attrs={"baseline": True})
+            if self.warm_from is not None:
+                self.notes += warm_start(study, self.warm_from, dists, base_params)
         server = Server(self.target_spec, self.out / "servers")
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
         trial = None
         try:
             ctx = TrialContext(self.scenario, server, self._reference(server), [], self.out / "runs", self.budget_bytes, self.cuda)
             ctx.probes = ctx.reference.probes
-            while counted(study) < self.trials and (deadline is None or time.monotonic() < deadline):
+            while (deadline is None or time.monotonic() < deadline):
+                fail_stale(study)
+                if _claimed(study) >= self.trials:
+                    break
                 waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-                trial = study.ask(fixed_distributions=dists)
+                trial = self._ask(dists)
+                if self._surplus(trial):
+                    trial = None
+                    continue
                 if not waiting:
                     self._enqueue_followers(trial.params)
-                self._tell(trial, self._measure(ctx, trial.params))
+                trial.set_user_attr("worker", worker_id())
+                with get_heartbeat_thread(trial._trial_id, study._storage):
+                    outcome = self._measure(ctx, trial.params)
+                self._tell(trial, outcome)
                 trial = None
         except KeyboardInterrupt:
             if trial is not None:
@@ -137,9 +214,60 @@ class Tuner:
         finally:
             server.close()
 
+    def _ask(self, dists) -> optuna.Trial:
+        with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": ask/tell sends its own
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            return self.study.ask(fixed_distributions=dists)
+
+    def _surplus(self, trial: optuna.Trial) -> bool:
+        """Another worker took the last slot between our count and our ask: give this trial back, uncounted."""
+        earlier = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number]
+        busy = sum(1 for t in earlier if t.state == TrialState.RUNNING)
+        taken = busy + sum(1 for t in earlier if t.state.is_finished() and not t.user_attrs.get("interrupted")
+                           and not t.user_attrs.get("surplus"))
+        if taken < self.trials:
+            return False
+        trial.set_user_attr("surplus", True)
+        trial.set_user_attr("reason", "surplus: the study already held --trials trials (another worker took the last)")
+        self.study.tell(trial, state=TrialState.FAIL)
+        return True
+
+    def finalise(self, k: int, repeats: int, on_run=None) -> dict | None:
+        """Re-measure up to `k` finalists `repeats` times interleaved with the baseline (`vvbench.tuner.finalists`).
+
+        Returns the decision as plain data (None when there is no baseline or no finalist); the
+        trial numbers are in each finalist row's `trial`, the winner's in `winner_trial`.
+        """
+        trials = self.study.get_trials(deepcopy=False)
+        baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state == TrialState.COMPLETE), None)
+        # one trial per distinct config, none with the baseline's own params: re-measuring those measures the baseline
+        seen = [baseline.params] if baseline else []
+        points = {}
+        for t in trials:
+            if t.state == TrialState.COMPLETE and feasible((t.user_attrs.get("constraints") or {}).values()) and t.params not in seen:
+                seen.append(t.params)
+                points[t.number] = t.values
+        chosen = pick_finalists(points, directions(self.objectives), baseline.number if baseline else None, k)
+        if baseline is None or not chosen or repeats < 1:
+            return None
+        labels = {f"trial {n}": n for n in chosen}
+        configs = {BASELINE: self.config_of(baseline.params), **{lab: self.config_of(trials[n].params) for lab, n in labels.items()}}
+        server = Server(self.target_spec, self.out / "servers")
+        try:
+            dirs, dropped, order = remeasure(server, self.scenario, configs, repeats, self.out / "finalists", on_run)
+        finally:
+            server.close()
+        result = decide(dirs, dropped, compared_metrics(self.objectives), list(labels))
+        for row in result["finalists"]:
+            row["trial"] = labels[row["label"]]
+        result.update(repeats=repeats, order=order, baseline_trial=baseline.number,
+                      winner_trial=labels[result["winner"]] if result["winner"] else baseline.number)
+        return result
+
     def _enqueue_followers(self, params: dict) -> None:
         restart = self.space.restart_params()
-        room = self.trials - counted(self.study) - 1
+        waiting = len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        room = self.trials - _claimed(self.study) - waiting
         for _ in range(min(self.hot_trials - 1, room)):
             self.study.enqueue_trial({p: params[p] for p in restart if p in params})
 
@@ -151,7 +279,7 @@ class Tuner:
         return run_trial(ctx, config)
 
     def _tell(self, trial: optuna.Trial, out: TrialOutcome) -> None:
-        for key in ("reason", "run_dir", "how", "apply_s", "attempts", "planned_bytes", "quality_db", "audio_failed", "metrics"):
+        for key in ("reason", "run_dir", "how", "apply_s", "attempts", "planned_bytes", "quality_db", "waveform_db", "audio_failed", "metrics"):
             value = getattr(out, key)
             if value is not None:
                 trial.set_user_attr(key, value)
@@ -160,7 +288,7 @@ class Tuner:
         elif out.state == "fail":
             self.study.tell(trial, state=TrialState.FAIL)
         else:
-            values = [out.metrics.get(n) for n in self.objectives]
+            values = [objective_value(n, out.metrics) for n in self.objectives]
             missing = [n for n, v in zip(self.objectives, values) if v is None]
             if missing:
                 trial.set_user_attr("reason", f"objective not measured: {', '.join(missing)}")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vvbench.artifacts.metrics import METRIC_BY_NAME
 from vvbench.artifacts.reader import load_run
 from vvbench.artifacts.record import RunStatus
 from vvbench.artifacts.scenarios import Scenario
@@ -85,6 +86,7 @@ class TrialOutcome:
     reason: str | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
     quality_db: float | None = None
+    waveform_db: float | None = None
     audio_failed: list[str] = field(default_factory=list)
     slos: list[dict] = field(default_factory=list)
     run_dir: str | None = None
@@ -140,8 +142,9 @@ def _attempt(ctx: TrialContext, config: RuntimeConfig, out: TrialOutcome) -> Tri
     if not result.status.completed:
         raise _Transient(result.reason or result.status.value)
     record = result.record
-    out.metrics = {name: record.summary.get(name) for name in TRIAL_METRICS}
-    out.quality_db, out.audio_failed = verdict.snr_db, verdict.failed_checks
+    out.metrics = {name: record.summary.get(name) for name in (*TRIAL_METRICS, *(n for n in METRIC_BY_NAME if n not in TRIAL_METRICS))
+                   if isinstance(record.summary.get(name), (int, float)) or name in TRIAL_METRICS}
+    out.quality_db, out.waveform_db, out.audio_failed = verdict.snr_db, verdict.waveform_db, verdict.failed_checks
     out.slos = [v.model_dump() for v in record.slos]
     if not record.summary.get("ok"):
         out.state, out.reason = "fail", _failure_reason(result.run_dir, record.summary_counts.failed_rows)

@@ -4,7 +4,8 @@ Thin: `load_run` (which checks run.json and both parquet files against their sch
 `vvbench.reports.document.build_report` -> a renderer -> stdout or `--out`. `--prebuffer-ms`
 lists the prebuffers continuity is re-simulated at (the run's own is always added). A directory
 that cannot be read (missing or corrupt files, a newer schema) or a bad flag is one line on
-stderr and exit 2. Imports neither torch nor Locust.
+stderr and exit 2. Imports neither torch nor Locust. A tune directory (`summary.json` and
+`trials.json`) is rendered by `vvbench.reports.tune_report` from its JSON files and plots.
 """
 
 from __future__ import annotations
@@ -54,13 +55,22 @@ def render(run, fmt: str, prebuffers_ms: list[float] | None = None) -> str:
               help="prebuffers to re-simulate continuity at (default 0,50,100,200,300,500,1000,2000; the run's own is added)")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="write to this file instead of stdout")
 def report_cmd(run_dir: str, fmt: str, prebuffer_ms: str | None, out: str | None) -> None:
-    """Render RUN_DIR (a `vvbench run` directory) as Markdown, HTML or JSON."""
+    """Render RUN_DIR (a `vvbench run` directory, or a `vvbench tune` directory) as Markdown, HTML or JSON."""
     from vvbench.artifacts.reader import load_run
+    from vvbench.reports import tune_report
 
+    if tune_report.is_tune_dir(Path(run_dir)):
+        data = tune_report.load_tune(Path(run_dir))
+        text = {"md": tune_report.tune_markdown, "html": tune_report.tune_page, "json": tune_report.tune_json}[fmt](data)
+        _emit(text, out)
+        return
     prebuffers = parse_prebuffers(prebuffer_ms)
     run = load_run(run_dir)
     _ = run.requests, run.samples  # read and check both parquet files: a report of a broken run is an error
-    text = render(run, fmt, prebuffers)
+    _emit(render(run, fmt, prebuffers), out)
+
+
+def _emit(text: str, out: str | None) -> None:
     if out:
         write_atomic(Path(out), text)
         click.echo(f"wrote {out}", err=True)

@@ -3,7 +3,9 @@
 Thin: the target flags of `vvbench run`, the scenario, the space and the study's settings are
 checked here (one line and exit 2 for bad input: an unknown knob or an empty range in the space,
 an unreachable storage, an unknown scenario), `vvbench.tuner.study.Tuner` runs the trials, one
-line per finished trial is printed, and `vvbench.tuner.outputs` writes the tune directory. Ctrl-C
+line per finished trial is printed, the finalists are re-measured against the baseline
+(`--finalists`, `--repeats`; one line per run, then the decision with the ratios and their
+intervals), and `vvbench.tuner.outputs` writes the tune directory. Ctrl-C
 records the trial in flight as interrupted, writes the directory from the trials so far and exits
 130; `--resume` continues the study.
 """
@@ -35,6 +37,24 @@ def _line(row: dict) -> str:
     return f"{head} -> {row['state']}: {row['reason']}"
 
 
+def _run_line(label: str, repeat: int, run_dir: str | None, why: str | None) -> None:
+    err_console.print(f"finalists: {label} repeat {repeat} -> {run_dir or 'failed: ' + str(why)}", highlight=False, soft_wrap=True)
+
+
+def _decision_lines(summary: dict) -> list[str]:
+    chosen, base = summary["recommended_trial"], summary["baseline_trial"]
+    who = "the baseline" if chosen == base else f"trial {chosen}"
+    out = [f"recommended: {who} ({summary['why']})"]
+    vs = summary["baseline_vs_finalist"]
+    if vs:
+        out.append(f"{vs['finalist']}{'' if vs['recommended'] else ' (the best-ranked finalist, not recommended)'} / baseline:")
+        for c in vs["changes"]:
+            if c["ratio"] is not None and c["ci_low"] is not None:
+                out.append(f"  {c['metric']}: x{c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] (95% bootstrap, "
+                           f"{c['n_base']} vs {c['n_new']} values), {c['verdict']}")
+    return out
+
+
 @click.command("tune")
 @target_options
 @click.option("--allow-faults", is_flag=True, help="embedded: start the service with --allow-faults (the base config sets fault knobs)")
@@ -48,15 +68,24 @@ def _line(row: dict) -> str:
 @click.option("--study", "study_name", default="vvbench-tune", show_default=True, help="study name in the storage")
 @click.option("--resume", is_flag=True, help="continue the named study")
 @click.option("--memory-budget", default=None, help="prune configs the memory plan puts over this (e.g. 24GiB), and constrain measured peaks")
-@click.option("--quality-floor", type=float, default=30.0, show_default=True, help="minimum SNR (dB) against the reference config's audio")
+@click.option("--quality-floor", type=float, default=20.0, show_default=True, help="minimum mel SNR (dB) against the reference config's audio")
 @click.option("--objective", "objectives", multiple=True, help="metric to optimise (repeat; default ttfa_p95_s, goodput_rps, peak_memory)")
 @click.option("--hot-trials", type=click.IntRange(1, 1000), default=3, show_default=True, help="trials per server config (hot knobs varied on one warm service)")
+@click.option("--finalists", type=click.IntRange(0, 100), default=3, show_default=True,
+              help="re-measure up to K feasible Pareto-optimal trials against the baseline before recommending (0: off)")
+@click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="runs per finalist and of the baseline, interleaved B F1 F2 B F1 F2 ...")
+@click.option("--warm-start", "warm_start", default=None, help="enqueue this study's feasible Pareto set first (a new study only)")
+@click.option("--warm-start-storage", default=None, help="the storage URL of --warm-start's study [default: --storage]")
+@click.option("--heartbeat", "heartbeat_s", type=click.IntRange(0, 3600), default=30, show_default=True,
+              help="seconds between trial heartbeats; a RUNNING trial silent for 3 beats is failed as stale (0: off)")
 @click.option("--seed", type=int, default=None, help="sampler seed")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="tune directory [default: tunes/STUDY]")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
 def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faults, preset, config_path, scenario, space_path, trials, timeout,
-             storage, study_name, resume, memory_budget, quality_floor, objectives, hot_trials, seed, out, as_json) -> None:
+             storage, study_name, resume, memory_budget, quality_floor, objectives, hot_trials, finalists, repeats, warm_start, warm_start_storage, heartbeat_s, seed, out,
+             as_json) -> None:
     """Search runtime knobs with Optuna for the best config on SCENARIO, within the quality floor and memory budget."""
     import torch
 
@@ -66,7 +95,7 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     from vvbench.tuner.objectives import DEFAULT_OBJECTIVES, directions, resolve_objectives
     from vvbench.tuner.outputs import trial_row, write_outputs
     from vvbench.tuner.space import default_space, load_space
-    from vvbench.tuner.study import Tuner, open_study
+    from vvbench.tuner.study import Tuner, load_other_study, open_study
 
     cuda = torch.cuda.is_available()
     base = _runtime(config_path, preset, {})
@@ -83,7 +112,13 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     names = resolve_objectives(objectives or DEFAULT_OBJECTIVES, cuda=cuda)
     out_dir = Path(out or Path("tunes") / study_name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    study = open_study(storage or f"sqlite:///{out_dir / 'study.db'}", study_name, names, resume=resume, seed=seed)
+    storage = storage or f"sqlite:///{out_dir / 'study.db'}"
+    warm_from = None
+    if warm_start:  # before the new study exists, so a bad --warm-start leaves nothing behind
+        if resume:
+            raise ConfigError("--warm-start: only a new study is warm-started (not with --resume)")
+        warm_from = load_other_study(warm_start_storage or storage, warm_start)
+    study = open_study(storage, study_name, names, resume=resume, seed=seed, heartbeat_s=heartbeat_s or None)
     for note in space.notes:
         err_console.print(f"note: {note}", highlight=False)
     objectives_of = names
@@ -94,20 +129,24 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     tuner = Tuner(study=study, space=space, scenario=the_scenario, base=base, target_spec=spec, out=out_dir, objectives=names,
                   trials=trials, floor_db=quality_floor, hot_trials=hot_trials, cuda=cuda, on_trial=on_trial,
                   budget_bytes=parse_bytes(memory_budget, "--memory-budget") if memory_budget else None,
-                  timeout_s=parse_duration(timeout, "--timeout") if timeout else None, notes=list(space.notes))
+                  timeout_s=parse_duration(timeout, "--timeout") if timeout else None, notes=list(space.notes), warm_from=warm_from)
     interrupted = False
+    final = None
     try:
         tuner.run()
+        if finalists:
+            final = tuner.finalise(finalists, repeats, on_run=_run_line)
     except KeyboardInterrupt:
         interrupted = True
         err_console.print("interrupted: the study is saved; continue it with --resume", highlight=False)
-    summary = write_outputs(study, out_dir, names, directions(names), base, tuner.config_of, tuner.notes)
+    summary = write_outputs(study, out_dir, names, directions(names), base, tuner.config_of, tuner.notes, final)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
         c = summary["counts"]
         err_console.print(f"{summary['trials']} trials: {c['complete']} complete ({summary['feasible']} feasible), "
                           f"{c['fail']} failed, {c['pruned']} pruned by the memory plan", highlight=False)
-        err_console.print(f"recommended: trial {summary['recommended_trial']} ({summary['why']})", highlight=False)
+        for line in _decision_lines(summary):
+            err_console.print(line, highlight=False, soft_wrap=True)
         click.echo(f"vvbench serve --config {summary['recommended_yaml']}")
     ctx.exit(130 if interrupted else 0)

@@ -34,17 +34,36 @@ def timestep_embedding(t: torch.Tensor, dim: int = _FREQ_DIM, max_period: float 
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-class TimestepEmbedder(nn.Module):
-    """Sinusoidal features -> Linear -> SiLU -> Linear."""
+def smooth_feature_mask(train_timesteps: int, dim: int = _FREQ_DIM, max_period: float = 10_000.0) -> torch.Tensor:
+    """[dim] 1/0 weights of the sinusoidal features: 0 for those with over half a cycle across the schedule.
 
-    def __init__(self, hidden: int):
+    A trained head is smooth in t; a random-initialised one weighs every feature alike, and the
+    features whose period is a few timesteps make v(x, t) jump between neighbouring timesteps, so
+    two step counts integrate unrelated functions and fewer steps never approach the reference
+    (measured on `tiny`, 9 against 10 steps: 9 % latent error at the first frame, 9 dB mel SNR;
+    with the mask 34 dB, falling steadily with fewer steps — docs/tuning.md). Zero weight for those
+    features stands in for what training learns; every row gets the same features (batch invariant).
+    """
+    half = dim // 2
+    # explicit CPU: modules are built under torch.device("meta") (vvbench.runtime.model)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64, device="cpu") / half)
+    keep = (freqs * train_timesteps <= math.pi).to(torch.float32)
+    return torch.cat([keep, keep])
+
+
+class TimestepEmbedder(nn.Module):
+    """Sinusoidal features (the fast ones masked, `smooth_feature_mask`) -> Linear -> SiLU -> Linear."""
+
+    def __init__(self, hidden: int, train_timesteps: int = 1000):
         super().__init__()
+        self._mask = smooth_feature_mask(train_timesteps)
         self.mlp = nn.Sequential(
             nn.Linear(_FREQ_DIM, hidden, bias=False), nn.SiLU(), nn.Linear(hidden, hidden, bias=False)
         )
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(t).to(self.mlp[0].weight.dtype))
+        features = timestep_embedding(t) * self._mask.to(t.device)
+        return self.mlp(features.to(self.mlp[0].weight.dtype))
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -88,7 +107,7 @@ class DiffusionHead(nn.Module):
         h = spec.hidden
         self.noisy_images_proj = nn.Linear(spec.latent_dim, h, bias=False)
         self.cond_proj = nn.Linear(h, h, bias=False)
-        self.t_embedder = TimestepEmbedder(h)
+        self.t_embedder = TimestepEmbedder(h, spec.train_timesteps)
         ffn = int(h * spec.ffn_ratio)
         self.layers = nn.ModuleList(HeadLayer(h, ffn, eps) for _ in range(spec.layers))
         self.final_layer = FinalLayer(h, spec.latent_dim, eps)

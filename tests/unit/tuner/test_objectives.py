@@ -50,3 +50,28 @@ def test_snr_against_the_reference():
     assert snr_db(ref, ref) == MAX_SNR_DB
     assert snr_db(ref, ref * 0.9) == pytest.approx(20.0, abs=0.01)
     assert snr_db(ref, ref[:2400]) < 4  # a truncated answer pays for its missing half
+
+
+def test_a_weighted_objective_is_one_maximised_sum_in_the_metrics_units():
+    from vvbench.tuner.objectives import compared_metrics, objective_value
+
+    names = resolve_objectives(["ttfa_p95_s:-1,goodput_rps:0.5,peak_memory:-1e-9"], cuda=False)
+    assert names == ["weighted(ttfa_p95_s:-1,goodput_rps:0.5,peak_rss_bytes:-1e-09)"]
+    assert directions(names) == ["maximize"]
+    metrics = {"ttfa_p95_s": 2.0, "goodput_rps": 3.0, "peak_rss_bytes": 1e9}
+    assert objective_value(names[0], metrics) == pytest.approx(-2.0 + 1.5 - 1.0)
+    assert objective_value(names[0], {**metrics, "goodput_rps": None}) is None
+    assert objective_value("ttfa_p95_s", metrics) == 2.0
+    assert compared_metrics(names) == ["ttfa_p95_s", "goodput_rps", "peak_rss_bytes"]
+
+
+@pytest.mark.parametrize(("given", "expect"), [
+    (["ttfa_p95_s:x"], "expected METRIC:WEIGHT"),
+    (["ttfa_p95_s:-1,goodput_rps"], "expected METRIC:WEIGHT"),
+    (["ttfa_p95_s:-1,ttfa_p95_s:2"], "given twice"),
+    (["ttfx:-1"], "'ttfx' is not a metric"),
+    (["ttfa_p95_s:-1", "goodput_rps"], "the only one"),
+])
+def test_a_bad_weighted_objective_is_a_config_error(given, expect):
+    with pytest.raises(ConfigError, match=expect):
+        resolve_objectives(given, cuda=False)

@@ -1,0 +1,158 @@
+"""The report of a tune directory (`vvbench tune --out DIR`), rendered from its JSON files and plots.
+
+Pure: it reads `summary.json`, `trials.json`, `pareto.json`, `importances.json`, `finalists.json`
+(when the finalists were re-measured) and `plots/*.png`, and imports nothing of Optuna or the
+tuner, so `vvbench report TUNE_DIR` stays light and re-renders a study's outcome anywhere the
+directory is copied. Sections: the decision (recommended trial or the baseline, and why), baseline
+vs recommended per metric with the finalists' ratio, bootstrap interval and verdict (or point
+ratios, marked as not re-measured), the finalists, the Pareto front, importances, the trial
+history, and the plots. HTML is one self-contained page (the PNGs inline as data: URIs).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from vvbench.core.errors import InputError
+from vvbench.reports.page import page
+from vvbench.reports.render import html_table
+
+PLOTS = (("pareto", "Pareto front (first two objectives)"), ("history", "Optimisation history"),
+         ("importances", "Parameter importances (first objective)"))
+
+
+def is_tune_dir(path: Path) -> bool:
+    """Whether `path` looks like a tune directory (a summary with a study and a trials list)."""
+    return (path / "summary.json").is_file() and (path / "trials.json").is_file()
+
+
+def _read(path: Path, default=None):
+    if not path.is_file():
+        if default is not None:
+            return default
+        raise InputError(f"{path}: missing (not a complete tune directory)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot be read as JSON ({exc})") from None
+
+
+def load_tune(path: Path) -> dict:
+    """Every JSON file of the tune directory as one dict; InputError naming a missing or corrupt file."""
+    path = Path(path)
+    data = {"summary": _read(path / "summary.json"), "trials": _read(path / "trials.json"),
+            "pareto": _read(path / "pareto.json", []), "importances": _read(path / "importances.json", {}),
+            "finalists": _read(path / "finalists.json", {})}
+    data["plots"] = {name: str(path / "plots" / f"{name}.png") for name, _ in PLOTS if (path / "plots" / f"{name}.png").is_file()}
+    return data
+
+
+def _num(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _params(p: dict | None) -> str:
+    return ", ".join(f"{k}={_num(v)}" for k, v in (p or {}).items())
+
+
+def decision_line(data: dict) -> str:
+    s = data["summary"]
+    who = "the baseline" if s["recommended_trial"] == s["baseline_trial"] else f"trial {s['recommended_trial']}"
+    return f"recommended: {who} — {s['why']}"
+
+
+def comparison_rows(data: dict) -> tuple[list[str], list[list[str]]]:
+    """Baseline vs recommended: with intervals from the finalists, else the study's point ratios."""
+    s = data["summary"]
+    vs = s.get("baseline_vs_finalist")
+    if vs:
+        name = vs["finalist"] + ("" if vs["recommended"] else " (best-ranked, not recommended)")
+        header = ["metric", "baseline", name, "ratio", "95% interval", "verdict", "values (base/new)"]
+        rows = [[c["metric"], _num(c["base"]), _num(c["new"]), _num(c["ratio"]),
+                 f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}]", c["verdict"], f"{c['n_base']}/{c['n_new']}"]
+                for c in vs["changes"]]
+        return header, rows
+    header = ["objective", "baseline", "recommended", "ratio (one run each, no interval)"]
+    base, best, ratios = s.get("baseline") or {}, s.get("recommended") or {}, s.get("ratio_recommended_to_baseline") or {}
+    return header, [[k, _num(base.get(k)), _num(best.get(k)), _num(ratios.get(k))] for k in base]
+
+
+def finalist_rows(data: dict) -> list[list[str]]:
+    return [[f.get("label", ""), _num(f.get("trial")), str(len(f.get("runs", []))), ", ".join(f.get("improved", [])) or "—",
+             ", ".join(f.get("regressed", [])) or "—", "yes" if f.get("beats_baseline") else "no", f.get("dropped") or ""]
+            for f in data["finalists"].get("finalists", [])]
+
+
+def pareto_rows(data: dict) -> list[list[str]]:
+    return [[str(t["number"]), _params(t["params"]), _params(t["values"]), _num(t.get("quality_db"))] for t in data["pareto"]]
+
+
+def importance_rows(data: dict) -> list[list[str]]:
+    return [[obj, _params(vals)] for obj, vals in data["importances"].items()]
+
+
+def trial_rows(data: dict) -> list[list[str]]:
+    return [[str(t["number"]) + (" (baseline)" if t.get("baseline") else ""), t["state"], _params(t["params"]),
+             _params(t["values"]), _num(t.get("quality_db")), "yes" if t.get("feasible") else "no", t.get("reason") or ""]
+            for t in data["trials"]]
+
+
+TRIAL_HEADER = ["trial", "state", "params", "values", "mel SNR dB", "feasible", "reason"]
+FINALIST_HEADER = ["finalist", "trial", "runs", "improved", "regressed", "beats baseline", "dropped"]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def cell(c):
+        return str(c).replace("|", "\\|")
+
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(cell(c) for c in r) + " |" for r in rows), ""]
+
+
+def tune_markdown(data: dict) -> str:
+    """The Markdown summary of a tune directory."""
+    s = data["summary"]
+    out = [f"# vvbench tune: study {s['study']}", "", decision_line(data), "",
+           f"{s['trials']} trials: {s['counts']['complete']} complete ({s['feasible']} feasible), "
+           f"{s['counts']['fail']} failed, {s['counts']['pruned']} pruned; objectives: {', '.join(s['objectives'])}", "",
+           "## Baseline vs recommended", "", *_md_table(*comparison_rows(data))]
+    if data["finalists"]:
+        out += [f"## Finalists ({data['finalists'].get('repeats')} repeats each, interleaved with the baseline)", "",
+                *_md_table(FINALIST_HEADER, finalist_rows(data))]
+    out += ["## Pareto front", "", *_md_table(["trial", "params", "values", "mel SNR dB"], pareto_rows(data)),
+            "## Importances", "", *_md_table(["objective", "importance per param"], importance_rows(data)),
+            "## Trials", "", *_md_table(TRIAL_HEADER, trial_rows(data))]
+    return "\n".join(out)
+
+
+def _img(path: str, caption: str) -> str:
+    b64 = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (f"<figure class='chart'><img alt='{html.escape(caption)}' style='max-width:100%' src='data:image/png;base64,{b64}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def tune_page(data: dict) -> str:
+    """The self-contained HTML page of a tune directory."""
+    s = data["summary"]
+    badge = "improved" if s.get("beats_baseline") else "inconclusive" if s.get("remeasured") else "PASS"
+    body = [f"<p><b>{html.escape(decision_line(data))}</b></p>", "<h2>Baseline vs recommended</h2>",
+            html_table(comparison_rows(data)[1], comparison_rows(data)[0])]
+    if data["finalists"]:
+        body += [f"<h2>Finalists ({data['finalists'].get('repeats')} repeats, interleaved)</h2>",
+                 html_table(finalist_rows(data), FINALIST_HEADER)]
+    body += ["<h2>Pareto front</h2>", html_table(pareto_rows(data), ["trial", "params", "values", "mel SNR dB"])]
+    body += [_img(data["plots"][name], caption) for name, caption in PLOTS if name in data["plots"]]
+    body += ["<h2>Importances</h2>", html_table(importance_rows(data), ["objective", "importance per param"]),
+             "<h2>Trials</h2>", html_table(trial_rows(data), TRIAL_HEADER)]
+    return page(f"vvbench tune: study {s['study']}", badge, body)
+
+
+def tune_json(data: dict) -> str:
+    """Every file's data as one JSON document (the plots as their paths)."""
+    return json.dumps(data, indent=2, default=str) + "\n"

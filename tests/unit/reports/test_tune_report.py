@@ -1,0 +1,58 @@
+"""The tune report renders from a tune directory's files alone, and names a broken file."""
+
+import json
+
+import pytest
+
+from vvbench.core.errors import InputError
+from vvbench.reports.tune_report import is_tune_dir, load_tune, tune_json, tune_markdown, tune_page
+
+CHANGE = {"metric": "ttfa_p95_s", "unit": "s", "direction": "lower", "how": "requests", "base": 0.5, "new": 0.4, "ratio": 0.8,
+          "ci_low": 0.7, "ci_high": 0.9, "p_adjusted": 0.001, "verdict": "improved", "n_base": 60, "n_new": 58}
+
+
+def tune_dir(path, *, remeasured: bool):
+    trials = [{"number": 0, "state": "complete", "baseline": True, "params": {"diffusion_steps": 10}, "values": {"ttfa_p95_s": 0.5},
+               "feasible": True, "quality_db": 100.0, "reason": None},
+              {"number": 1, "state": "fail", "baseline": False, "params": {"diffusion_steps": 6}, "values": None,
+               "feasible": False, "quality_db": None, "reason": "stale: its worker (h:1) stopped sending heartbeats"}]
+    summary = {"study": "s", "objectives": ["ttfa_p95_s"], "trials": 2, "counts": {"complete": 1, "fail": 1, "pruned": 0},
+               "feasible": 1, "recommended_trial": 1 if remeasured else 0, "baseline_trial": 0,
+               "why": "beats the baseline on ttfa_p95_s" if remeasured else "closest (not re-measured against the baseline: no finalists)",
+               "remeasured": remeasured, "beats_baseline": remeasured, "baseline": {"ttfa_p95_s": 0.5}, "recommended": {"ttfa_p95_s": 0.5},
+               "ratio_recommended_to_baseline": {"ttfa_p95_s": 1.0},
+               "baseline_vs_finalist": {"finalist": "trial 1", "trial": 1, "recommended": True, "changes": [CHANGE]} if remeasured else None}
+    path.mkdir()
+    (path / "summary.json").write_text(json.dumps(summary))
+    (path / "trials.json").write_text(json.dumps(trials))
+    (path / "pareto.json").write_text(json.dumps(trials[:1]))
+    (path / "importances.json").write_text(json.dumps({"ttfa_p95_s": {"diffusion_steps": 1.0}}))
+    if remeasured:
+        (path / "finalists.json").write_text(json.dumps({"repeats": 3, "finalists": [
+            {"label": "trial 1", "trial": 1, "runs": ["a", "b", "c"], "improved": ["ttfa_p95_s"], "regressed": [], "beats_baseline": True}]}))
+    return path
+
+
+def test_a_remeasured_recommendation_shows_its_interval(tmp_path):
+    data = load_tune(tune_dir(tmp_path / "D", remeasured=True))
+    md = tune_markdown(data)
+    assert "recommended: trial 1 — beats the baseline" in md
+    assert "| ttfa_p95_s | 0.5 | 0.4 | 0.8 | [0.7, 0.9] | improved | 60/58 |" in md
+    assert "| trial 1 | 1 | 3 | ttfa_p95_s | — | yes |  |" in md
+    assert "stale: its worker" in md
+    page = tune_page(data)
+    assert page.startswith("<!doctype html>") and "class='improved'" in page and "<script" not in page
+    assert json.loads(tune_json(data))["summary"]["beats_baseline"] is True
+
+
+def test_without_finalists_the_ratios_say_they_have_no_interval(tmp_path):
+    md = tune_markdown(load_tune(tune_dir(tmp_path / "D", remeasured=False)))
+    assert "recommended: the baseline" in md and "ratio (one run each, no interval)" in md
+
+
+def test_a_broken_file_is_named(tmp_path):
+    path = tune_dir(tmp_path / "D", remeasured=False)
+    assert is_tune_dir(path) and not is_tune_dir(tmp_path)
+    (path / "pareto.json").write_text("{not json")
+    with pytest.raises(InputError, match="pareto.json: cannot be read as JSON"):
+        load_tune(path)

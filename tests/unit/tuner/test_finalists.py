@@ -1,0 +1,51 @@
+"""Choosing finalists and deciding against the baseline, over run directories written through the run's writers."""
+
+import pytest
+from runkit import write_run
+
+from vvbench.artifacts.reader import load_run
+from vvbench.reports.compare import compare_pooled
+from vvbench.tuner.finalists import BASELINE, decide, pick_finalists
+
+DIRS = ["minimize", "maximize"]
+
+
+def test_finalists_are_the_pareto_set_without_the_baseline_nearest_the_ideal_first():
+    points = {0: (1.0, 1.0), 1: (0.5, 2.0), 2: (0.9, 1.1), 3: (0.2, 0.5), 4: (2.0, 0.1)}
+    assert pick_finalists(points, DIRS, baseline=0, k=3) == [1, 3]  # 0 is the baseline, 2 and 4 are dominated
+    assert pick_finalists(points, DIRS, baseline=0, k=1) == [1]
+    assert pick_finalists({0: (1.0, 1.0)}, DIRS, baseline=0, k=3) == []
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return {"base": [write_run(root / f"b{i}", seed=10 + i) for i in range(2)],
+            "same": [write_run(root / f"s{i}", seed=20 + i) for i in range(2)],
+            "fast": [write_run(root / f"f{i}", seed=30 + i, slow=0.6) for i in range(2)],
+            "slow": [write_run(root / f"w{i}", seed=40 + i, slow=1.5) for i in range(2)]}
+
+
+def test_pooled_repeats_tell_a_faster_config_from_noise(runs):
+    base = [load_run(p) for p in runs["base"]]
+    faster = {c.metric: c for c in compare_pooled(base, [load_run(p) for p in runs["fast"]], ["ttfa_p95_s", "e2e_p50_s"])}
+    assert faster["ttfa_p95_s"].verdict == "improved" and faster["ttfa_p95_s"].ci_high < 1.0
+    fast = [load_run(p) for p in runs["fast"]]
+    one_each = [compare_pooled([b], fast, ["ttfa_p95_s"])[0].n_base for b in base]
+    assert faster["ttfa_p95_s"].n_base == sum(one_each)  # the repeats' requests are pooled
+    same = compare_pooled(base, [load_run(p) for p in runs["same"]], ["ttfa_p95_s", "e2e_p50_s"])
+    assert all(c.verdict in ("equivalent", "inconclusive") for c in same)
+
+
+def test_the_baseline_is_recommended_when_no_finalist_beats_it(runs):
+    dirs = {BASELINE: [str(p) for p in runs["base"]], "trial 1": [str(p) for p in runs["same"]], "trial 2": [str(p) for p in runs["slow"]]}
+    out = decide(dirs, {}, ["ttfa_p95_s", "e2e_p50_s"], ["trial 1", "trial 2"])
+    assert out["winner"] is None and "no finalist beat the baseline" in out["why"]
+    assert next(r for r in out["finalists"] if r["label"] == "trial 2")["regressed"]
+
+
+def test_a_finalist_that_improves_and_regresses_nothing_is_recommended(runs):
+    dirs = {BASELINE: [str(p) for p in runs["base"]], "trial 1": [str(p) for p in runs["same"]], "trial 3": [str(p) for p in runs["fast"]]}
+    out = decide(dirs, {"trial 1": "repeat 2: service died"}, ["ttfa_p95_s", "e2e_p50_s"], ["trial 1", "trial 3"])
+    assert out["winner"] == "trial 3" and "ttfa_p95_s" in out["why"]
+    assert next(r for r in out["finalists"] if r["label"] == "trial 1")["dropped"] == "repeat 2: service died"

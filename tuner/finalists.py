@@ -1,0 +1,132 @@
+"""Finalists and noise: re-measure the best trials interleaved with the baseline before recommending.
+
+One trial's run is one sample of a noisy machine, so the study's best may only have been lucky.
+The finalists are the feasible Pareto-optimal trials (the baseline left out), at most `k` of them,
+nearest the ideal point first (`vvbench.tuner.objectives.closest_to_ideal`'s scaling). Each is run
+`repeats` times, interleaved with the baseline round by round — B F1 F2 B F1 F2 … — so that a
+drift of the machine (another job starting, thermal state) falls on every config alike.
+
+Each finalist is compared with the baseline on every objective by
+`vvbench.reports.compare.compare_pooled`: the requests (TTFA p95) or the rate slices (goodput,
+throughput) of all its repeats pooled, against the baseline's pooled the same way; the change is
+the ratio finalist / baseline with a percentile bootstrap interval, the test Mann-Whitney U with
+Holm's correction over the objectives, and the verdict `compare`'s (improved needs the adjusted
+p < 0.05, the interval clear of 1 and the change beyond the 5 % threshold). Pooling the requests,
+rather than comparing the `repeats` per-repeat p95s, is what gives an interval at all with three
+repeats (three values give a bootstrap of ten distinct resamples and a rank test whose smallest
+p is 0.1); the interleaving is what keeps the pooled rows honest about drift. Peak memory has one
+value per run: its repeats are the values (inconclusive unless there are enough of them).
+
+A finalist **beats the baseline** when at least one objective improved and none regressed. The
+recommendation is the one that beats it on the most objectives (ties: nearest the ideal point);
+when none does, the baseline is recommended and the decision says so. A finalist whose repeat
+fails (a crash, no request succeeded) is out, with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from vvbench.artifacts.reader import load_run
+from vvbench.artifacts.record import RunStatus
+from vvbench.artifacts.scenarios import Scenario
+from vvbench.core.errors import TargetError
+from vvbench.harness.run import run
+from vvbench.reports.compare import compare_pooled
+from vvbench.runtime.config import RuntimeConfig
+from vvbench.tuner.objectives import closest_to_ideal, pareto
+from vvbench.tuner.trials import Server
+
+BASELINE = "baseline"
+
+
+def pick_finalists(points: Mapping[int, Sequence[float]], dirs: Sequence[str], baseline: int | None, k: int) -> list[int]:
+    """Up to `k` feasible Pareto-optimal trial numbers from number -> values, nearest the ideal first."""
+    front = {n: points[n] for n in pareto(points, dirs) if n != baseline}
+    order = []
+    while front and len(order) < k:
+        best = closest_to_ideal(front, dirs)
+        order.append(best)
+        front.pop(best)
+    return order
+
+
+def _one_run(server: Server, scenario: Scenario, config: RuntimeConfig, out: Path) -> tuple[str | None, str | None]:
+    """(run dir, None) or (None, why it failed); a transient failure is tried once more."""
+    why = None
+    for _ in (1, 2):
+        try:
+            server.apply(config)
+        except TargetError as exc:
+            why = f"service did not start: {exc}"
+            continue
+        result = run(scenario, target=server.target, out=out)
+        if result.status is RunStatus.ABORTED:
+            raise KeyboardInterrupt
+        if result.status.completed and result.record.summary.get("ok"):
+            return str(result.run_dir), None
+        why = result.reason or f"run {result.status.value}: no measured request succeeded"
+        if not server.alive():
+            return None, f"service died: {why}"
+    return None, why
+
+
+def remeasure(server: Server, scenario: Scenario, configs: Mapping[str, RuntimeConfig], repeats: int, out: Path,
+              on_run=None) -> tuple[dict[str, list[str]], dict[str, str], list[str]]:
+    """Run every config `repeats` times, round by round (see the module docstring).
+
+    Returns (label -> run dirs, label -> why it dropped out, the order the runs were made in).
+    """
+    dirs: dict[str, list[str]] = {label: [] for label in configs}
+    dropped: dict[str, str] = {}
+    order: list[str] = []
+    for r in range(repeats):
+        for label, config in configs.items():
+            if label in dropped:
+                continue
+            run_dir, why = _one_run(server, scenario, config, out)
+            order.append(label)
+            if run_dir is None:
+                dropped[label] = f"repeat {r + 1}: {why}"
+            else:
+                dirs[label].append(run_dir)
+            if on_run is not None:
+                on_run(label, r + 1, run_dir, why)
+    return dirs, dropped, order
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def decide(run_dirs: Mapping[str, list[str]], dropped: Mapping[str, str], objectives: list[str], ranked: list[str],
+           seed: int = 0) -> dict:
+    """Compare each finalist with the baseline and choose (see the module docstring); plain data."""
+    base_runs = [load_run(p) for p in run_dirs.get(BASELINE, [])]
+    rows = []
+    for label in ranked:
+        row = {"label": label, "runs": run_dirs.get(label, []), "dropped": dropped.get(label), "changes": [],
+               "improved": [], "regressed": [], "beats_baseline": False}
+        if label not in dropped and len(base_runs) and run_dirs.get(label):
+            changes = compare_pooled(base_runs, [load_run(p) for p in run_dirs[label]], objectives, seed=seed)
+            row["changes"] = [asdict(c) for c in changes]
+            row["improved"] = [c.metric for c in changes if c.verdict == "improved"]
+            row["regressed"] = [c.metric for c in changes if c.verdict == "regressed"]
+            row["beats_baseline"] = bool(row["improved"]) and not row["regressed"]
+        rows.append(row)
+    beating = [r for r in rows if r["beats_baseline"]]
+    if BASELINE in dropped:
+        winner, why = None, f"the baseline's re-measurement failed ({dropped[BASELINE]}): nothing to compare with"
+    elif not beating:
+        winner, why = None, (f"no finalist beat the baseline significantly (of {len(rows)} re-measured): "
+                             "the baseline is recommended")
+    else:
+        best = max(beating, key=lambda r: (len(r["improved"]), -ranked.index(r["label"])))
+        winner = best["label"]
+        why = (f"beats the baseline on {', '.join(best['improved'])} (bootstrap ratio interval clear of 1, "
+               f"Holm-adjusted Mann-Whitney p < 0.05) and regressed on none")
+    return {"finalists": rows, "winner": winner, "why": why, "baseline_runs": run_dirs.get(BASELINE, []),
+            "baseline_dropped": dropped.get(BASELINE)}
