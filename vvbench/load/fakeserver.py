@@ -1,7 +1,8 @@
 """A scripted stand-in TTS server (stdlib HTTP, numpy): exact timing, known pauses, no model.
 
 `python -m vvbench.load.fakeserver --port 0 [options]` prints `fake-tts: listening on URL` and
-serves the parts of the API a benchmark uses: `POST /v1/audio/speech` (wav/pcm, audio or SSE,
+serves the parts of the API a benchmark uses: `POST /v1/audio/speech` (every `response_format`:
+wav, pcm, and mp3, opus, aac, flac encoded with PyAV by `vvbench.load.fakecodec`; audio or SSE;
 chunked), `POST /v1/jobs` + status + chunks + DELETE, `/readyz`, `/healthz`, `/v1/stats`.
 It exists to measure the load generator itself (its ceiling against a trivial endpoint) and to
 test what the generator must see: a server slower than real time (`--rtf 2`), one that pauses
@@ -10,6 +11,10 @@ mid-stream (`--pause-after-s 1 --pause-s 0.8`), leading silence (`--silence-s`),
 
 Audio is a 220 Hz tone at -10 dBFS, `len(text) / --chars-per-s` seconds long, sent in chunks of
 `--chunk-s` seconds, chunk k leaving at `first_delay + k * chunk_s * rtf`. Not a TTS model.
+A compressed answer sends after chunk k what the encoder released for it (an empty release is
+skipped: a zero-length HTTP chunk would end the body) and the encoder's flush with the last.
+The audio depends only on its length, so an encoded answer is cached per (format, length): at
+hundreds of streams the server then spends its CPU on pacing and sending, not on encoding again.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import numpy as np
 
 from vvbench.artifacts.stats import ServiceStats
 from vvbench.core.audio import SAMPLE_RATE, to_pcm16, wav_header
+from vvbench.core.formats import CONTENT_TYPES
 from vvbench.core.proc import LISTENING
+from vvbench.load.fakecodec import MUXERS, ChunkEncoder
 
 
 def tone(n: int, start: int = 0, silence: int = 0) -> bytes:
@@ -49,6 +56,21 @@ class Script:
         self.requests = 0
         self.active = 0
         self.jobs: dict[str, dict] = {}
+        self._encoded: dict[tuple, list[bytes]] = {}
+
+    def encoded(self, fmt: str, chunks: list[tuple[float, int, int]]) -> list[bytes]:
+        """The bytes to send after each chunk of a compressed answer (cached per format and plan)."""
+        key = (fmt, tuple((start, n) for _, start, n in chunks))
+        with self.lock:
+            cached = self._encoded.get(key)
+        if cached is None:
+            enc = ChunkEncoder(fmt, SAMPLE_RATE)
+            silence = int(self.a.silence_s * SAMPLE_RATE)
+            cached = [enc.encode(tone(n, start, silence)) for _, start, n in chunks]
+            cached[-1] += enc.close()
+            with self.lock:
+                self._encoded[key] = cached
+        return cached
 
     def plan(self, text: str) -> list[tuple[float, int, int]]:
         """(send time offset, first sample, samples) of each chunk."""
@@ -151,17 +173,21 @@ class Handler(BaseHTTPRequestHandler):
         if s.a.first_delay_s:
             time.sleep(s.a.first_delay_s)
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream" if sse else f"audio/{body.get('response_format', 'wav')}")
+        fmt = body.get("response_format", "wav")
+        self.send_header("Content-Type", "text/event-stream" if sse else CONTENT_TYPES.get(fmt, f"audio/{fmt}"))
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("X-Seed", str(body.get("seed", 0)))
         self.end_headers()
-        head = wav_header(SAMPLE_RATE, None) if body.get("response_format", "wav") == "wav" else b""
-        for t, start, n in chunks:
+        head = wav_header(SAMPLE_RATE, None) if fmt == "wav" else b""
+        encoded = s.encoded(fmt, chunks) if fmt in MUXERS else None
+        for k, (t, start, n) in enumerate(chunks):
             wait = t - (time.monotonic() - t0)
             if wait > 0:
                 time.sleep(wait)
-            data = head + tone(n, start, int(s.a.silence_s * SAMPLE_RATE))
+            data = encoded[k] if encoded is not None else head + tone(n, start, int(s.a.silence_s * SAMPLE_RATE))
             head = b""
+            if not data:
+                continue
             if sse:
                 data = b"data: " + json.dumps({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}).encode() + b"\n\n"
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
