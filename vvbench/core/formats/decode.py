@@ -515,7 +515,9 @@ def read_audio_file(path: str | Path, rate: int | None = None) -> tuple[np.ndarr
     """Any audio file `check-audio` takes -> (float64 samples, rate, format name); InputError naming the file.
 
     WAV by its RIFF header, mp3/opus/aac/flac by their first bytes (decoded whole with PyAV),
-    and otherwise raw 16-bit little-endian PCM when `rate` is given.
+    and otherwise raw 16-bit little-endian PCM when `rate` is given. With `rate`, a file that
+    starts with only an mp3/ADTS frame sync is read compressed when its suffix names the format
+    (`.mp3`, `.aac`), else as PCM (PCM bytes can match a frame sync by chance).
     """
     name = str(path)
     try:
@@ -528,7 +530,8 @@ def read_audio_file(path: str | Path, rate: int | None = None) -> tuple[np.ndarr
         samples, sr = decode_wav(raw, name)
         return samples, sr, "wav"
     fmt = sniff(raw)
-    if fmt is not None and (rate is None or raw[:4] in (b"OggS", b"fLaC") or raw[:3] == b"ID3"):
+    strong = raw[:4] in (b"OggS", b"fLaC") or raw[:3] == b"ID3"  # a frame sync alone may be PCM that happens to match
+    if fmt is not None and (rate is None or strong or Path(path).suffix.lower().lstrip(".") == fmt):
         samples, sr, _ = decode_file(raw, name)
         return samples.astype(np.float64), sr, fmt
     if rate is None:
