@@ -13,8 +13,9 @@ Audio is a 220 Hz tone at -10 dBFS, `len(text) / --chars-per-s` seconds long, se
 `--chunk-s` seconds, chunk k leaving at `first_delay + k * chunk_s * rtf`. Not a TTS model.
 A compressed answer sends after chunk k what the encoder released for it (an empty release is
 skipped: a zero-length HTTP chunk would end the body) and the encoder's flush with the last.
-The audio depends only on its length, so an encoded answer is cached per (format, length): at
-hundreds of streams the server then spends its CPU on pacing and sending, not on encoding again.
+Each chunk is encoded when it is due; the audio depends only on its length, so a finished
+answer's bytes are cached per (format, length): at hundreds of streams the server then spends
+its CPU on pacing and sending, not on encoding the same answer again.
 """
 
 from __future__ import annotations
@@ -58,19 +59,22 @@ class Script:
         self.jobs: dict[str, dict] = {}
         self._encoded: dict[tuple, list[bytes]] = {}
 
-    def encoded(self, fmt: str, chunks: list[tuple[float, int, int]]) -> list[bytes]:
-        """The bytes to send after each chunk of a compressed answer (cached per format and plan)."""
+    def encoded(self, fmt: str, chunks: list[tuple[float, int, int]]):
+        """The bytes to send after each chunk of a compressed answer, encoded as they are due (then cached)."""
         key = (fmt, tuple((start, n) for _, start, n in chunks))
         with self.lock:
             cached = self._encoded.get(key)
-        if cached is None:
-            enc = ChunkEncoder(fmt, SAMPLE_RATE)
-            silence = int(self.a.silence_s * SAMPLE_RATE)
-            cached = [enc.encode(tone(n, start, silence)) for _, start, n in chunks]
-            cached[-1] += enc.close()
-            with self.lock:
-                self._encoded[key] = cached
-        return cached
+        if cached is not None:
+            yield from cached
+            return
+        enc = ChunkEncoder(fmt, SAMPLE_RATE)
+        silence = int(self.a.silence_s * SAMPLE_RATE)
+        out = []
+        for k, (_, start, n) in enumerate(chunks):
+            out.append(enc.encode(tone(n, start, silence)) + (enc.close() if k == len(chunks) - 1 else b""))
+            yield out[-1]
+        with self.lock:
+            self._encoded[key] = out
 
     def plan(self, text: str) -> list[tuple[float, int, int]]:
         """(send time offset, first sample, samples) of each chunk."""
@@ -179,12 +183,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Seed", str(body.get("seed", 0)))
         self.end_headers()
         head = wav_header(SAMPLE_RATE, None) if fmt == "wav" else b""
-        encoded = s.encoded(fmt, chunks) if fmt in MUXERS else None
-        for k, (t, start, n) in enumerate(chunks):
+        encoded = s.encoded(fmt, chunks) if fmt in MUXERS else None  # a generator: chunk k encoded when it is due
+        for t, start, n in chunks:
             wait = t - (time.monotonic() - t0)
             if wait > 0:
                 time.sleep(wait)
-            data = encoded[k] if encoded is not None else head + tone(n, start, int(s.a.silence_s * SAMPLE_RATE))
+            data = next(encoded) if encoded is not None else head + tone(n, start, int(s.a.silence_s * SAMPLE_RATE))
             head = b""
             if not data:
                 continue
