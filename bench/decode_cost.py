@@ -15,7 +15,8 @@ serving Ogg Opus, and `vvbench run` (one load worker) with a closed loop of `--s
 each streaming `--stream-audio-s` seconds of opus per request. Carried means: every request ok,
 no stall caused by the client (`max_stall_s` 0 at the run's prebuffer), and the run's trust
 verdict `trusted` (its load worker's loop never stalled). The fake server runs on the same
-machine and takes its share of the CPU.
+machine and takes its share of the CPU; `--format wav` runs the same load without decoding, to
+tell stalls of the decoding client from stalls of the machine.
 
     python bench/decode_cost.py cost --audio-s 10 --rounds 15
     python bench/decode_cost.py streams --streams 100 --seconds 20
@@ -94,9 +95,9 @@ def streams(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="decode-cost-"))
     chars = int(args.stream_audio_s * 15)
     (tmp / "text.txt").write_text(("word " * chars)[:chars].strip() + ".\n")  # one text: every answer is the same length
-    scen = {"name": "opus-streams", "seed": 1, "classes": [
+    scen = {"name": f"{args.format}-streams", "seed": 1, "classes": [
         {"name": "opus", "text": {"file": "text.txt"}, "length": {"dist": "fixed", "min_chars": chars, "max_chars": chars},
-         "response_format": "opus", "timeout": "60s"}],
+         "response_format": args.format, "timeout": "60s"}],
         "arrival": {"closed": {"users": args.streams}}, "warmup": f"{args.warmup}s", "duration": f"{args.seconds}s",
         "drain": "60s", "prebuffer_ms": args.prebuffer_ms, "slos": {"success_min": 1.0}}
     (tmp / "scen.yaml").write_text(yaml.safe_dump(scen))
@@ -118,7 +119,7 @@ def streams(args) -> dict:
     measured = rows[~rows["warmup"]]
     span = loop["t"].max() - loop["t"].min() if len(loop) else float("nan")
     trust = run.get("trust") or {}
-    return {"streams": args.streams, "exit": r.returncode, "requests": len(measured), "ok": int((measured["status"] == "ok").sum()),
+    return {"format": args.format, "streams": args.streams, "exit": r.returncode, "requests": len(measured), "ok": int((measured["status"] == "ok").sum()),
             "max_stall_s": float(measured["max_stall_s"].max()), "underruns": int(measured["underruns"].sum()),
             "ttfa_p50_s": float(measured["ttfa_s"].median()), "ttfa_p95_s": float(measured["ttfa_s"].quantile(0.95)),
             "trusted": trust.get("trusted"), "loop_lag_p99_s": trust.get("loop_lag_p99_s"), "loop_lag_max_s": trust.get("loop_lag_max_s"),
@@ -139,6 +140,7 @@ def main() -> None:
     s.add_argument("--warmup", type=float, default=5.0)
     s.add_argument("--stream-audio-s", type=float, default=10.0)
     s.add_argument("--prebuffer-ms", type=float, default=500.0)
+    s.add_argument("--format", default="opus", help="the answers' format (wav: the same load without decoding)")
     args = p.parse_args()
     print(json.dumps(cost(args) if args.part == "cost" else streams(args), indent=2))
 

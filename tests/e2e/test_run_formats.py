@@ -23,6 +23,7 @@ def test_opus_and_mp3_classes_record_format_rate_priming_and_bitrate(tmp_path):
     assert r.returncode == 0, r.stderr
     run_dir = one_run_dir(tmp_path / "runs")
     assert json.loads((run_dir / "run.json").read_text())["schema_version"] == SCHEMA_VERSION
+    assert "- **formats**: opus: opus, mp3: mp3, wav: wav" in (run_dir / "summary.md").read_text()
     rows = load_run(run_dir).requests
     assert set(rows["cls"]) == {"opus", "mp3", "wav"} and (rows["status"] == "ok").all(), rows["error"].tolist()
     assert (rows["format"] == rows["cls"]).all()

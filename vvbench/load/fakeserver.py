@@ -13,9 +13,11 @@ Audio is a 220 Hz tone at -10 dBFS, `len(text) / --chars-per-s` seconds long, se
 `--chunk-s` seconds, chunk k leaving at `first_delay + k * chunk_s * rtf`. Not a TTS model.
 A compressed answer sends after chunk k what the encoder released for it (an empty release is
 skipped: a zero-length HTTP chunk would end the body) and the encoder's flush with the last.
-Each chunk is encoded when it is due; the audio depends only on its length, so a finished
-answer's bytes are cached per (format, length): at hundreds of streams the server then spends
-its CPU on pacing and sending, not on encoding the same answer again.
+Each chunk is encoded when it is due; the audio depends only on its length, so an answer's
+bytes are shared per (format, length): the first request encodes them, chunk by chunk, and
+every other one (at the same time or later) sends the same bytes, each paced on its own clock
+(a follower never sends a chunk before the first request has encoded it). At hundreds of
+streams the server spends its CPU on pacing and sending, not on encoding one answer again.
 """
 
 from __future__ import annotations
@@ -48,6 +50,25 @@ def tone(n: int, start: int = 0, silence: int = 0) -> bytes:
     return to_pcm16(x)
 
 
+class _Encoded:
+    """One compressed answer's chunks, appended by the request encoding it and read by every other one."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+        self._ready = threading.Condition()
+
+    def add(self, data: bytes) -> None:
+        with self._ready:
+            self.parts.append(data)
+            self._ready.notify_all()
+
+    def parts_as_ready(self, count: int):
+        for k in range(count):
+            with self._ready:
+                self._ready.wait_for(lambda k=k: len(self.parts) > k)
+            yield self.parts[k]
+
+
 class Script:
     """The timing every answer follows (see the module docstring)."""
 
@@ -57,24 +78,32 @@ class Script:
         self.requests = 0
         self.active = 0
         self.jobs: dict[str, dict] = {}
-        self._encoded: dict[tuple, list[bytes]] = {}
+        self._encoded: dict[tuple, _Encoded] = {}
 
     def encoded(self, fmt: str, chunks: list[tuple[float, int, int]]):
-        """The bytes to send after each chunk of a compressed answer, encoded as they are due (then cached)."""
+        """The bytes to send after each chunk of a compressed answer (see `_Encoded`), one item per chunk."""
         key = (fmt, tuple((start, n) for _, start, n in chunks))
         with self.lock:
-            cached = self._encoded.get(key)
-        if cached is not None:
-            yield from cached
+            shared = self._encoded.get(key)
+            owner = shared is None
+            if owner:
+                shared = self._encoded[key] = _Encoded()
+        if not owner:
+            yield from shared.parts_as_ready(len(chunks))
             return
         enc = ChunkEncoder(fmt, SAMPLE_RATE)
         silence = int(self.a.silence_s * SAMPLE_RATE)
-        out = []
-        for k, (_, start, n) in enumerate(chunks):
-            out.append(enc.encode(tone(n, start, silence)) + (enc.close() if k == len(chunks) - 1 else b""))
-            yield out[-1]
-        with self.lock:
-            self._encoded[key] = out
+        sent = 0
+        try:
+            for k, (_, start, n) in enumerate(chunks):
+                shared.add(enc.encode(tone(n, start, silence)) + (enc.close() if k == len(chunks) - 1 else b""))
+                sent += 1
+                yield shared.parts[k]
+        finally:  # the owner's client went away: finish the answer for the requests waiting on it
+            for k in range(sent, len(chunks)):
+                _, start, n = chunks[k]
+                if len(shared.parts) <= k:
+                    shared.add(enc.encode(tone(n, start, silence)) + (enc.close() if k == len(chunks) - 1 else b""))
 
     def plan(self, text: str) -> list[tuple[float, int, int]]:
         """(send time offset, first sample, samples) of each chunk."""
