@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 
+import av
 import numpy as np
 
 # format -> (FFmpeg muxer, encoder, muxer options)
@@ -46,8 +47,6 @@ class ChunkEncoder:
     """Encode PCM16 chunks of one answer (module docstring)."""
 
     def __init__(self, fmt: str, rate: int):
-        import av  # noqa: PLC0415 - only the fake server's compressed answers need FFmpeg
-
         muxer, codec, options = MUXERS[fmt]
         self._av = av
         self._sink = _Sink()

@@ -31,6 +31,10 @@ the whole body with `av.open` (the path a player takes).
 samples (None where the container does not say), and the codec name. `read_audio_file` reads
 any file `vvbench check-audio` is given: WAV and raw PCM through `vvbench.core.audio`, every
 other format through `decode_file`. Errors are `AudioFormatError`s naming their source.
+
+PyAV is imported with this module, on the importing thread, never lazily on a request thread:
+in a load worker (gevent-patched locks), a first `import av` raced by many request threads at
+once deadlocked two of 100 concurrent opus streams, which then held the worker past its end.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
 from vvbench.core.audio import AudioFormatError, decode_wav, from_pcm16
@@ -59,12 +64,6 @@ class Facts:
     sample_rate: int = 0
     priming_samples: int | None = None
     padding_samples: int | None = None
-
-
-def _import_av():
-    import av  # noqa: PLC0415 - PyAV loads FFmpeg's libraries: only when a compressed format is used
-
-    return av
 
 
 def _channel0(frame) -> np.ndarray:
@@ -122,7 +121,6 @@ class Decoder:
         raise NotImplementedError
 
     def _decode(self, packet) -> np.ndarray:
-        av = _import_av()
         try:
             frames = self._ctx.decode(packet)
         except av.error.FFmpegError as exc:
@@ -140,11 +138,10 @@ class _Parsed(Decoder):
 
     def __init__(self):
         super().__init__()
-        self._ctx = _import_av().CodecContext.create(self.codec, "r")
+        self._ctx = av.CodecContext.create(self.codec, "r")
         self._first = True
 
     def _packets(self, data: bytes | None) -> np.ndarray:
-        av = _import_av()
         try:
             packets = self._ctx.parse(data)
         except av.error.FFmpegError as exc:
@@ -295,14 +292,13 @@ class OpusDecoder(Decoder):
             self._packets += 1
             if self._packets == 1:
                 pre_skip, _ = _opus_head(packet)
-                av = _import_av()
                 self._ctx = av.CodecContext.create("opus", "r")
                 self._ctx.extradata = packet
                 self.facts.priming_samples = pre_skip  # libavcodec's decoder drops it (from the extradata)
                 continue
             if self._packets == 2:  # OpusTags
                 continue
-            x = self._decode(_import_av().Packet(packet))
+            x = self._decode(av.Packet(packet))
             if eos and granule >= 0:
                 end = max(0, granule - (self.facts.priming_samples or 0))
                 x = x[: max(0, end - self._decoded)]
@@ -390,7 +386,7 @@ class FlacDecoder(Decoder):
         return np.concatenate(out)
 
     def _frame(self, end: int) -> np.ndarray:
-        packet = _import_av().Packet(bytes(self._buf[:end]))
+        packet = av.Packet(bytes(self._buf[:end]))
         del self._buf[:end]
         self._scan = 2
         return self._decode(packet)
@@ -442,7 +438,7 @@ class FlacDecoder(Decoder):
                 break
         if info is None or len(info) < 18:
             raise AudioFormatError("response body: a FLAC stream without STREAMINFO")
-        self._ctx = _import_av().CodecContext.create("flac", "r")
+        self._ctx = av.CodecContext.create("flac", "r")
         self._ctx.extradata = info
         self.facts.sample_rate = int.from_bytes(info[10:13], "big") >> 4
         del self._buf[:pos]
@@ -479,7 +475,6 @@ def decode_file(source: str | Path | bytes, name: str | None = None) -> tuple[np
     """Decode a whole compressed file with PyAV's demuxer: (float32 samples of channel 0, rate, facts)."""
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     name = name or ("audio bytes" if isinstance(source, bytes) else str(source))
-    av = _import_av()
     fmt = sniff(data)
     facts = _declared(data, fmt)
     try:
