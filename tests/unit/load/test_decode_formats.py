@@ -126,3 +126,17 @@ def test_a_body_cut_inside_the_flac_metadata_is_a_format_error(bodies):
     s.feed(bodies["flac"][:20])
     with pytest.raises(AudioFormatError):
         s.close()
+
+
+def test_scenarios_take_every_format_for_speech_and_wav_or_pcm_for_jobs():
+    from typing import get_args
+
+    from pydantic import ValidationError
+
+    from vvbench.artifacts.scenarios import RequestClass
+    from vvbench.core.formats import FORMATS
+
+    assert get_args(RequestClass.model_fields["response_format"].annotation) == FORMATS
+    assert RequestClass.model_validate({"name": "a", "text": {"corpus": "short"}, "response_format": "opus"}).response_format == "opus"
+    with pytest.raises(ValidationError, match="job chunks"):
+        RequestClass.model_validate({"name": "a", "api": "job", "text": {"corpus": "short"}, "response_format": "mp3"})
