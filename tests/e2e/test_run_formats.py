@@ -10,7 +10,7 @@ from vvbench.artifacts.reader import load_run
 from vvbench.artifacts.record import SCHEMA_VERSION
 
 
-@pytest.mark.slow  # about 45 s on the shared 2-core machine
+@pytest.mark.slow  # 14 s on the 2-core machine when quiet, 45 s when shared
 def test_opus_and_mp3_classes_record_format_rate_priming_and_bitrate(tmp_path):
     length = {"min_chars": 30, "max_chars": 60}  # the fake server's audio: chars / 15 s long, the same for the same length
     classes = [{"name": fmt, "text": {"corpus": "short"}, "length": length, "response_format": fmt, "timeout": "20s"}

@@ -140,3 +140,10 @@ def test_scenarios_take_every_format_for_speech_and_wav_or_pcm_for_jobs():
     assert RequestClass.model_validate({"name": "a", "text": {"corpus": "short"}, "response_format": "opus"}).response_format == "opus"
     with pytest.raises(ValidationError, match="job chunks"):
         RequestClass.model_validate({"name": "a", "api": "job", "text": {"corpus": "short"}, "response_format": "mp3"})
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_an_empty_body_has_no_samples_and_is_no_format_error(fmt):
+    s = AudioStream(fmt)
+    assert not s.feed(b"") and not s.close()
+    assert s.samples == 0 and s.audible_at is None and s.sample_rate == 0

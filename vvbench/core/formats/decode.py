@@ -380,6 +380,8 @@ class FlacDecoder(Decoder):
 
     def close(self) -> np.ndarray:
         if self._meta:
+            if not self._buf:  # an empty body: no audio (the client says so), not a broken one
+                return _EMPTY
             raise AudioFormatError("response body: a FLAC stream that ends inside its metadata")
         out = [self._frame(len(self._buf))] if self._buf else []
         out.append(self._decode(None))
