@@ -76,6 +76,13 @@ def test_plan_large_preset_answers_in_seconds():
     assert "KV per stream" in human.stdout and "max streams" in human.stdout
 
 
+def test_plan_says_a_step_knob_does_not_apply_to_chattts():
+    r = vv("plan", "--preset", "chattts", "--diffusion-steps", "30", "--dtype", "float32", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "diffusion_steps does not apply to preset chattts" in r.stderr
+
+
+@pytest.mark.slow  # synthesises with the full-size ChatTTS shapes on the CPU (over a minute on 2 cores)
 def test_chattts_says_step_knob_does_not_apply(tmp_path):
     r = vv("synth", "Hi.", "--out", str(tmp_path / "c.wav"), "--preset", "chattts", "--diffusion-steps", "30",
            "--dtype", "float32")

@@ -8,15 +8,14 @@ must load no resource at all, and each chart must have a size and visible conten
 from __future__ import annotations
 
 import io
-import shutil
 
 import numpy as np
 import pytest
+from browserkit import CHROMIUM, DRIVER, chromium
 from runkit import vv, write_run
 
 webdriver = pytest.importorskip("selenium.webdriver")
 Image = pytest.importorskip("PIL.Image")
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
 
 CHARTS = {"ttfa_s", "e2e_s", "rtf", "timeline", "throughput", "memory", "cpu", "continuity"}
@@ -24,15 +23,7 @@ CHARTS = {"ttfa_s", "e2e_s", "rtf", "timeline", "throughput", "memory", "cpu", "
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
-                 "--host-resolver-rules=MAP * ~NOTFOUND"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=DRIVER))
-    driver.set_page_load_timeout(60)
+    driver = chromium()
     yield driver
     driver.quit()
 

@@ -146,9 +146,9 @@ def test_a_body_shorter_than_its_content_length_gets_408(limited):
     (b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
      b"Content-Length: 18\r\n\r\n12\r\n{\"input\": \"hello\"}\r\n0\r\n\r\n", b"400", "headers", "ambiguous_body_length"),
     (b"GET /v1/stats/ HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"404", None, "not_found"),
-    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"404", None, "not_found"),
+    (b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", b"404", None, "not_found"),  # / is the page
     (b"NONSENSE\r\n\r\n", b"400", None, "invalid_http"),
-], ids=["70KB-head", "trickled-20KB-head", "te-and-cl", "trailing-slash-evil-host", "root", "garbage"])
+], ids=["70KB-head", "trickled-20KB-head", "te-and-cl", "trailing-slash-evil-host", "unknown-path", "garbage"])
 def test_heads_on_a_real_socket(limited, request_bytes, status, param, code):
     with socket.create_connection(_address(limited), timeout=10) as sock:
         sock.sendall(request_bytes)

@@ -205,7 +205,7 @@ def memory_plan(config: RuntimeConfig, *, streams: int | None = None, max_audio_
     max_streams = max(0, free // per_stream) if per_stream else None
     per_min = stream_kv(1.0) - stream_kv(0.0)
     max_min = max(0.0, (free / max(1, streams) - stream_kv(0.0)) / per_min) if per_min else None
-    notes = list(placement.notes)
+    notes = config.notes() + list(placement.notes)
     if streams > config.max_batch:
         notes.append(f"{streams} streams > max_batch {config.max_batch}: only {config.max_batch} run at once, the rest queue")
     for d, p in devices.items():

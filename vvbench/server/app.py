@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from vvbench import __version__
 from vvbench.runtime.config import RuntimeConfig
-from vvbench.server import jobs, ops, speech
+from vvbench.server import jobs, ops, page, speech
 from vvbench.server.engine import SpeechEngine
 from vvbench.server.errors import ErrorResponse, install_error_handlers
 from vvbench.server.jobrunner import JobRunner
@@ -79,6 +79,7 @@ def create_app(config: RuntimeConfig, data_dir: str | Path | None = None, api_ke
     install_error_handlers(app)
     app.add_middleware(ServiceMiddleware, service=service)
     app.include_router(ops.probes)
+    app.include_router(page.router)  # the page at / holds no data: open like the probes
     deps = guards(settings.api_key)
     for router in (speech.router, jobs.router, ops.api):
         app.include_router(router, dependencies=deps)
