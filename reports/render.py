@@ -69,13 +69,19 @@ def trust_lines(run: dict) -> tuple[str, list[str]]:
     return head, list(trust.get("warnings") or [])
 
 
+def formats(scenario: dict) -> str:
+    """Each class's response format, e.g. `short: opus, long: mp3`."""
+    return ", ".join(f"{c.get('name', '?')}: {c.get('response_format', 'wav')}" for c in scenario.get("classes") or []) or "NA"
+
+
 def head_rows(run: dict) -> list[tuple[str, str]]:
-    """The run's identity in a few lines: id, status, scenario, target, preset, window, host, git."""
+    """The run's identity in a few lines: id, status, scenario, formats, target, preset, window, host, git."""
     target = run.get("target", {})
     scenario = run.get("scenario", {})
     return [
         ("run", run.get("run_id", "")), ("status", run.get("status", "")),
         ("scenario", f"{scenario.get('name', '')}: {scenario.get('description', '')}"),
+        ("formats", formats(scenario)),
         ("target", f"{target.get('kind', '')} {target.get('url') or ''}".strip()),
         ("preset", str((run.get("runtime_config") or {}).get("preset", "NA"))),
         ("window", f"warm-up {scenario.get('warmup', 0):g} s + measured {scenario.get('duration') or 0:g} s"),

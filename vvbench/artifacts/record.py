@@ -15,7 +15,8 @@ the rows recorded until then.
 Schema history: 1 had no arrival timeline in `requests.parquet`, statuses `error` /
 `target_died` / `load_failed` / `overrun` / `interrupted`, and no percentile method in
 `formulas`; reading a schema-1 run maps them onto today's. 2 had no row `clock`, no
-`loop.parquet` and no `trust` (read as null: not watched).
+`loop.parquet` and no `trust` (read as null: not watched). 3 had no response-format columns in
+`requests.parquet` (read as nulls); run.json is unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vvbench.artifacts.metrics import PERCENTILE_METHOD, RTF_FORMULA
 from vvbench.artifacts.scenarios import Scenario
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RUN_FILES = ("run.json", "requests.parquet", "samples.parquet", "loop.parquet", "events.jsonl", "locust/", "summary.md", "report.html")
 
 
@@ -164,6 +165,8 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:
         return data
+    if version == 3:  # schema 4 added the response-format columns of requests.parquet only
+        return {**data, "schema_version": SCHEMA_VERSION}
     if version == 2:  # schema 3 added `trust` (absent: the run did not watch its load workers) and loop.parquet
         return {**data, "schema_version": SCHEMA_VERSION}
     if version != 1:

@@ -123,11 +123,18 @@ class RequestClass(_Model):
     length: Length = Field(default_factory=Length, description="text length distribution")
     voices: list[str] = Field(["alloy"], min_length=1, description="voices, drawn uniformly per request")
     seeds: Seeds = Field(default_factory=Seeds, description="seed policy")
-    response_format: Literal["wav", "pcm"] = Field("wav", description="wav or pcm")
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = Field(
+        "wav", description="mp3, opus (Ogg), aac (ADTS), flac, wav or pcm; compressed answers are decoded as they arrive (speech only)")
     stream_format: Literal["audio", "sse"] = Field("audio", description="audio bytes or SSE events (speech only)")
     speed: float = Field(1.0, ge=0.25, le=4.0, description="speaking rate")
     timeout: Seconds = Field(120.0, gt=0, description="client-side limit per request (30s, 5m)")
     poll_interval: Seconds = Field(1.0, gt=0, description="jobs: how often the job is polled for new chunks")
+
+    @model_validator(mode="after")
+    def _job_formats(self) -> RequestClass:
+        if self.api == "job" and self.response_format not in ("wav", "pcm"):
+            raise ValueError(f"response_format {self.response_format!r} is for speech classes; job chunks are read as wav or pcm")
+        return self
 
 
 class Closed(_Model):

@@ -13,6 +13,15 @@ the run's own. Failed requests keep their row: `status` is one of `REQUEST_STATU
 A row's `clock` says what its times are: `kernel` (the kernel's arrival stamps of the answer's
 bytes) or `read` (when the load worker read them); null in runs of schema 2 and older.
 
+Schema 4 adds the response format: `format` (the `response_format` asked for: mp3, opus, aac,
+flac, wav or pcm), `codec_priming_samples` and `codec_padding_samples` (what the body declared,
+in decoded samples: Opus' pre-skip from OpusHead, an mp3's LAME encoder delay and padding; null
+where it declared none, as ADTS AAC and streamed mp3 without a LAME frame, and for wav/pcm) and
+`bitrate_bps` (encoded bits received per second of decoded audio, container included; NaN
+without audio). `audio_md5` of a compressed answer is of its decoded signal as 16-bit
+little-endian PCM, and `sample_rate` its decoded rate (48 kHz for Opus). Runs of schema 3 and
+older read these columns as nulls.
+
 `samples.parquet` has one row per sampling tick: `t` (epoch seconds, the requests' clock), every
 sampler's columns (all numbers in base units, null where the source was NA) and `sample_cpu_s`.
 
@@ -56,6 +65,8 @@ REQUESTS = pa.schema([
     ("playback_start_s", pa.float64()), ("index", pa.int64()),
     ("arrival_t_s", pa.list_(pa.float64())), ("arrival_samples", pa.list_(pa.int64())),
     ("clock", pa.string()),
+    ("format", pa.string()), ("codec_priming_samples", pa.int64()), ("codec_padding_samples", pa.int64()),
+    ("bitrate_bps", pa.float64()),
 ])
 REQUEST_COLUMNS = tuple(REQUESTS.names)
 
@@ -76,11 +87,14 @@ LOOP = pa.schema([("t", pa.float64()), ("worker", pa.string()), ("lag_s", pa.flo
 LOOP_COLUMNS = tuple(LOOP.names)
 
 # what each schema version's files hold (older versions are upgraded on read; None: the file did not exist)
-_V2_REQUESTS = [c for c in REQUEST_COLUMNS if c != "clock"]
+FORMAT_COLUMNS = ("format", "codec_priming_samples", "codec_padding_samples", "bitrate_bps")
+_V3_REQUESTS = [c for c in REQUEST_COLUMNS if c not in FORMAT_COLUMNS]
+_V2_REQUESTS = [c for c in _V3_REQUESTS if c != "clock"]
 _REQUIRED: dict[int, dict[str, list[str] | None]] = {
     1: {"requests.parquet": [c for c in _V2_REQUESTS if c not in ARRIVAL_COLUMNS], "samples.parquet": ["t"], "loop.parquet": None},
     2: {"requests.parquet": _V2_REQUESTS, "samples.parquet": ["t"], "loop.parquet": None},
-    3: {"requests.parquet": list(REQUEST_COLUMNS), "samples.parquet": ["t"], "loop.parquet": list(LOOP_COLUMNS)},
+    3: {"requests.parquet": _V3_REQUESTS, "samples.parquet": ["t"], "loop.parquet": list(LOOP_COLUMNS)},
+    4: {"requests.parquet": list(REQUEST_COLUMNS), "samples.parquet": ["t"], "loop.parquet": list(LOOP_COLUMNS)},
 }
 _SCHEMAS = {"requests.parquet": REQUESTS, "samples.parquet": SAMPLES, "loop.parquet": LOOP}
 

@@ -153,18 +153,20 @@ def _fmt(v, spec: str) -> str:
 @click.command("check-audio")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="print the reports as JSON")
-@click.option("--rate", type=int, default=None, help="sample rate of raw 16-bit little-endian PCM input (files that are not WAV)")
+@click.option("--rate", type=int, default=None,
+              help="sample rate of raw 16-bit little-endian PCM input (files that are not WAV, mp3, Ogg Opus, AAC or FLAC)")
 @click.option("--expected-s", type=float, default=None, help="expected duration in seconds (the duration check: truncation)")
 @click.option("--snr-min", type=float, default=None, help="blind SNR floor in dB (default 25)")
 @click.option("--thresholds", "thresholds_path", type=click.Path(dir_okay=False), default=None,
               help="YAML of check thresholds (see docs/watchdog.md)")
 @click.pass_context
 def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_path) -> None:
-    """Check speech audio FILES: blind SNR, silence, dropouts, clipping, level, duration, NaN/empty."""
+    """Check speech audio FILES (wav, mp3, opus, aac, flac, raw pcm): blind SNR, silence, dropouts, clipping, level, duration, NaN/empty."""
     import yaml
     from pydantic import ValidationError
 
-    from vvbench.core.audio import MAX_SAMPLE_RATE, read_audio
+    from vvbench.core.audio import MAX_SAMPLE_RATE
+    from vvbench.core.formats.decode import read_audio_file
     from vvbench.core.validation import format_validation_error
     from vvbench.monitor.audio.checks import AudioThresholds, check_audio
 
@@ -191,26 +193,26 @@ def check_audio_cmd(ctx, files, as_json, rate, expected_s, snr_min, thresholds_p
     results, unreadable = [], 0
     for path in files:
         try:
-            samples, sr = read_audio(path, rate)
+            samples, sr, fmt = read_audio_file(path, rate)
         except InputError as exc:
             unreadable += 1
             click.echo(f"vvbench: error: {exc}", err=True)
             results.append({"file": path, "ok": None, "error": str(exc)})
             continue
         report = check_audio(samples, sr, expected_s=expected_s, thresholds=thresholds)
-        results.append({"file": path, "report": report})
+        results.append({"file": path, "format": fmt, "report": report})
     if as_json:
-        click.echo(json.dumps([r if "report" not in r else {"file": r["file"], **r["report"].to_json()} for r in results], indent=2))
+        click.echo(json.dumps([r if "report" not in r else {"file": r["file"], "format": r["format"], **r["report"].to_json()} for r in results], indent=2))
     elif unreadable < len(results):  # nothing read: the error lines say it all
         table = Table(title="audio checks")
-        for col in ("file", "dur s", "SNR dB", "RMS / peak dBFS", "active", "longest gap s", "clipped", "verdict"):
+        for col in ("file", "format", "dur s", "SNR dB", "RMS / peak dBFS", "active", "longest gap s", "clipped", "verdict"):
             table.add_column(col, overflow="fold")
         for r in results:
             if "report" not in r:
-                table.add_row(r["file"], "", "", "", "", "", "", "UNREADABLE")
+                table.add_row(r["file"], "", "", "", "", "", "", "", "UNREADABLE")
                 continue
             m = r["report"].levels.to_json()
-            table.add_row(r["file"], _fmt(m["duration_s"], ".2f"), _fmt(m["snr_db"], ".1f"),
+            table.add_row(r["file"], r["format"], _fmt(m["duration_s"], ".2f"), _fmt(m["snr_db"], ".1f"),
                           f"{_fmt(m['rms_dbfs'], '.1f')} / {_fmt(m['peak_dbfs'], '.1f')}", _fmt(m["active_ratio"], ".0%"),
                           _fmt(m["longest_gap_s"], ".2f"), _fmt(m["clipped_ratio"], ".3%"), _verdict(r["report"]))
         out = console if console.is_terminal else Console(width=200)  # logs and pipes: no wrapped file names

@@ -10,6 +10,11 @@ read. Over HTTPS, and for jobs (`vvbench.load.jobs`), `http.client` on a keep-al
 reads the body with `read1(READ_BYTES)` and times each piece with `perf_counter` when it is
 read (`clock = "read"`).
 
+Audio: `vvbench.load.audio.AudioStream` decodes each piece as it arrives (compressed formats
+too), so time to first audible audio is the arrival of the piece that made the first audible
+window decodable — for mp3, Opus and FLAC later than on PCM by the codec's delay and its frame
+and page granularity; what a decoder holds back to the end of the body counts at the last piece.
+
 Choices: a keep-alive connection the server closed while idle is retried once on a fresh one
 (the request had not been answered); the per-request timeout bounds the whole exchange;
 `chunks` counts bursts of body pieces (a piece more than `BURST_GAP_S` after the previous one
@@ -256,6 +261,7 @@ def speech(session: Session, spec: RequestSpec, pcm_rate: int = SAMPLE_RATE) -> 
             _speech_wire(session, body, deadline, out, piece)
         else:
             _speech_http(session, body, deadline, out, piece)
+        ended(out, stream)
     except _Answered:
         return out
     except Exception as exc:  # noqa: BLE001 - every failure becomes the row's status
@@ -263,6 +269,18 @@ def speech(session: Session, spec: RequestSpec, pcm_rate: int = SAMPLE_RATE) -> 
         out.stream = stream
         return classify(out, exc)
     return finish(out, stream)
+
+
+def ended(out: Outcome, stream: AudioStream) -> None:
+    """The body is complete: what the decoder held back arrived with the last piece (at `e2e_s`)."""
+    before = stream.samples
+    if stream.close() and math.isnan(out.ttfa_s):
+        out.ttfa_s = out.e2e_s
+    if stream.samples > before:
+        if out.arrivals and out.arrivals[-1][0] == out.e2e_s:
+            out.arrivals[-1] = (out.e2e_s, stream.samples)
+        else:
+            out.arrivals.append((out.e2e_s, stream.samples))
 
 
 class _Answered(Exception):

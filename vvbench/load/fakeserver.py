@@ -1,7 +1,8 @@
 """A scripted stand-in TTS server (stdlib HTTP, numpy): exact timing, known pauses, no model.
 
 `python -m vvbench.load.fakeserver --port 0 [options]` prints `fake-tts: listening on URL` and
-serves the parts of the API a benchmark uses: `POST /v1/audio/speech` (wav/pcm, audio or SSE,
+serves the parts of the API a benchmark uses: `POST /v1/audio/speech` (every `response_format`:
+wav, pcm, and mp3, opus, aac, flac encoded with PyAV by `vvbench.load.fakecodec`; audio or SSE;
 chunked), `POST /v1/jobs` + status + chunks + DELETE, `/readyz`, `/healthz`, `/v1/stats`.
 It exists to measure the load generator itself (its ceiling against a trivial endpoint) and to
 test what the generator must see: a server slower than real time (`--rtf 2`), one that pauses
@@ -10,6 +11,13 @@ mid-stream (`--pause-after-s 1 --pause-s 0.8`), leading silence (`--silence-s`),
 
 Audio is a 220 Hz tone at -10 dBFS, `len(text) / --chars-per-s` seconds long, sent in chunks of
 `--chunk-s` seconds, chunk k leaving at `first_delay + k * chunk_s * rtf`. Not a TTS model.
+A compressed answer sends after chunk k what the encoder released for it (an empty release is
+skipped: a zero-length HTTP chunk would end the body) and the encoder's flush with the last.
+Each chunk is encoded when it is due; the audio depends only on its length, so an answer's
+bytes are shared per (format, length): the first request encodes them, chunk by chunk, and
+every other one (at the same time or later) sends the same bytes, each paced on its own clock
+(a follower never sends a chunk before the first request has encoded it). At hundreds of
+streams the server spends its CPU on pacing and sending, not on encoding one answer again.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ import numpy as np
 
 from vvbench.artifacts.stats import ServiceStats
 from vvbench.core.audio import SAMPLE_RATE, to_pcm16, wav_header
+from vvbench.core.formats import CONTENT_TYPES
 from vvbench.core.proc import LISTENING
+from vvbench.load.fakecodec import MUXERS, ChunkEncoder
 
 
 def tone(n: int, start: int = 0, silence: int = 0) -> bytes:
@@ -38,6 +48,25 @@ def tone(n: int, start: int = 0, silence: int = 0) -> bytes:
     x = 0.316 * np.sin(2 * math.pi * 220.0 * idx / SAMPLE_RATE)
     x[idx < silence] = 0.0
     return to_pcm16(x)
+
+
+class _Encoded:
+    """One compressed answer's chunks, appended by the request encoding it and read by every other one."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+        self._ready = threading.Condition()
+
+    def add(self, data: bytes) -> None:
+        with self._ready:
+            self.parts.append(data)
+            self._ready.notify_all()
+
+    def parts_as_ready(self, count: int):
+        for k in range(count):
+            with self._ready:
+                self._ready.wait_for(lambda k=k: len(self.parts) > k)
+            yield self.parts[k]
 
 
 class Script:
@@ -49,6 +78,32 @@ class Script:
         self.requests = 0
         self.active = 0
         self.jobs: dict[str, dict] = {}
+        self._encoded: dict[tuple, _Encoded] = {}
+
+    def encoded(self, fmt: str, chunks: list[tuple[float, int, int]]):
+        """The bytes to send after each chunk of a compressed answer (see `_Encoded`), one item per chunk."""
+        key = (fmt, tuple((start, n) for _, start, n in chunks))
+        with self.lock:
+            shared = self._encoded.get(key)
+            owner = shared is None
+            if owner:
+                shared = self._encoded[key] = _Encoded()
+        if not owner:
+            yield from shared.parts_as_ready(len(chunks))
+            return
+        enc = ChunkEncoder(fmt, SAMPLE_RATE)
+        silence = int(self.a.silence_s * SAMPLE_RATE)
+        sent = 0
+        try:
+            for k, (_, start, n) in enumerate(chunks):
+                shared.add(enc.encode(tone(n, start, silence)) + (enc.close() if k == len(chunks) - 1 else b""))
+                sent += 1
+                yield shared.parts[k]
+        finally:  # the owner's client went away: finish the answer for the requests waiting on it
+            for k in range(sent, len(chunks)):
+                _, start, n = chunks[k]
+                if len(shared.parts) <= k:
+                    shared.add(enc.encode(tone(n, start, silence)) + (enc.close() if k == len(chunks) - 1 else b""))
 
     def plan(self, text: str) -> list[tuple[float, int, int]]:
         """(send time offset, first sample, samples) of each chunk."""
@@ -151,17 +206,21 @@ class Handler(BaseHTTPRequestHandler):
         if s.a.first_delay_s:
             time.sleep(s.a.first_delay_s)
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream" if sse else f"audio/{body.get('response_format', 'wav')}")
+        fmt = body.get("response_format", "wav")
+        self.send_header("Content-Type", "text/event-stream" if sse else CONTENT_TYPES.get(fmt, f"audio/{fmt}"))
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("X-Seed", str(body.get("seed", 0)))
         self.end_headers()
-        head = wav_header(SAMPLE_RATE, None) if body.get("response_format", "wav") == "wav" else b""
+        head = wav_header(SAMPLE_RATE, None) if fmt == "wav" else b""
+        encoded = s.encoded(fmt, chunks) if fmt in MUXERS else None  # a generator: chunk k encoded when it is due
         for t, start, n in chunks:
             wait = t - (time.monotonic() - t0)
             if wait > 0:
                 time.sleep(wait)
-            data = head + tone(n, start, int(s.a.silence_s * SAMPLE_RATE))
+            data = next(encoded) if encoded is not None else head + tone(n, start, int(s.a.silence_s * SAMPLE_RATE))
             head = b""
+            if not data:
+                continue
             if sse:
                 data = b"data: " + json.dumps({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()}).encode() + b"\n\n"
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

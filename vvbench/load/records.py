@@ -35,6 +35,7 @@ def build_row(spec: RequestSpec, out: Outcome, *, worker: str, prebuffer_ms: flo
     start = out.ttfa_s + prebuffer_ms / 1000.0 if not math.isnan(out.ttfa_s) else None
     play = simulate(out.arrivals, rate, start)
     e2e = out.e2e_s
+    facts = stream.facts if stream is not None else None
     return {
         "request_id": f"{worker}-{spec.index}", "cls": spec.cls, "worker": worker,
         "t_start": out.t_start, "ttfb_s": out.ttfb_s, "ttfa_s": out.ttfa_s, "e2e_s": e2e,
@@ -49,6 +50,10 @@ def build_row(spec: RequestSpec, out: Outcome, *, worker: str, prebuffer_ms: flo
         "playback_start_s": play.start_s, "index": spec.index,
         "arrival_t_s": [a[0] for a in out.arrivals], "arrival_samples": [a[1] for a in out.arrivals],
         "clock": out.clock,
+        "format": spec.response_format,
+        "codec_priming_samples": facts.priming_samples if facts is not None else None,
+        "codec_padding_samples": facts.padding_samples if facts is not None else None,
+        "bitrate_bps": stream.bitrate_bps if stream is not None else math.nan,
     }
 
 

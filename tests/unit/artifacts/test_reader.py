@@ -175,3 +175,18 @@ def test_a_schema_3_run_keeps_its_clock_and_loop(tmp_path):
     run = load_run(path)
     assert (run.requests["clock"] == "read").all()  # Outcome's default: no kernel stamps in these synthetic rows
     assert run.loop["lag_s"].tolist() == [0.2]
+
+
+def test_a_schema_3_run_reads_its_format_columns_as_nulls(tmp_path):
+    from vvbench.artifacts.schemas import FORMAT_COLUMNS
+
+    path = write_run(tmp_path)
+    assert (load_run(path).requests["format"] == "pcm").all()  # today's rows name their format
+    data = json.loads((path / "run.json").read_text())
+    data["schema_version"] = 3
+    (path / "run.json").write_text(json.dumps(data))
+    pq.write_table(pq.read_table(path / "requests.parquet").drop_columns(list(FORMAT_COLUMNS)), path / "requests.parquet")
+    run = load_run(path)
+    assert run.version == 3 and run.record.schema_version == SCHEMA_VERSION
+    assert all(run.requests[c].isna().all() for c in FORMAT_COLUMNS) and len(run.requests) == 6
+    assert list(run.requests.columns) == REQUESTS.names
