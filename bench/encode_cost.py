@@ -106,9 +106,9 @@ def main() -> None:
     child = EmbeddedTarget(config, Path(tempfile.mkdtemp(prefix="vvbench-bench-")))
     child.start()
     try:
-        with httpx.Client(base_url=child.url, timeout=120) as c:
+        with httpx.Client(base_url=child.url, timeout=120, headers={"Authorization": f"Bearer {child.api_key}"}) as c:
             audio = [from_pcm16(c.post("/v1/audio/speech", json={"input": t, "seed": s, "response_format": "pcm",
-                                                                   "stream": False}).content).astype(np.float32)
+                                                                   "stream": False}).raise_for_status().content).astype(np.float32)
                      for t in TEXTS for s in (1, 2)]
             cost = encode_cost(audio, args.rounds, first, later)
             ttfb: dict[str, list[float]] = {f: [] for f in FORMATS}
