@@ -160,3 +160,26 @@ def test_sample_rate_round_trip(server, reference, fmt, rate):
 def test_bad_format_fields_are_400_naming_the_field(server, body, param):
     resp = httpx.post(f"{server.url}/v1/audio/speech", timeout=30, json={"input": TEXT, **body})
     assert_error(resp, 400, param)
+
+
+def _has_postprocess() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vvbench.core.postprocess") is not None
+
+
+@pytest.mark.skipif(not _has_postprocess(), reason="vvbench.core.postprocess is not in this tree yet")
+@pytest.mark.parametrize(("field", "stage"), [({"trim_silence": True}, "trim"), ({"loudness": -23}, "loudness")])
+def test_post_processing_runs_and_is_timed(server, reference, field, stage):
+    resp = httpx.post(f"{server.url}/v1/audio/speech", timeout=120,
+                      json={"input": TEXT, "seed": 7, "response_format": "flac", "stream": False, **field})
+    assert resp.status_code == 200, resp.text[:300]
+    assert f"{stage};dur=" in resp.headers["server-timing"]
+    y, rate = decode(resp.content, "flac")
+    assert rate == 24_000 and 0 < len(y) <= len(reference[7])
+
+
+@pytest.mark.skipif(_has_postprocess(), reason="post-processing is installed")
+def test_post_processing_without_its_module_is_a_400(server):
+    resp = httpx.post(f"{server.url}/v1/audio/speech", timeout=30, json={"input": TEXT, "trim_silence": True})
+    assert assert_error(resp, 400, "trim_silence")["code"] == "unsupported_parameter"
