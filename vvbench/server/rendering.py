@@ -1,97 +1,58 @@
 """From the engine's 24 kHz chunks to the bytes of the requested format: post-processing, resampling, encoding.
 
-One `AudioOutput` per response, fed chunk by chunk in order. The stages, each opt-in except the
-encoder, run in this order: silence trimming (`trim_silence`), loudness normalisation
-(`loudness`, target LUFS), resampling to `sample_rate` (when it is not the runtime's 24 kHz),
-then the format's streaming encoder (`vvbench.core.formats.encode`). Each stage keeps its
-cumulative seconds, reported in Server-Timing as `trim`, `loudness`, `resample` and `encode`.
-
-Resampling is soxr's streaming resampler (`soxr.ResampleStream`, "HQ" quality), kept here until
-the shared post-processing module offers the same `Resampler` interface.
+One `AudioOutput` per response, fed chunk by chunk in order. The post-processing chain is
+`vvbench.core.postprocess.build_chain` (its order: silence trimming when `trim_silence`,
+resampling to `sample_rate` when it is not the runtime's 24 kHz, loudness normalisation to
+`loudness` LUFS last, so its limiter's ceiling holds on what is sent), then the format's
+streaming encoder (`vvbench.core.formats.encode`). A streamed response's loudness is measured
+on its first 2 s (the chain's streaming default); a whole body's on the whole signal. Each stage
+keeps its cumulative seconds, reported in Server-Timing as `trim`, `resample`, `loudness` and
+`encode`.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-import soxr
 
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.formats.encode import open_encoder, output_rate
+from vvbench.core.postprocess import LoudnessNormaliser, Resampler, SilenceTrimmer, build_chain
 
-LOUDNESS_MIN_LUFS, LOUDNESS_MAX_LUFS = -70.0, -5.0
-
-
-class Resampler:
-    """Streaming resampling of mono float32 audio (soxr); `process()` per chunk, `flush()` at the end."""
-
-    def __init__(self, in_rate: int, out_rate: int):
-        self._stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ")
-        self.seconds = 0.0
-
-    def _run(self, x: np.ndarray, last: bool) -> np.ndarray:
-        t0 = time.perf_counter()
-        out = self._stream.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=last)
-        self.seconds += time.perf_counter() - t0
-        return out
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        return self._run(x, False)
-
-    def flush(self) -> np.ndarray:
-        return self._run(np.zeros(0, dtype=np.float32), True)
-
-
-def _postprocess_stages(trim_silence: bool, loudness: float | None) -> list[tuple[str, object]]:
-    stages: list[tuple[str, object]] = []
-    if trim_silence or loudness is not None:
-        from vvbench.core import postprocess  # the shared module; only requests that ask for it need it
-
-        if trim_silence:
-            stages.append(("trim", postprocess.SilenceTrimmer(SAMPLE_RATE)))
-        if loudness is not None:
-            stages.append(("loudness", postprocess.LoudnessNormaliser(SAMPLE_RATE, float(loudness))))
-    return stages
+_STAGE_NAMES = {SilenceTrimmer: "trim", Resampler: "resample", LoudnessNormaliser: "loudness"}
+STREAM_LOUDNESS_MEASURE_S = 2.0
 
 
 class AudioOutput:
     """The per-response chain of stages ending in an encoder (see the module docstring)."""
 
-    def __init__(self, fmt: str, sample_rate: int | None = None, *, trim_silence: bool = False, loudness: float | None = None):
+    def __init__(self, fmt: str, sample_rate: int | None = None, *, trim_silence: bool = False, loudness: float | None = None,
+                 stream: bool = True):
         self.fmt = fmt
         self.rate = sample_rate or SAMPLE_RATE
-        self.stages = _postprocess_stages(trim_silence, loudness)
-        if self.rate != SAMPLE_RATE:
-            self.stages.append(("resample", Resampler(SAMPLE_RATE, self.rate)))
+        self.chain = build_chain(SAMPLE_RATE, out_rate=self.rate, trim=trim_silence, loudness=loudness,
+                                 loudness_measure_s=STREAM_LOUDNESS_MEASURE_S if stream else None)
         self.encoder = open_encoder(fmt, self.rate)
         self.output_rate = output_rate(fmt, self.rate)
 
     @property
     def light(self) -> bool:
         """True when a chunk costs microseconds (PCM16 or WAV, no stage): no worker thread needed."""
-        return not self.stages and self.fmt in ("wav", "pcm")
+        return not self.chain.stages and self.fmt in ("wav", "pcm")
 
     def process(self, audio: np.ndarray) -> bytes:
         """One synthesised chunk (24 kHz float) -> the bytes ready to send (possibly b"")."""
         x = np.asarray(audio, dtype=np.float32)
-        for _, stage in self.stages:
-            x = stage.process(x)
+        if self.chain.stages:
+            x = self.chain.process(x)
         return self.encoder.encode(x)
 
     def finish(self) -> bytes:
-        """Flush every stage in order, then the encoder: the last bytes of the body."""
-        out = []
-        for i, (_, stage) in enumerate(self.stages):
-            x = stage.flush()
-            for _, later in self.stages[i + 1:]:
-                x = later.process(x)
-            out.append(self.encoder.encode(x))
-        out.append(self.encoder.finish())
-        return b"".join(out)
+        """Flush the chain (each stage's tail through the stages after it), then the encoder."""
+        tail = self.encoder.encode(self.chain.flush()) if self.chain.stages else b""
+        return tail + self.encoder.finish()
 
     def timings(self) -> dict[str, float]:
         """Seconds per stage so far (Server-Timing names), the encoder's as `encode`."""
-        times = {name: stage.seconds for name, stage in self.stages}
+        times = {_STAGE_NAMES.get(type(stage), type(stage).__name__.lower()): stage.seconds for stage in self.chain.stages}
         times["encode"] = self.encoder.seconds
         return times

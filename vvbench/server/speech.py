@@ -63,7 +63,7 @@ def check_input(text: str, limit: int, what: str = "max_input_chars") -> None:
 
 
 def audio_output(body: SpeechRequest) -> AudioOutput:
-    """The response's output chain; 400 for a combination the format cannot carry or a missing stage."""
+    """The response's output chain; 400 for a sample rate the format cannot carry."""
     rate = body.sample_rate
     if body.response_format == "opus":
         if rate not in (None, OPUS_RATE):
@@ -71,12 +71,8 @@ def audio_output(body: SpeechRequest) -> AudioOutput:
                            f"omit sample_rate or choose another format for {rate} Hz", param="sample_rate",
                            code="unsupported_sample_rate")
         rate = None  # the encoder takes the runtime's 24 kHz and resamples to 48 kHz itself
-    try:
-        return AudioOutput(body.response_format, rate, trim_silence=body.trim_silence, loudness=body.loudness)
-    except ImportError:
-        param = "trim_silence" if body.trim_silence else "loudness"
-        raise APIError(400, "post-processing (trim_silence, loudness) is not available in this installation",
-                       param=param, code="unsupported_parameter") from None
+    return AudioOutput(body.response_format, rate, trim_silence=body.trim_silence, loudness=body.loudness,
+                       stream=body.stream or body.stream_format == "sse")
 
 
 def resolve_voice(name: str) -> str:
