@@ -19,7 +19,7 @@ def test_burst_of_15_long_requests_gets_only_200_or_503_with_retry_after(serve_f
 
     def one(i: int) -> tuple[int, dict, bytes]:
         with httpx.Client(base_url=server.url, timeout=300) as c:
-            resp = c.post("/v1/audio/speech", json={"model": "tts-1", "input": LONG, "seed": i})
+            resp = c.post("/v1/audio/speech", json={"model": "tts-1", "input": LONG, "seed": i, "response_format": "wav"})
             return resp.status_code, dict(resp.headers), resp.content
 
     with ThreadPoolExecutor(15) as pool:

@@ -15,7 +15,7 @@ from vvbench.core.errors import ConfigError
 
 JSON = {"content-type": "application/json"}
 JOB = "job_" + "0" * 32
-SPEAK = b'{"input": "hello", "stream": false}'
+SPEAK = b'{"input": "hello", "stream": false, "response_format": "wav"}'
 
 
 @pytest.fixture(autouse=True)

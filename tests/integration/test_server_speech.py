@@ -56,7 +56,7 @@ def test_openai_client_streaming_pcm_and_wav(server):
 
 
 def test_whole_body_has_exact_length_and_full_server_timing(http):
-    resp = speech(http, input=TEXT, seed=3, stream=False)
+    resp = speech(http, input=TEXT, seed=3, stream=False, response_format="wav")
     assert resp.status_code == 200
     assert int(resp.headers["content-length"]) == len(resp.content)
     assert wav_info(resp.content)[3] == (len(resp.content) - 44) // 2

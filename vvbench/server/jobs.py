@@ -11,6 +11,9 @@ a malformed id is a 400 naming `job_id`, an unknown one a 404. A chunk index pas
 chunk is a 404 naming `index`; a chunk not computed yet, or the whole audio of a job not done, is
 a 409 (with Retry-After while the job may still finish). `DELETE` cancels an unfinished job and
 removes its row and files; it answers with the state the job had (`cancelled` if unfinished).
+A job's `response_format` is `wav` (the default, not OpenAI's speech default mp3) or `pcm`: chunks
+are downloadable one by one and join into gapless audio, which compressed chunks, each with its
+own encoder delay and padding, would not (see `schemas.JobRequest`).
 """
 
 from __future__ import annotations

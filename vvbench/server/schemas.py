@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vvbench.core.formats import DEFAULT_FORMAT, SAMPLE_RATES
 from vvbench.runtime.voices import VOICES
 
 SEED_MAX = 2**63 - 1
@@ -32,7 +33,6 @@ class _SynthesisFields(BaseModel):
     model: str | None = Field(None, max_length=256, description="any model name; recorded, not used to pick weights (the service serves one preset)")
     input: str = Field(min_length=1, description="the text to speak; at most max_input_chars characters (max_job_chars for jobs)")
     voice: str | VoiceRef = Field("alloy", description=VOICE_HELP)
-    response_format: Literal["wav", "pcm"] = Field("wav", description="wav (PCM16 WAV) or pcm (raw 16-bit little-endian mono samples at 24 kHz)")
     speed: float = Field(1.0, ge=0.25, le=4.0, description="speaking rate, 0.25 to 4.0")
     instructions: str | None = Field(None, max_length=4096, description="accepted for compatibility; the reference runtime ignores it")
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description="same seed, same text, same voice: bit-identical audio (drawn at random when absent; returned in X-Seed)")
@@ -42,14 +42,30 @@ class _SynthesisFields(BaseModel):
 
 
 class SpeechRequest(_SynthesisFields):
-    """`POST /v1/audio/speech` (OpenAI's fields plus `seed` and `stream`)."""
+    """`POST /v1/audio/speech` (OpenAI's fields plus `seed`, `stream`, `sample_rate` and post-processing)."""
+
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = Field(
+        DEFAULT_FORMAT, description="mp3 (the default, as OpenAI's), opus (Ogg Opus, 48 kHz), aac (ADTS), flac, "
+                                    "wav (PCM16 WAV) or pcm (raw 16-bit little-endian mono samples, 24 kHz unless sample_rate)")
+    sample_rate: Literal[SAMPLE_RATES] | None = Field(  # type: ignore[valid-type]
+        None, description="output sample rate in Hz, one of " + ", ".join(map(str, SAMPLE_RATES))
+                          + "; default 24000 (48000 for opus, the only rate Ogg Opus decodes at)")
+    trim_silence: bool = Field(False, description="drop leading and trailing non-speech (streamed: trailing pauses are held until speech follows)")
+    loudness: float | None = Field(None, ge=-70.0, le=-5.0, description="normalise to this integrated loudness in LUFS, -70 to -5 (e.g. -16 or -23)")
 
     stream_format: Literal["audio", "sse"] = Field("audio", description="audio: the audio bytes; sse: speech.audio.delta events with base64 audio, then speech.audio.done")
     stream: bool = Field(True, description="true: chunked transfer as the engine produces audio (a streaming WAV header for wav); false: one body with Content-Length")
 
 
 class JobRequest(_SynthesisFields):
-    """`POST /v1/jobs`: a long-form synthesis run in the background and persisted."""
+    """`POST /v1/jobs`: a long-form synthesis run in the background and persisted.
+
+    Jobs keep WAV (the default) and raw PCM: each chunk is downloadable on its own, and a
+    compressed chunk would carry its own encoder delay and padding, so chunks would not join
+    into gapless audio. OpenAI's mp3 default is for `/v1/audio/speech` only.
+    """
+
+    response_format: Literal["wav", "pcm"] = Field("wav", description="wav (PCM16 WAV) or pcm (raw 16-bit little-endian mono samples at 24 kHz)")
 
 
 class JobState(str, enum.Enum):

@@ -2,7 +2,10 @@
 
 Works with the official `openai` client (`client.audio.speech.create(...)` and
 `client.audio.speech.with_streaming_response.create(...)`; pass `seed` and `stream` through
-`extra_body`). Input over the hot `max_input_chars` knob is a 400 naming `input` (413 is kept for
+`extra_body`). `response_format` is any of OpenAI's six, mp3 by default (`rendering.py`,
+`vvbench.core.formats.encode`); `sample_rate`, `trim_silence` and `loudness` are extensions.
+Ogg Opus decodes at 48 kHz whatever it was encoded from, so opus with another `sample_rate` is a
+400 naming `sample_rate`. Input over the hot `max_input_chars` knob is a 400 naming `input` (413 is kept for
 bodies too large to read). Every answer carries `X-Request-Id`, `X-Seed` and `Server-Timing` (see
 `streaming.py` for what a streamed response can report).
 """
@@ -15,10 +18,13 @@ import time
 from fastapi import APIRouter, Request
 
 from vvbench.core.errors import CapacityError
+from vvbench.core.formats import CONTENT_TYPES
+from vvbench.core.formats.encode import OPUS_RATE
 from vvbench.runtime.request import SynthesisRequest
 from vvbench.runtime.voices import get_voice
 from vvbench.server.admission import request_priority
 from vvbench.server.errors import APIError, error_responses
+from vvbench.server.rendering import AudioOutput
 from vvbench.server.schemas import SpeechRequest
 from vvbench.server.streaming import SpeechResponse
 
@@ -34,9 +40,9 @@ _SSE_EVENT = {  # one server-sent event, as SSE-aware tools read a text/event-st
 }
 SPEECH_RESPONSES = {
     200: {
-        "description": "the audio: WAV (a streaming header with unknown sizes when stream=true), raw PCM16, "
-                       "or SSE events speech.audio.delta / speech.audio.done",
-        "content": {"audio/wav": _AUDIO, "audio/pcm": _AUDIO, "text/event-stream": {"schema": _SSE_EVENT}},
+        "description": "the audio: mp3 frames, Ogg Opus, ADTS AAC, FLAC, WAV (a streaming header with unknown sizes "
+                       "when stream=true), raw PCM16, or SSE events speech.audio.delta / speech.audio.done",
+        "content": {**{media: _AUDIO for media in CONTENT_TYPES.values()}, "text/event-stream": {"schema": _SSE_EVENT}},
         "headers": {
             "X-Request-Id": {"schema": {"type": "string"}, "description": "the request's id"},
             "X-Seed": {"schema": {"type": "string"}, "description": "the seed used (send it back for identical audio)"},
@@ -56,6 +62,19 @@ def check_input(text: str, limit: int, what: str = "max_input_chars") -> None:
                        param="input", code="string_above_max_length")
 
 
+def audio_output(body: SpeechRequest) -> AudioOutput:
+    """The response's output chain; 400 for a sample rate the format cannot carry."""
+    rate = body.sample_rate
+    if body.response_format == "opus":
+        if rate not in (None, OPUS_RATE):
+            raise APIError(400, f"opus is always {OPUS_RATE} Hz (Ogg Opus decodes at 48 kHz); "
+                           f"omit sample_rate or choose another format for {rate} Hz", param="sample_rate",
+                           code="unsupported_sample_rate")
+        rate = None  # the encoder takes the runtime's 24 kHz and resamples to 48 kHz itself
+    return AudioOutput(body.response_format, rate, trim_silence=body.trim_silence, loudness=body.loudness,
+                       stream=body.stream or body.stream_format == "sse")
+
+
 def resolve_voice(name: str) -> str:
     """The canonical voice name; 400 naming `voice` when unknown."""
     return get_voice(name).name
@@ -69,6 +88,7 @@ async def create_speech(body: SpeechRequest, request: Request):
     engine = service.require_engine()
     check_input(body.input, engine.config.max_input_chars)
     voice = resolve_voice(body.voice_name())
+    output = audio_output(body)
     service.check_memory()
     service.record_model(body.model)
     request_id = request.scope.get("state", {}).get("request_id") or f"req_{time.time_ns():x}"
@@ -82,6 +102,6 @@ async def create_speech(body: SpeechRequest, request: Request):
     log.info("speech %s: %d chars, voice %s, seed %s, model %r", request_id, len(body.input), voice, synth.seed, body.model)
     headers = {"X-Request-Id": request_id, "X-Seed": str(synth.seed)}
     t_request = request.scope.get("state", {}).get("t_start", time.monotonic())
-    return SpeechResponse(handle, service, response_format=body.response_format, stream_format=body.stream_format,
+    return SpeechResponse(handle, service, output=output, stream_format=body.stream_format,
                           stream=body.stream, t_request=t_request,
                           input_tokens=engine.count_tokens(body.input), headers=headers)

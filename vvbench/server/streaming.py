@@ -7,10 +7,15 @@
   proper 503 with Retry-After instead of a 200 with an empty body. Time to first audio is the
   same either way; only time to headers moves.
 - **Server-Timing** (milliseconds): a whole-body response reports every stage that took time
-  (`queue`, `prefill`, `lm`, `diffusion`, `decode`, `semantic`, `synth`) plus `first_chunk` and
+  (`queue`, `prefill`, `lm`, `diffusion`, `decode`, `semantic`, `synth`, then the output stages
+  `trim`, `loudness`, `resample` and `encode` of `rendering.AudioOutput`) plus `first_chunk` and
   `total`. A streamed response can only report what is known when its headers leave, i.e. at the
-  first chunk: `queue` and the stages spent so far, plus `first_chunk`; HTTP trailers would carry
-  the rest, but common clients drop them.
+  first chunk, which is rendered before the headers: `queue` and the stages spent so far, plus
+  `first_chunk`; HTTP trailers would carry the rest, but common clients drop them.
+- **Encoding** runs per chunk as the chunk arrives, in a worker thread for compressed formats
+  or any post-processing (so the event loop keeps serving other streams), inline for plain
+  PCM/WAV. Bytes an encoder holds back (its delay, an unfinished frame) leave with a later chunk
+  or at the end; SSE deltas carry the same encoded bytes, base64, and an empty one is not sent.
 - **Disconnects**: a task listens for `http.disconnect` for the whole life of the response and
   cancels the handle at once, so the engine frees the slot at its next frame boundary.
 - **Failures after the headers**: SSE gets an `error` event; a raw audio stream is aborted
@@ -28,15 +33,17 @@ import time
 
 from starlette.responses import Response
 
-from vvbench.core.audio import SAMPLE_RATE, to_pcm16, wav_header
+from vvbench.core.audio import SAMPLE_RATE, wav_header
 from vvbench.core.errors import VVBenchError
+from vvbench.core.formats import CONTENT_TYPES
 from vvbench.runtime.request import AudioChunk, RequestHandle
 from vvbench.server.errors import error_for
+from vvbench.server.rendering import AudioOutput
 
 log = logging.getLogger("vvbench.server")
 
-MEDIA_TYPES = {"wav": "audio/wav", "pcm": "audio/pcm", "sse": "text/event-stream"}
-TIMING_STAGES = ("queue", "prefill", "lm", "diffusion", "decode", "semantic", "synth")
+MEDIA_TYPES = {**CONTENT_TYPES, "sse": "text/event-stream"}
+TIMING_STAGES = ("queue", "prefill", "lm", "diffusion", "decode", "semantic", "synth", "trim", "loudness", "resample", "encode")
 
 
 class StreamAborted(Exception):
@@ -71,14 +78,15 @@ def _sse(event: dict) -> bytes:
 class SpeechResponse(Response):
     """ASGI response streaming (or collecting) one request's audio; see the module docstring."""
 
-    def __init__(self, handle: RequestHandle, service, *, response_format: str, stream_format: str,
+    def __init__(self, handle: RequestHandle, service, *, output: AudioOutput, stream_format: str,
                  stream: bool, t_request: float, input_tokens: int, headers: dict[str, str]):
         # Not Response.__init__: status and headers are decided when the first chunk arrives.
         self.status_code = 200
         self.background = None
         self.handle = handle
         self.service = service
-        self.fmt = response_format
+        self.output = output
+        self.fmt = output.fmt
         self.sse = stream_format == "sse"
         self.stream = stream or self.sse
         self.t_request = t_request
@@ -135,9 +143,19 @@ class SpeechResponse(Response):
         await send({"type": "http.response.body", "body": body})
         return err.code or "error"
 
-    def _audio_bytes(self, chunk: AudioChunk) -> bytes:
+    async def _audio_bytes(self, chunk: AudioChunk) -> bytes:
         self.audio_samples += len(chunk.audio)
-        return to_pcm16(chunk.audio)
+        if self.output.light:
+            return self.output.process(chunk.audio)
+        return await asyncio.to_thread(self.output.process, chunk.audio)
+
+    async def _finish_bytes(self) -> bytes:
+        if self.output.light:
+            return self.output.finish()
+        return await asyncio.to_thread(self.output.finish)
+
+    def _timings(self) -> dict[str, float]:
+        return {**_timings(self.handle), **self.output.timings()}
 
     async def _respond(self, send) -> str:
         chunks = self.handle.achunks().__aiter__()
@@ -151,15 +169,13 @@ class SpeechResponse(Response):
             return await self._send_error(send, exc)
         if not self.stream:
             return await self._whole_body(send, first, chunks)
-        timing = server_timing(_timings(self.handle), final=False)
-        await send(self._start({"server-timing": timing}))
-        head = wav_header(SAMPLE_RATE, None) if self.fmt == "wav" else b""
-        if first is not None:
-            await self._send_audio(send, head + self._audio_bytes(first))
-            self.ttfa_s = time.monotonic() - self.t_request
+        data = b"" if first is None else await self._audio_bytes(first)
+        await send(self._start({"server-timing": server_timing(self._timings(), final=False)}))
+        await self._send_audio(send, data)
         try:
             async for chunk in chunks:
-                await self._send_audio(send, self._audio_bytes(chunk))
+                await self._send_audio(send, await self._audio_bytes(chunk))
+            await self._send_audio(send, await self._finish_bytes())
         except VVBenchError as exc:
             if self.disconnected:
                 return "disconnected"
@@ -180,22 +196,28 @@ class SpeechResponse(Response):
         return "ok"
 
     async def _send_audio(self, send, data: bytes) -> None:
+        if not data:
+            return
+        if self.ttfa_s is None:
+            self.ttfa_s = time.monotonic() - self.t_request
         if self.sse:
             data = _sse({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
         await send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def _whole_body(self, send, first: AudioChunk | None, chunks) -> str:
-        parts = [] if first is None else [self._audio_bytes(first)]
+        parts = [] if first is None else [await self._audio_bytes(first)]
         try:
             async for chunk in chunks:
-                parts.append(self._audio_bytes(chunk))
+                parts.append(await self._audio_bytes(chunk))
         except VVBenchError as exc:
             if self.disconnected:
                 return "disconnected"
             return await self._send_error(send, exc)
-        pcm = b"".join(parts)
-        body = (wav_header(SAMPLE_RATE, len(pcm) // 2) + pcm) if self.fmt == "wav" else pcm
-        timing = server_timing(_timings(self.handle), final=True)
+        parts.append(await self._finish_bytes())
+        body = b"".join(parts)
+        if self.fmt == "wav":  # a whole body knows its length: the real sizes instead of the streaming ones
+            body = wav_header(self.output.rate, (len(body) - 44) // 2) + body[44:]
+        timing = server_timing(self._timings(), final=True)
         await send(self._start({"server-timing": timing, "content-length": str(len(body))}))
         await send({"type": "http.response.body", "body": body})
         self.ttfa_s = time.monotonic() - self.t_request
