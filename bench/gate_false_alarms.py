@@ -1,12 +1,14 @@
 """The regression gate's false alarms and detections on real runs of the embedded `tiny` service.
 
     python bench/gate_false_alarms.py collect --durations 10s,20s --pairs 10 --out gate-runs
+    python bench/gate_false_alarms.py collect --durations 10s --pairs 10 --concurrent --out gate-runs
     python bench/gate_false_alarms.py analyze gate-runs            # a Markdown table per run length
 
 `collect` runs, for each measured duration, `--pairs` A/A pairs (the same config twice) and
 `--pairs` A/B pairs (the default config, then `faults.slow_factor` `--factor`), interleaved in
 time (A A, A B, A A, A B, ...), every run back to back as a nightly job meets its baseline: one
-`vvbench run` process each, with its own freshly started embedded service on one thread. Each run
+`vvbench run` process each, with its own freshly started embedded service on one thread
+(`--concurrent`: the two runs of a pair at the same time, so both meet the same contention). Each run
 directory is listed in `manifest.jsonl` as it finishes, so an interrupted collection keeps what it
 has. `analyze` compares every pair with `vvbench.reports.compare.compare_runs` (the gate's library
 function, default thresholds) and counts false alarms (an A/A pair with any metric regressed) and
@@ -37,19 +39,36 @@ SCENARIO = {
 }
 
 
-def one_run(scenario: Path, out: Path, duration: str, factor: float | None) -> tuple[Path | None, float, int]:
-    """One `vvbench run`; (its run directory or None, wall seconds, exit code)."""
-    before = set(out.iterdir()) if out.exists() else set()
+def start_run(scenario: Path, out: Path, duration: str, factor: float | None) -> subprocess.Popen:
+    """Start one `vvbench run` writing into its own folder `out`."""
     flags = ["--allow-faults", "--slow-factor", str(factor)] if factor else []
-    t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "vvbench.cli", "run", str(scenario), "--threads", "1", "--out", str(out),
-                        "--duration", duration, *flags], capture_output=True, text=True, timeout=600)
+    return subprocess.Popen([sys.executable, "-m", "vvbench.cli", "run", str(scenario), "--threads", "1", "--out", str(out),
+                             "--duration", duration, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_run(p: subprocess.Popen, out: Path, t0: float) -> tuple[Path | None, float, int]:
+    """Wait for a started run; (its run directory or None, wall seconds, exit code)."""
+    _, err = p.communicate(timeout=600)
     wall = time.monotonic() - t0
-    new = [d for d in set(out.iterdir()) - before if d.is_dir() and not d.name.startswith(".")]
+    new = [d for d in out.iterdir() if d.is_dir() and not d.name.startswith(".")] if out.exists() else []
     if p.returncode not in (0, 1) or len(new) != 1:
-        print(f"run failed (exit {p.returncode}): {p.stderr[-500:]}", file=sys.stderr)
+        print(f"run failed (exit {p.returncode}): {err[-500:]}", file=sys.stderr)
         return None, wall, p.returncode
     return new[0], wall, p.returncode
+
+
+def run_pair(scenario: Path, folder: Path, duration: str, factor: float | None, concurrent: bool):
+    """The base run and the new run (one after the other, or at the same time); [(dir, wall, exit)] * 2."""
+    outs = [folder / "base", folder / "new"]
+    if concurrent:
+        t0 = time.monotonic()
+        procs = [start_run(scenario, outs[0], duration, None), start_run(scenario, outs[1], duration, factor)]
+        return [finish_run(p, o, t0) for p, o in zip(procs, outs)]
+    done = []
+    for out, f in zip(outs, (None, factor)):
+        t0 = time.monotonic()
+        done.append(finish_run(start_run(scenario, out, duration, f), out, t0))
+    return done
 
 
 def collect(args) -> None:
@@ -61,9 +80,10 @@ def collect(args) -> None:
     for duration in args.durations.split(","):
         for i in range(args.pairs):
             for kind, factor in (("aa", None), ("ab", args.factor)):
-                base, wall_b, rc_b = one_run(scenario, out / duration, duration, None)
-                new, wall_n, rc_n = one_run(scenario, out / duration, duration, factor)
-                line = {"duration": duration, "pair": i, "kind": kind, "factor": factor or 1.0,
+                mode = "concurrent" if args.concurrent else "sequential"
+                (base, wall_b, rc_b), (new, wall_n, rc_n) = run_pair(scenario, out / mode / duration / f"{kind}-{i}", duration, factor,
+                                                                     args.concurrent)
+                line = {"duration": duration, "mode": mode, "pair": i, "kind": kind, "factor": factor or 1.0,
                         "base": str(base) if base else None, "new": str(new) if new else None,
                         "wall_s": [round(wall_b, 1), round(wall_n, 1)], "exit": [rc_b, rc_n], "at": time.time()}
                 with open(manifest, "a") as f:
@@ -80,6 +100,7 @@ def analyze(args) -> None:
     for line in lines:
         if not (line["base"] and line["new"]):
             continue
+        line["duration"] = f"{line['duration']} {line.get('mode', 'sequential')}"
         cmp = compare_runs(load_run(line["base"]), load_run(line["new"]))
         regressed = cmp.regressed
         row = table[line["duration"]]
@@ -98,7 +119,7 @@ def analyze(args) -> None:
         detected = sum(1 for r in row["ab"] if r)
         walls = sorted(row["wall"])
         median = walls[len(walls) // 2] if walls else float("nan")
-        factor = next((x["factor"] for x in lines if x["duration"] == duration and x["kind"] == "ab"), None)
+        factor = next((x["factor"] for x in lines if x.get("duration") == duration and x["kind"] == "ab"), None)
         print(f"| {duration} | {len(row['aa'])} | {len(false)} | {', '.join(names) or '-'} | {len(row['ab'])} ({factor}) | "
               f"{detected} | {median:.0f} |")
 
@@ -110,6 +131,8 @@ def main() -> None:
     c.add_argument("--durations", default="10s,20s", help="measured durations to try, shortest first")
     c.add_argument("--pairs", type=int, default=10)
     c.add_argument("--factor", type=float, default=1.2, help="slow_factor of the A/B pairs' second run")
+    c.add_argument("--concurrent", action="store_true",
+                   help="run the two runs of each pair at the same time (both see the same contention) instead of one after the other")
     c.add_argument("--out", required=True)
     a = sub.add_parser("analyze")
     a.add_argument("out")
