@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 SCENARIO = {
     "name": "trend", "seed": 0, "description": "two closed-loop users, short texts of similar length",
     "classes": [{"name": "short", "text": {"corpus": "short"}, "length": {"min_chars": 30, "max_chars": 40}, "timeout": "30s"}],
-    "arrival": {"closed": {"users": 2}}, "warmup": "2s", "duration": "8s", "drain": "20s", "prebuffer_ms": 200,
+    "arrival": {"closed": {"users": 2}}, "warmup": "2s", "duration": "15s", "drain": "20s", "prebuffer_ms": 200,
 }
 
 
