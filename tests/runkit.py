@@ -63,7 +63,7 @@ def _row(i: int, rng: np.random.Generator, t_start: float, slow: float, prebuffe
 
 
 def write_run(root: Path, *, n: int = 400, seed: int = 0, slow: float = 1.0, duration_s: float = 60.0, warmup_s: float = 5.0,
-              prebuffer_ms: float = 200.0, hostname: str = "ci-host", preset: str = "tiny") -> Path:
+              prebuffer_ms: float = 200.0, hostname: str = "ci-host", preset: str = "tiny", created_at: float = T0 - 5) -> Path:
     """A finished run directory under `root` (see the module docstring); returns its path."""
     rng = np.random.default_rng(seed)
     scenario = resolve_scenario("smoke").with_duration(duration_s).model_copy(update={"warmup": warmup_s, "prebuffer_ms": prebuffer_ms})
@@ -81,7 +81,7 @@ def write_run(root: Path, *, n: int = 400, seed: int = 0, slow: float = 1.0, dur
     passed = all(v.passed for v in verdicts)
     rd.write_record(RunRecord(
         tool=Tool(version="test"), git=GitFacts(sha="0" * 40, dirty=False), run_id=rd.name,
-        status=RunStatus.OK if passed else RunStatus.SLO_FAILED, created_at=T0 - 5, finished_at=T0 + warmup_s + duration_s + 10,
+        status=RunStatus.OK if passed else RunStatus.SLO_FAILED, created_at=created_at, finished_at=T0 + warmup_s + duration_s + 10,
         host={"hostname": hostname, "cpu_count": 2, "cpu_model": "test CPU", "gpus": [], "nvml": "no GPU",
               "versions": {"vvbench": "test"}},
         target={"kind": "embedded"}, runtime_config={"preset": preset, "faults": {"slow_factor": slow}}, scenario=scenario,

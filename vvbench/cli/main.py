@@ -33,6 +33,7 @@ COMMANDS = {
     "monitor": "vvbench.cli.watch:monitor_group",
     "report": "vvbench.cli.report:report_cmd",
     "compare": "vvbench.cli.compare:compare_cmd",
+    "history": "vvbench.cli.history:history_cmd",
     "tune": "vvbench.cli.tune:tune_cmd",
     "capacity": "vvbench.cli.capacity:capacity_cmd",
 }

@@ -13,10 +13,16 @@ It returns a `RunResult` whatever happened to the target: `status` is one of
 `load_failed`, `aborted` on Ctrl-C) and the run directory is always finalized with the rows
 recorded so far. Only input errors found before anything ran (an unknown scenario, an invalid
 target template) raise `VVBenchError`. Statistics exclude warm-up and failed rows.
+
+Every finished run registers itself in the history index (`vvbench.reports.history`:
+`history_db`, else `$VVBENCH_HISTORY_DB`, else `<out>/index.sqlite`). The index is a convenience
+of the run, not part of it: a failure to register is logged as a warning and an `index_failed`
+event, and the run's status and exit code stay what the run decided.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +41,13 @@ from vvbench.load.launch import LoadProcesses
 from vvbench.monitor.nvml import NvmlSampler
 from vvbench.monitor.sampleloop import SampleLoop
 from vvbench.monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
+from vvbench.reports.history import default_db, register_run
 from vvbench.runtime.config import RuntimeConfig
 
 POLL_S = 0.5
 HTTP_PROBE_S = 2.0
 OVERRUN_S = 120.0
+log = logging.getLogger(__name__)
 EXIT_CODES = {RunStatus.OK: 0, RunStatus.SLO_FAILED: 1, RunStatus.TARGET_FAILED: 2, RunStatus.LOAD_FAILED: 2,
               RunStatus.ABORTED: 130}
 
@@ -60,6 +68,7 @@ class RunOptions(BaseModel):
     sample_hz: float = Field(5.0, gt=0, le=100, description="sampling rate")
     clock: Literal["auto", "read"] = Field("auto", description="auto: kernel arrival stamps where available; read: read times")
     stall_threshold_ms: float = Field(50.0, gt=0, description="a load worker's loop lag over this makes the run untrusted")
+    history_db: Path | None = Field(None, description="history index to register the run in (default: $VVBENCH_HISTORY_DB, else <out>/index.sqlite)")
 
 
 class RunView(Protocol):
@@ -178,4 +187,16 @@ def run_with(opts: RunOptions, *, target: Target | None = None, view: RunView | 
             target.stop()
             rd.event("target_stopped")
     record = build_record(rd, opts, scenario, target, runtime_config, loop, load, status, error, started_at)
+    _register(rd, record, opts)
     return RunResult(rd.finalize(), record)
+
+
+def _register(rd: RunDir, record: RunRecord, opts: RunOptions) -> None:
+    """Add the run (at its final path) to the history index; never fails the run (see the module docstring)."""
+    db = opts.history_db or default_db(opts.out)
+    try:
+        register_run(db, rd.final, record)
+        rd.event("indexed", db=str(db))
+    except Exception as exc:  # noqa: BLE001 - any failure of the index (disk, lock, not an index) must leave the run as it is
+        log.warning("run %s not registered in the history index %s: %s", record.run_id, db, exc)
+        rd.event("index_failed", db=str(db), error=str(exc))
