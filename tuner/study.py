@@ -151,7 +151,7 @@ class Tuner:
     out: Path
     objectives: list[str]
     trials: int
-    floor_db: float = 20.0
+    floor_db: float = 30.0
     budget_bytes: int | None = None
     hot_trials: int = 3
     timeout_s: float | None = None

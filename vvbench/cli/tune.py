@@ -68,7 +68,7 @@ def _decision_lines(summary: dict) -> list[str]:
 @click.option("--study", "study_name", default="vvbench-tune", show_default=True, help="study name in the storage")
 @click.option("--resume", is_flag=True, help="continue the named study")
 @click.option("--memory-budget", default=None, help="prune configs the memory plan puts over this (e.g. 24GiB), and constrain measured peaks")
-@click.option("--quality-floor", type=float, default=20.0, show_default=True, help="minimum mel SNR (dB) against the reference config's audio")
+@click.option("--quality-floor", type=float, default=30.0, show_default=True, help="minimum mel SNR (dB) against the reference config's audio")
 @click.option("--objective", "objectives", multiple=True, help="metric to optimise (repeat; default ttfa_p95_s, goodput_rps, peak_memory)")
 @click.option("--hot-trials", type=click.IntRange(1, 1000), default=3, show_default=True, help="trials per server config (hot knobs varied on one warm service)")
 @click.option("--finalists", type=click.IntRange(0, 100), default=3, show_default=True,
