@@ -1,5 +1,5 @@
 """`vvbench history` and `compare --baseline latest-passing` as a user runs them, on run directories
-written by the run's own writers (tests/runkit.py); the same logic on real runs is tests/e2e/test_history.py."""
+written by the run's own writers (tests/runkit.py); the same logic on real runs is tests/e2e/test_history_series.py."""
 
 from __future__ import annotations
 
