@@ -81,6 +81,22 @@ class Trickler(threading.Thread):
         self.sock.close()
 
 
+def test_a_client_still_sending_after_its_408_can_read_it(limited):
+    """The lingering close: after the 408 the server half-closes and discards, so the client's writes do not reset the reply away."""
+    sock = socket.create_connection(_address(limited), timeout=10)
+    try:
+        sock.sendall(b"GET /v1/stats HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        time.sleep(HEADER_TIMEOUT_S + 1.0)  # the 408 arrives meanwhile, unread
+        for _ in range(10):  # a client still writing its request (a closed socket would answer with a reset, then EPIPE)
+            sock.sendall(b"a" * 100)
+            time.sleep(0.05)
+        reply = _read_until_closed(sock, 5)
+    finally:
+        sock.close()
+    assert reply.split(b"\r\n", 1)[0] == b"HTTP/1.1 408 Request Timeout", reply[:80]
+    assert _json_error(reply)["code"] == "header_timeout"
+
+
 def test_slowloris_connections_are_closed_after_the_header_timeout_and_normal_requests_stay_fast(limited):
     address = _address(limited)
     attackers = [Trickler(address) for _ in range(20)]

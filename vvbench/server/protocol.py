@@ -15,6 +15,11 @@ What uvicorn and h11 give, and what this adds:
   middleware (`body_timeout_s`), where it can answer a JSON error.
 - A request h11 cannot parse (a malformed request line, a head over the size limit) gets
   uvicorn's 400 in the service's JSON error shape instead of its plain-text one.
+- **Lingering close** (RFC 9112 §9.6): after one of these error responses the connection is
+  half-closed (FIN after the response) and what the client still sends is read and discarded
+  until it closes or `LINGER_S` passes. Closing at once makes the kernel answer the client's
+  next bytes with a reset, and a reset can discard the response before the client has read it:
+  a trickling client then saw its connection reset instead of its 408.
 - uvicorn is told to use h11 explicitly, so these limits hold whichever HTTP libraries happen
   to be installed (with httptools present, "auto" would pick a parser that ignores them).
 """
@@ -29,6 +34,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("vvbench.server")
+LINGER_S = 2.0
 
 
 def _error_response(status: bytes, message: str, param: str | None, code: str) -> bytes:
@@ -45,12 +51,35 @@ class HeadDeadlineProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        if self._linger is not None:
+            self._linger.cancel()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._linger is not None:
+            return  # answered and half-closed: what the client still sends is discarded
+        super().data_received(data)
+
+    def shutdown(self) -> None:
+        if self._linger is not None:
+            self.transport.close()
+            return
+        super().shutdown()
+
+    def _answer_and_close(self, response: bytes) -> None:
+        """Write a whole response, then close without losing it (the lingering close above)."""
+        self.transport.write(response)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._linger = self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
     def handle_events(self) -> None:
         super().handle_events()
@@ -79,16 +108,14 @@ class HeadDeadlineProtocol(H11Protocol):
             return
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         log.info("closing the connection from %s: no complete request head within %g s", client, self.header_timeout_s)
-        self.transport.write(_error_response(b"408 Request Timeout", "the request headers did not arrive in time",
-                                             "headers", "header_timeout"))
-        self.transport.close()
+        self._answer_and_close(_error_response(b"408 Request Timeout", "the request headers did not arrive in time",
+                                               "headers", "header_timeout"))
 
     def send_400_response(self, msg: str) -> None:
         self._disarm_head_timer()
         # h11 is in its ERROR state here, so it cannot frame a response; write it whole and close.
-        self.transport.write(_error_response(b"400 Bad Request", f"{msg.rstrip('.')}: the request line or headers "
-                                             "are malformed or too large", None, "invalid_http"))
-        self.transport.close()
+        self._answer_and_close(_error_response(b"400 Bad Request", f"{msg.rstrip('.')}: the request line or headers "
+                                               "are malformed or too large", None, "invalid_http"))
 
 
 def head_deadline_protocol(header_timeout_s: float) -> type[HeadDeadlineProtocol]:
