@@ -13,17 +13,27 @@ pre-skip, 312 at 48 kHz) or, when the body declares none (streamed mp3 has no LA
 encoder's declared delay (`vvbench.core.formats.encode.CODEC_DELAYS`: 576 + 529 samples), and a
 frame is 1152 samples for mp3 and 20 ms for Opus. Only rows outside warm-up with status ok count.
 
+`--split N` instead sends N rounds of the same text and seed as wav, mp3 and opus straight to
+the embedded service (one at a time, streamed) and splits each answer's time to first byte with
+its `Server-Timing`: `first_chunk` (the engine's first chunk), `encode` (the output chain's
+encoding of it) and the rest (hand-off to the event loop and HTTP); medians over rounds 2..N.
+
     python bench/format_ttfa.py --duration 300s
+    python bench/format_ttfa.py --split 25
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +91,55 @@ def summarise(p: pd.DataFrame) -> dict:
     return res
 
 
+def split(rounds: int) -> None:
+    """Time to first byte of wav, mp3 and opus split by Server-Timing (module docstring)."""
+    import httpx
+
+    from vvbench.harness.targets import EmbeddedTarget
+    from vvbench.runtime.config import RuntimeConfig
+
+    def timing(header: str) -> dict[str, float]:
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"(\w+);dur=([\d.]+)", header)}
+
+    target = EmbeddedTarget(RuntimeConfig(preset="tiny", threads=1), Path(tempfile.mkdtemp(prefix="vvbench-format-split-")))
+    got: dict[str, list[tuple[float, float, float]]] = {f: [] for f in ("wav", "mp3", "opus")}
+    print(f"load average before: {os.getloadavg()}", file=sys.stderr)
+    target.start()
+    try:
+        with httpx.Client(base_url=target.url, timeout=120, headers={"Authorization": f"Bearer {target.api_key}"}) as c:
+            for r in range(rounds):
+                for fmt in got:
+                    body = {"input": "A short sentence to time the first chunk.", "seed": r, "response_format": fmt}
+                    t0 = time.perf_counter()
+                    with c.stream("POST", "/v1/audio/speech", json=body) as resp:
+                        pieces = resp.iter_raw()
+                        next(pieces)
+                        ttfb = (time.perf_counter() - t0) * 1000
+                        st = timing(resp.headers["server-timing"])
+                        for _ in pieces:
+                            pass
+                    if r:
+                        got[fmt].append((ttfb, st.get("first_chunk", math.nan), st.get("encode", 0.0)))
+    finally:
+        target.stop()
+    print(f"load average after: {os.getloadavg()}", file=sys.stderr)
+    print("| format | TTFB ms | first_chunk ms | encode ms | rest ms |")
+    print("|---|---|---|---|---|")
+    for fmt, v in got.items():
+        ttfb, first, enc = (statistics.median(x[i] for x in v) for i in range(3))
+        rest = statistics.median(x[0] - x[1] - x[2] for x in v)
+        print(f"| {fmt} | {ttfb:.1f} | {first:.1f} | {enc:.2f} | {rest:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", default="300s", help="measured duration of the run")
     ap.add_argument("--out", default=None, help="where the run directory goes (default: a temporary folder)")
+    ap.add_argument("--split", type=int, default=0, help="instead: N rounds split by Server-Timing")
     args = ap.parse_args()
+    if args.split:
+        split(args.split)
+        return
     out = Path(args.out or tempfile.mkdtemp(prefix="vvbench-format-ttfa-"))
     print(f"load average before: {os.getloadavg()}", file=sys.stderr)
     cmd = [sys.executable, "-m", "vvbench.cli", "run", str(SCENARIO), "--preset", "tiny", "--threads", "1",
