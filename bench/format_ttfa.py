@@ -9,8 +9,8 @@ the share of pairs within the bound
     codec delay (encoder lookahead) + one frame + 10 ms
 
 at the decoded rate, where the delay is what the row declares (`codec_priming_samples`: Opus'
-pre-skip, 312 at 48 kHz) or, when the body declares none (streamed mp3 has no LAME frame), the
-encoder's declared delay (`vvbench.core.formats.encode.CODEC_DELAYS`: 576 + 529 samples), and a
+pre-skip, 312 at 48 kHz; for mp3 the service's `X-Codec-Delay` header, 576 + 529 samples) or,
+for a row that says nothing, the encoder's declared delay (`vvbench.core.formats.encode.CODEC_DELAYS`), and a
 frame is 1152 samples for mp3 and 20 ms for Opus. Only rows outside warm-up with status ok count.
 
 `--split N` instead sends N rounds of the same text and seed as wav, mp3 and opus straight to
