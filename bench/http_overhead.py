@@ -54,7 +54,7 @@ def over_http(preset: str, window_ms: float, n: int, warmup: int) -> dict:
     child.start()
     client_s, server_s = [], []
     try:
-        with httpx.Client(base_url=child.url, timeout=120) as c:
+        with httpx.Client(base_url=child.url, timeout=120, headers={"Authorization": f"Bearer {child.api_key}"}) as c:
             for i in range(warmup + n):
                 t0 = time.perf_counter()
                 first = None

@@ -31,13 +31,13 @@ from vvbench.monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, Sy
 from vvbench.runtime.config import RuntimeConfig  # noqa: E402
 
 
-def measure(url: str, pid: int, hz: float, seconds: float) -> dict:
+def measure(url: str, pid: int, hz: float, seconds: float, api_key: str | None = None) -> dict:
     service = psutil.Process(pid)
     s0 = service.cpu_times()
     p0, w0 = time.process_time(), time.monotonic()
     loop = None
     if hz > 0:
-        loop = SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler(), NvmlSampler(pid), ServiceStatsSampler(url)], hz=hz).start()
+        loop = SampleLoop([ProcessTreeSampler(pid), SystemCpuSampler(), NvmlSampler(pid), ServiceStatsSampler(url, api_key)], hz=hz).start()
     time.sleep(seconds)
     if loop is not None:
         loop.stop()
@@ -63,7 +63,7 @@ def main() -> None:
         with EmbeddedTarget(RuntimeConfig(preset="tiny", threads=1), Path(tmp) / "log") as service:
             time.sleep(2)  # let start-up work settle
             for hz in (float(r) for r in args.rates.split(",")):
-                print(json.dumps(measure(service.url, service.pid, hz, args.seconds)), flush=True)
+                print(json.dumps(measure(service.url, service.pid, hz, args.seconds, service.api_key)), flush=True)
     print(f"load average after: {os.getloadavg()}", file=sys.stderr)
 
 

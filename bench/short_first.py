@@ -44,9 +44,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def client(url: str, idx: int, n: int, out: list, lock: threading.Lock) -> None:
+def client(url: str, api_key: str, idx: int, n: int, out: list, lock: threading.Lock) -> None:
     rng = random.Random(idx)
-    with httpx.Client(base_url=url, timeout=600) as c:
+    with httpx.Client(base_url=url, timeout=600, headers={"Authorization": f"Bearer {api_key}"}) as c:
         for i in range(n):
             body = {"input": rng.choice(SHORT), "seed": idx * 1000 + i, "response_format": "pcm"}
             t0 = time.perf_counter()
@@ -66,7 +66,7 @@ def run_mode(args, short_first: bool) -> dict:
     child = EmbeddedTarget(config, Path(log_dir), serve_args=["--short-first" if short_first else "--no-short-first"])
     child.start()
     try:
-        with httpx.Client(base_url=child.url, timeout=60) as c:
+        with httpx.Client(base_url=child.url, timeout=60, headers={"Authorization": f"Bearer {child.api_key}"}) as c:
             def submit_jobs() -> list[str]:
                 return [c.post("/v1/jobs", json={"input": LONG, "seed": j}).json()["id"] for j in range(args.jobs)]
 
@@ -77,7 +77,7 @@ def run_mode(args, short_first: bool) -> dict:
             results: list = []
             lock = threading.Lock()
             t0 = time.perf_counter()
-            threads = [threading.Thread(target=client, args=(child.url, k, args.requests, results, lock)) for k in range(3)]
+            threads = [threading.Thread(target=client, args=(child.url, child.api_key, k, args.requests, results, lock)) for k in range(3)]
             for t in threads:
                 t.start()
             if args.job_after_s is not None:

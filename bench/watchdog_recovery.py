@@ -55,7 +55,7 @@ def load(url: str, stop: threading.Event, worker: int) -> None:
                 return
             try:
                 c.post(f"{url}/v1/audio/speech", json={"input": "A short sentence keeps the engine busy.", "voice": "alloy",
-                                                       "seed": worker * 10_000 + n, "stream": False})
+                                                       "seed": worker * 10_000 + n, "stream": False, "response_format": "wav"})
             except httpx.HTTPError:
                 stop.wait(0.2)
 

@@ -112,6 +112,12 @@ def test_page_speaks_runs_a_job_and_shows_stats_behind_the_api_key(service, brow
     wait_for(browser, "stats without error", lambda: not browser.find_element("id", "stats-error").is_displayed())
     assert browser.execute_script("return sessionStorage.getItem('vvbench.apiKey')") == KEY
 
+    def options(element_id: str) -> list[str]:
+        return [o.get_attribute("value") for o in browser.find_elements("css selector", f"#{element_id} option")]
+
+    assert options("speech-format") == ["mp3", "opus", "aac", "flac", "wav", "pcm"]
+    assert options("job-format") == ["wav", "pcm"]  # what POST /v1/jobs takes; any other is its 400
+
     # A compressed format: played whole when the service has it, else its refusal shown as it said it.
     direct = httpx.post(f"{service.url}/v1/audio/speech", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
                         json={"input": "Hi.", "response_format": "mp3", "stream": False, "seed": 7})

@@ -181,3 +181,11 @@ def test_post_processing_runs_and_is_timed(server, reference, field, stage, stre
         from vvbench.core.postprocess import integrated_loudness
 
         assert abs(integrated_loudness(y.astype(np.float32), rate) - -23) < 1.5
+
+
+@pytest.mark.parametrize(("fmt", "delay"), [("mp3", "1105"), ("aac", "1024"), ("opus", None), ("flac", None), ("wav", None)])
+def test_raw_codec_streams_declare_their_delay_in_a_header(server, fmt, delay):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        resp = c.post("/v1/audio/speech", json={"input": "Hi there.", "seed": 3, "response_format": fmt})
+    assert resp.status_code == 200
+    assert resp.headers.get("x-codec-delay") == delay

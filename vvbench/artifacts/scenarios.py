@@ -16,6 +16,11 @@ Choices where the issue is silent:
 - `max_inflight` (open loop) is the pool of concurrent requests per load worker; when it is
   exhausted, arrivals leave late and the lateness is recorded (`lag_s`), never silently dropped.
 - Text files (`text: {file: x.txt}`) are read relative to the scenario file.
+- `mix: round_robin` sends the classes in turn (request `i` is class `i mod n`, weights are not
+  used) and draws each round's text, voice and `per_request` seed once for the whole round: in
+  round `r = i div n` every class with the same text source, length and voices sends the same
+  text with the same voice and seed (`value + r`). It pairs requests that differ only in their
+  class's settings (e.g. `response_format`), interleaved in one run.
 """
 
 from __future__ import annotations
@@ -199,6 +204,9 @@ class Scenario(_Model):
     description: str = Field("", description="what this scenario is for")
     seed: int = Field(0, ge=0, description="seed of the mix, the texts and the arrival times")
     classes: list[RequestClass] = Field(min_length=1, description="the request mix")
+    mix: Literal["weighted", "round_robin"] = Field(
+        "weighted", description="weighted: each request's class drawn by weight; round_robin: classes in turn, "
+                                "each round's text, voice and per_request seed the same for every class")
     arrival: Arrival = Field(description="how requests arrive")
     warmup: Seconds = Field(0.0, ge=0, description="leading period whose requests are excluded from statistics")
     duration: Seconds | None = Field(None, gt=0, description="measured period after warm-up (with stages: their total minus warmup)")

@@ -15,8 +15,10 @@ bytes) or `read` (when the load worker read them); null in runs of schema 2 and 
 
 Schema 4 adds the response format: `format` (the `response_format` asked for: mp3, opus, aac,
 flac, wav or pcm), `codec_priming_samples` and `codec_padding_samples` (what the body declared,
-in decoded samples: Opus' pre-skip from OpusHead, an mp3's LAME encoder delay and padding; null
-where it declared none, as ADTS AAC and streamed mp3 without a LAME frame, and for wav/pcm) and
+in decoded samples: Opus' pre-skip from OpusHead, an mp3's LAME encoder delay and padding; where
+the body declares no priming, as ADTS AAC and streamed mp3 without a LAME frame, the priming is the
+answer's `X-Codec-Delay` header when it has one (`vvbench serve` sends it for mp3 and aac), else
+null, as for wav/pcm) and
 `bitrate_bps` (encoded bits received per second of decoded audio, container included; NaN
 without audio). `audio_md5` of a compressed answer is of its decoded signal as 16-bit
 little-endian PCM, and `sample_rate` its decoded rate (48 kHz for Opus). Runs of schema 3 and

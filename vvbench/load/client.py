@@ -60,6 +60,7 @@ class Outcome:
     chunks: int = 0
     seed: int | None = None
     server_queue_s: float = math.nan
+    codec_delay: int | None = None  # the answer's X-Codec-Delay header (samples), for bodies that cannot declare it
     stream: AudioStream | None = None
     arrivals: list[tuple[float, int]] = field(default_factory=list)
     clock: str = wire.READ
@@ -287,8 +288,10 @@ class _Answered(Exception):
     """The server answered with an error status (the outcome already says so)."""
 
 
-def _answer(out: Outcome, status: int, seed: str | None, timing: str | None, default_seed: int | None) -> None:
+def _answer(out: Outcome, status: int, seed: str | None, timing: str | None, default_seed: int | None,
+            codec_delay: str | None = None) -> None:
     out.http_status = status
+    out.codec_delay = _int(codec_delay, None)
     out.seed = _int(seed, default_seed)
     out.server_queue_s = _server_queue_s(timing)
 
@@ -300,7 +303,8 @@ def _speech_wire(session: Session, body: bytes, deadline: float, out: Outcome, p
     if sent_at is not None:  # the kernel's transmit stamp: when the request left, not when this thread ran
         out.t_start = sent_at
     out.headers_s = resp.head_at - out.t_start
-    _answer(out, resp.status, resp.getheader("X-Seed"), resp.getheader("Server-Timing"), out.seed)
+    _answer(out, resp.status, resp.getheader("X-Seed"), resp.getheader("Server-Timing"), out.seed,
+            resp.getheader("X-Codec-Delay"))
     if resp.status != 200:
         out.fail("rejected" if resp.status in (429, 503) else "http_error",
                  _error_text(resp.status, resp.read(deadline, ERROR_BODY_BYTES)))
@@ -318,7 +322,8 @@ def _speech_wire(session: Session, body: bytes, deadline: float, out: Outcome, p
 def _speech_http(session: Session, body: bytes, deadline: float, out: Outcome, piece) -> None:
     resp, t0, out.t_start = session.send("POST", "/v1/audio/speech", body, deadline)
     out.headers_s = time.perf_counter() - t0
-    _answer(out, resp.status, resp.getheader("X-Seed"), resp.getheader("Server-Timing"), out.seed)
+    _answer(out, resp.status, resp.getheader("X-Seed"), resp.getheader("Server-Timing"), out.seed,
+            resp.getheader("X-Codec-Delay"))
     if resp.status != 200:
         out.fail("rejected" if resp.status in (429, 503) else "http_error", error_message(resp))
         raise _Answered()

@@ -6,6 +6,11 @@ identical whatever the number of workers and whichever worker sends it. Texts ar
 the corpus' units (sentences or script lines): a random start, consecutive units until the
 drawn length is reached, wrapping around the corpus; a text never exceeds `max_chars` (the
 last unit is cut at a word boundary when needed).
+
+With `mix: round_robin`, request `i` is class `i mod n` and round `r = i div n` is drawn from
+`random.Random(f"{scenario.seed}:round:{r}")` (no class draw), so every class of a round draws
+the same length, start, voice index and `per_request` seed (`value + r`): classes with the same
+text source, length and voices send the same request.
 """
 
 from __future__ import annotations
@@ -84,15 +89,21 @@ class RequestMix:
 
     def spec(self, index: int) -> RequestSpec:
         """The request with this index (the same in every process)."""
-        rng = random.Random(f"{self.scenario.seed}:{index}")
-        cls = rng.choices(self.classes, weights=self._weights)[0] if len(self.classes) > 1 else self.classes[0]
+        if self.scenario.mix == "round_robin":
+            n = len(self.classes)
+            cls, draw = self.classes[index % n], index // n
+            rng = random.Random(f"{self.scenario.seed}:round:{draw}")
+        else:
+            draw = index
+            rng = random.Random(f"{self.scenario.seed}:{index}")
+            cls = rng.choices(self.classes, weights=self._weights)[0] if len(self.classes) > 1 else self.classes[0]
         chars = draw_length(cls.length, rng)
         text = build_text(self._units[cls.name], chars, cls.length.max_chars, rng)
         voice = cls.voices[rng.randrange(len(cls.voices))]
         if cls.seeds.policy == "fixed":
             seed: int | None = cls.seeds.value
         elif cls.seeds.policy == "per_request":
-            seed = cls.seeds.value + index
+            seed = cls.seeds.value + draw
         else:
             seed = None
         return RequestSpec(index=index, cls=cls.name, api=cls.api, text=text, voice=voice, seed=seed,

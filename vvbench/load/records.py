@@ -51,7 +51,8 @@ def build_row(spec: RequestSpec, out: Outcome, *, worker: str, prebuffer_ms: flo
         "arrival_t_s": [a[0] for a in out.arrivals], "arrival_samples": [a[1] for a in out.arrivals],
         "clock": out.clock,
         "format": spec.response_format,
-        "codec_priming_samples": facts.priming_samples if facts is not None else None,
+        "codec_priming_samples": (facts.priming_samples if facts.priming_samples is not None else out.codec_delay)
+                                 if facts is not None else None,
         "codec_padding_samples": facts.padding_samples if facts is not None else None,
         "bitrate_bps": stream.bitrate_bps if stream is not None else math.nan,
     }

@@ -47,6 +47,8 @@ SPEECH_RESPONSES = {
             "X-Request-Id": {"schema": {"type": "string"}, "description": "the request's id"},
             "X-Seed": {"schema": {"type": "string"}, "description": "the seed used (send it back for identical audio)"},
             "Server-Timing": {"schema": {"type": "string"}, "description": "per-stage milliseconds"},
+            "X-Codec-Delay": {"schema": {"type": "string"}, "description": "mp3 and aac: samples the decoded audio starts "
+                              "with before the input's first one (encoder delay plus decoder delay), at the output rate"},
         },
     },
     **error_responses(400, 401, 413, 429, 503),
@@ -101,6 +103,8 @@ async def create_speech(body: SpeechRequest, request: Request):
         raise
     log.info("speech %s: %d chars, voice %s, seed %s, model %r", request_id, len(body.input), voice, synth.seed, body.model)
     headers = {"X-Request-Id": request_id, "X-Seed": str(synth.seed)}
+    if output.encoder.delay_samples:  # a raw mp3 or ADTS stream cannot declare its delay itself
+        headers["X-Codec-Delay"] = str(output.encoder.delay_samples)
     t_request = request.scope.get("state", {}).get("t_start", time.monotonic())
     return SpeechResponse(handle, service, output=output, stream_format=body.stream_format,
                           stream=body.stream, t_request=t_request,

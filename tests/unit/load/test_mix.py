@@ -44,3 +44,26 @@ def test_podcast_texts_are_speaker_lines():
     lines = text.split("\n")
     assert len(lines) > 5 and all(line.startswith("Speaker ") for line in lines)
     assert 1500 <= len(text) <= 4000
+
+
+def test_round_robin_sends_the_classes_in_turn_with_the_same_request_each_round():
+    same = {"text": {"corpus": "short"}, "length": {"min_chars": 20, "max_chars": 80}, "voices": ["alloy", "echo", "fable"],
+            "seeds": {"policy": "per_request", "value": 50}}
+    s = Scenario.model_validate({
+        "mix": "round_robin", "arrival": {"closed": {"users": 1}}, "duration": 1,
+        "classes": [{"name": fmt, "response_format": fmt, **same} for fmt in ("wav", "mp3", "opus")]})
+    mix = RequestMix(s)
+    specs = [mix.spec(i) for i in range(60)]
+    assert [sp.cls for sp in specs[:6]] == ["wav", "mp3", "opus"] * 2
+    rounds = [specs[i:i + 3] for i in range(0, 60, 3)]
+    for r, group in enumerate(rounds):
+        assert len({(sp.text, sp.voice, sp.seed) for sp in group}) == 1, group
+        assert group[0].seed == 50 + r
+        assert [sp.response_format for sp in group] == ["wav", "mp3", "opus"]
+    assert len({g[0].text for g in rounds}) > 10 and len({g[0].voice for g in rounds}) == 3  # rounds differ
+    assert RequestMix(s).spec(31) == mix.spec(31)
+
+
+def test_weighted_mix_is_unchanged_by_the_round_robin_option():
+    assert RequestMix(scenario()).spec(7) == RequestMix(Scenario.model_validate(
+        {**scenario().model_dump(mode="json"), "mix": "weighted"})).spec(7)

@@ -5,6 +5,7 @@
 "use strict";
 
 const FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"];
+const JOB_FORMATS = ["wav", "pcm"];  // POST /v1/jobs takes only these (its chunks join gaplessly)
 const SAMPLE_RATE = 24000; // pcm is 16-bit little-endian mono at 24 kHz
 const KEY_STORE = "vvbench.apiKey";
 const STATS_EVERY_MS = 1000;
@@ -392,9 +393,8 @@ async function loadVoices() {
 }
 
 function fillFormats() {
-  for (const select of document.querySelectorAll("select.formats")) {
-    select.replaceChildren(...FORMATS.map((f) => new Option(f, f)));
-  }
+  $("speech-format").replaceChildren(...FORMATS.map((f) => new Option(f, f)));
+  $("job-format").replaceChildren(...JOB_FORMATS.map((f) => new Option(f, f)));
   $("speech-format").value = "pcm";
   $("job-format").value = "wav";
 }
