@@ -4,8 +4,9 @@
         [--rates 0.25,0.5,0.75,1,1.5,2] [--duration 40] [--repeats 3]
 
 1. **Tune** (skipped when `--tune-dir` already holds `recommended.yaml`): `vvbench tune --preset
-   small --scenario bench/scenarios/short-burst-tune.yaml --quality-floor 30` (short-burst's
-   requests at 1 req/s, 25 s per trial, its TTFA and success SLOs), the tuner alone deciding.
+   small --scenario bench/scenarios/short-burst-tune.yaml --quality-floor 30 --finalists 2
+   --repeats 3` (short-burst's requests at 0.5 req/s, 25 s per trial, its TTFA and success SLOs),
+   the tuner alone deciding.
 2. Both configs are served at once as two warm embedded services (`small` defaults, and the
    tune's `recommended.yaml`), so that the runs can alternate.
 3. **Sweep** (b): `short-burst` at each rate, ascending, the default's run then the tuned one's
@@ -53,7 +54,7 @@ def tune(out: Path, trials: int) -> Path:
     if (tune_dir / "recommended.yaml").exists():
         return tune_dir
     cmd = [sys.executable, "-m", "vvbench.cli", "tune", "--preset", "small", "--scenario",
-           str(ROOT / "bench/scenarios/short-burst-tune.yaml"), "--trials", str(trials), "--seed", "0", "--quality-floor", "30",
+           str(ROOT / "bench/scenarios/short-burst-tune.yaml"), "--trials", str(trials), "--seed", "0", "--quality-floor", "30", "--finalists", "2", "--repeats", "3",
            "--out", str(tune_dir), "--json"]
     print("tune:", " ".join(cmd[2:]), flush=True)
     t0 = time.monotonic()
