@@ -196,6 +196,17 @@ def decode_wav(raw: bytes, source: str = "<audio>") -> tuple[np.ndarray, int]:
     return head.format.decode(raw[head.data_offset:end]), head.format.sample_rate
 
 
+def read_audio_bytes(path: str | Path) -> bytes:
+    """The bytes of an audio file; InputError of one line for a missing, unreadable or non-regular file."""
+    name = str(path)
+    try:
+        if not stat.S_ISREG(Path(path).stat().st_mode):
+            raise InputError(f"{name}: not a regular file (a device, pipe or directory); give an audio file")
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+
+
 def read_audio(path: str | Path, rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read a WAV file, or raw 16-bit little-endian mono PCM when `rate` is given and the file is no WAV.
 
@@ -205,12 +216,7 @@ def read_audio(path: str | Path, rate: int | None = None) -> tuple[np.ndarray, i
     name = str(path)
     if rate is not None and not 0 < rate <= MAX_SAMPLE_RATE:
         raise InputError(f"{name}: the sample rate must be between 1 and {MAX_SAMPLE_RATE} Hz, got {rate}")
-    try:
-        if not stat.S_ISREG(Path(path).stat().st_mode):
-            raise InputError(f"{name}: not a regular file (a device, pipe or directory); give an audio file")
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    raw = read_audio_bytes(path)
     if raw[:4] == b"RIFF":
         return decode_wav(raw, name)
     if rate is None:

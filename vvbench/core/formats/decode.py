@@ -40,7 +40,6 @@ once deadlocked two of 100 concurrent opus streams, which then held the worker p
 from __future__ import annotations
 
 import io
-import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +47,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vvbench.core.audio import AudioFormatError, decode_wav, from_pcm16
-from vvbench.core.errors import InputError
+from vvbench.core.audio import AudioFormatError, decode_wav, from_pcm16, read_audio_bytes
 
 COMPRESSED = ("mp3", "opus", "aac", "flac")
 MP3_DECODER_DELAY = 529  # samples libavcodec's mp3 decoder adds (FFmpeg's mp3 demuxer trims them with a LAME delay)
@@ -517,12 +515,7 @@ def read_audio_file(path: str | Path, rate: int | None = None) -> tuple[np.ndarr
     (`.mp3`, `.aac`), else as PCM (PCM bytes can match a frame sync by chance).
     """
     name = str(path)
-    try:
-        if not stat.S_ISREG(Path(path).stat().st_mode):
-            raise InputError(f"{name}: not a regular file (a device, pipe or directory); give an audio file")
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    raw = read_audio_bytes(path)
     if raw[:4] == b"RIFF":
         samples, sr = decode_wav(raw, name)
         return samples, sr, "wav"
