@@ -98,9 +98,17 @@ def importance_rows(data: dict) -> list[list[str]]:
     return [[obj, _params(vals)] for obj, vals in data["importances"].items()]
 
 
+def _why(t: dict) -> str:
+    """Why a trial is not a candidate: its failure reason, else the constraints it violated."""
+    if t.get("reason"):
+        return t["reason"]
+    violated = t.get("violated") or []
+    return "violates " + ", ".join(violated) if violated and not t.get("feasible") else ""
+
+
 def trial_rows(data: dict) -> list[list[str]]:
     return [[str(t["number"]) + (" (baseline)" if t.get("baseline") else ""), t["state"], _params(t["params"]),
-             _params(t["values"]), _num(t.get("quality_db")), "yes" if t.get("feasible") else "no", t.get("reason") or ""]
+             _params(t["values"]), _num(t.get("quality_db")), "yes" if t.get("feasible") else "no", _why(t)]
             for t in data["trials"]]
 
 

@@ -15,7 +15,9 @@ def tune_dir(path, *, remeasured: bool):
     trials = [{"number": 0, "state": "complete", "baseline": True, "params": {"diffusion_steps": 10}, "values": {"ttfa_p95_s": 0.5},
                "feasible": True, "quality_db": 100.0, "reason": None},
               {"number": 1, "state": "fail", "baseline": False, "params": {"diffusion_steps": 6}, "values": None,
-               "feasible": False, "quality_db": None, "reason": "stale: its worker (h:1) stopped sending heartbeats"}]
+               "feasible": False, "quality_db": None, "reason": "stale: its worker (h:1) stopped sending heartbeats"},
+              {"number": 2, "state": "complete", "baseline": False, "params": {"diffusion_steps": 3}, "values": {"ttfa_p95_s": 0.3},
+               "feasible": False, "quality_db": 6.6, "reason": None, "violated": ["quality_floor"]}]
     summary = {"study": "s", "objectives": ["ttfa_p95_s"], "trials": 2, "counts": {"complete": 1, "fail": 1, "pruned": 0},
                "feasible": 1, "recommended_trial": 1 if remeasured else 0, "baseline_trial": 0,
                "why": "beats the baseline on ttfa_p95_s" if remeasured else "closest (not re-measured against the baseline: no finalists)",
@@ -38,6 +40,7 @@ def test_a_remeasured_recommendation_shows_its_interval(tmp_path):
     md = tune_markdown(data)
     assert "recommended: trial 1 — beats the baseline" in md
     assert "| ttfa_p95_s | 0.5 | 0.4 | 0.8 | [0.7, 0.9] | improved | 60/58 |" in md
+    assert "| violates quality_floor |" in md  # an infeasible trial says which constraint it broke
     assert "| trial 1 | 1 | 3 | ttfa_p95_s | — | yes |  |" in md
     assert "stale: its worker" in md
     page = tune_page(data)
