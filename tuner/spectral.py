@@ -60,11 +60,8 @@ def mel_magnitudes(samples: np.ndarray, rate: int) -> np.ndarray:
     return mel_filterbank(rate) @ np.abs(z)
 
 
-def mel_snr_db(reference: np.ndarray, audio: np.ndarray, rate: int) -> float:
-    """The mel magnitude SNR of `audio` against `reference` in dB (see the module docstring)."""
-    n = max(len(reference), len(audio))
-    ref = mel_magnitudes(np.pad(np.asarray(reference, dtype=np.float64), (0, n - len(reference))), rate)
-    got = mel_magnitudes(np.pad(np.asarray(audio, dtype=np.float64), (0, n - len(audio))), rate)
+def ratio_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """10 log10(sum ref^2 / sum (ref - got)^2), within +-MAX_DB (identical: MAX_DB; a silent reference: -MAX_DB)."""
     err = float(np.sum((ref - got) ** 2))
     sig = float(np.sum(ref**2))
     if err == 0.0:
@@ -72,3 +69,11 @@ def mel_snr_db(reference: np.ndarray, audio: np.ndarray, rate: int) -> float:
     if sig == 0.0:
         return -MAX_DB
     return float(min(MAX_DB, 10 * math.log10(sig / err)))
+
+
+def mel_snr_db(reference: np.ndarray, audio: np.ndarray, rate: int) -> float:
+    """The mel magnitude SNR of `audio` against `reference` in dB (see the module docstring)."""
+    n = max(len(reference), len(audio))
+    ref = mel_magnitudes(np.pad(np.asarray(reference, dtype=np.float64), (0, n - len(reference))), rate)
+    got = mel_magnitudes(np.pad(np.asarray(audio, dtype=np.float64), (0, n - len(audio))), rate)
+    return ratio_db(ref, got)
