@@ -2,6 +2,7 @@
 
     python bench/gate_false_alarms.py collect --durations 10s,20s --pairs 10 --out gate-runs
     python bench/gate_false_alarms.py collect --durations 10s --pairs 10 --concurrent --out gate-runs
+    python bench/gate_false_alarms.py collect --durations 20s --pairs 10 --arrival poisson:1.5 --out gate-runs
     python bench/gate_false_alarms.py analyze gate-runs            # a Markdown table per run length
 
 `collect` runs, for each measured duration, `--pairs` A/A pairs (the same config twice) and
@@ -15,8 +16,10 @@ function, default thresholds) and counts false alarms (an A/A pair with any metr
 detections (an A/B pair with a TTFA or E2E metric regressed). Collection and analysis are apart so
 that a change to compare's statistics is re-measured on the same runs.
 
-The scenario is the gate scenario of tests/e2e/test_compare_runs.py: two closed-loop users,
-short texts of 30-40 characters, 3 s warm-up.
+The scenario is the gate scenario of tests/e2e/test_compare_runs.py: short texts of 30-40
+characters, 3 s warm-up, by default two closed-loop users (`--arrival closed:2`); `--arrival
+closed:N` or `poisson:RATE` (open loop, the same seeded arrival times and texts in every run)
+changes how requests arrive.
 """
 
 from __future__ import annotations
@@ -71,19 +74,30 @@ def run_pair(scenario: Path, folder: Path, duration: str, factor: float | None, 
     return done
 
 
+def arrival(spec: str) -> dict:
+    """`closed:N` or `poisson:RATE` as the scenario's arrival block."""
+    kind, _, value = spec.partition(":")
+    if kind == "closed":
+        return {"closed": {"users": int(value or 2)}}
+    if kind == "poisson":
+        return {"poisson": {"rate": float(value)}}
+    raise SystemExit(f"--arrival {spec}: give closed:N or poisson:RATE")
+
+
 def collect(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scenario = Path(tempfile.mkdtemp(prefix="gate-")) / "gate.yaml"
-    scenario.write_text(yaml.safe_dump(SCENARIO))
+    scenario.write_text(yaml.safe_dump({**SCENARIO, "arrival": arrival(args.arrival)}))
     manifest = out / "manifest.jsonl"
     for duration in args.durations.split(","):
         for i in range(args.pairs):
             for kind, factor in (("aa", None), ("ab", args.factor)):
                 mode = "concurrent" if args.concurrent else "sequential"
-                (base, wall_b, rc_b), (new, wall_n, rc_n) = run_pair(scenario, out / mode / duration / f"{kind}-{i}", duration, factor,
+                folder = out / mode / args.arrival.replace(":", "-") / duration / f"{kind}-{i}"
+                (base, wall_b, rc_b), (new, wall_n, rc_n) = run_pair(scenario, folder, duration, factor,
                                                                      args.concurrent)
-                line = {"duration": duration, "mode": mode, "pair": i, "kind": kind, "factor": factor or 1.0,
+                line = {"duration": duration, "mode": mode, "arrival": args.arrival, "pair": i, "kind": kind, "factor": factor or 1.0,
                         "base": str(base) if base else None, "new": str(new) if new else None,
                         "wall_s": [round(wall_b, 1), round(wall_n, 1)], "exit": [rc_b, rc_n], "at": time.time()}
                 with open(manifest, "a") as f:
@@ -96,23 +110,26 @@ def analyze(args) -> None:
     from vvbench.reports.compare import compare_runs
 
     lines = [json.loads(x) for x in (Path(args.out) / "manifest.jsonl").read_text().splitlines() if x.strip()]
-    table: dict[str, dict] = defaultdict(lambda: {"aa": [], "ab": [], "wall": []})
+    table: dict[str, dict] = defaultdict(lambda: {"aa": [], "ab": [], "wall": [], "aa_ratio": [], "ab_ratio": []})
     for line in lines:
         if not (line["base"] and line["new"]):
             continue
-        line["duration"] = f"{line['duration']} {line.get('mode', 'sequential')}"
+        line["duration"] = f"{line['duration']} {line.get('mode', 'sequential')} {line.get('arrival', 'closed:2')}"
         cmp = compare_runs(load_run(line["base"]), load_run(line["new"]))
         regressed = cmp.regressed
         row = table[line["duration"]]
         row["wall"] += line["wall_s"]
+        ttfa = next(c for c in cmp.changes if c.metric == "ttfa_p50_s").ratio
+        row[f"{line['kind']}_ratio"].append(ttfa)
         if line["kind"] == "aa":
             row["aa"].append(regressed)
         else:
             row["ab"].append([m for m in regressed if m.startswith(("ttfa_", "e2e_"))])
         if args.verbose:
-            print(line["duration"], line["kind"], line["pair"], regressed, file=sys.stderr)
-    print("| measured duration | A/A pairs | false alarms | metrics falsely regressed | A/B pairs (slow_factor) | detected | median run wall s |")
-    print("|---|---|---|---|---|---|---|")
+            print(line["duration"], line["kind"], line["pair"], f"TTFA p50 x{ttfa:.3f}", regressed, file=sys.stderr)
+    print("| measured duration, pairs, arrival | A/A pairs | false alarms | metrics falsely regressed | A/A TTFA p50 ratios | "
+          "A/B pairs (slow_factor) | detected | A/B TTFA p50 ratios | median run wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for duration, row in table.items():
         false = [r for r in row["aa"] if r]
         names = sorted({m for r in false for m in r})
@@ -120,8 +137,14 @@ def analyze(args) -> None:
         walls = sorted(row["wall"])
         median = walls[len(walls) // 2] if walls else float("nan")
         factor = next((x["factor"] for x in lines if x.get("duration") == duration and x["kind"] == "ab"), None)
-        print(f"| {duration} | {len(row['aa'])} | {len(false)} | {', '.join(names) or '-'} | {len(row['ab'])} ({factor}) | "
-              f"{detected} | {median:.0f} |")
+        print(f"| {duration} | {len(row['aa'])} | {len(false)} | {', '.join(names) or '-'} | {_span(row['aa_ratio'])} | "
+              f"{len(row['ab'])} ({factor}) | {detected} | {_span(row['ab_ratio'])} | {median:.0f} |")
+
+
+def _span(ratios: list) -> str:
+    """min-max (median) of a list of ratios."""
+    r = sorted(x for x in ratios if x is not None)
+    return f"{r[0]:.2f}-{r[-1]:.2f} (median {r[len(r) // 2]:.2f})" if r else "-"
 
 
 def main() -> None:
@@ -133,6 +156,7 @@ def main() -> None:
     c.add_argument("--factor", type=float, default=1.2, help="slow_factor of the A/B pairs' second run")
     c.add_argument("--concurrent", action="store_true",
                    help="run the two runs of each pair at the same time (both see the same contention) instead of one after the other")
+    c.add_argument("--arrival", default="closed:2", help="closed:N users, or poisson:RATE (open loop)")
     c.add_argument("--out", required=True)
     a = sub.add_parser("analyze")
     a.add_argument("out")

@@ -160,6 +160,7 @@ class Tuner:
     on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None
     notes: list[str] = field(default_factory=list)
     warm_from: optuna.Study | None = None
+    restart_each_trial: bool = False
 
     def config_of(self, params: dict) -> RuntimeConfig:
         """The RuntimeConfig a trial's params describe (the base config plus the params' knobs)."""
@@ -183,7 +184,7 @@ class Tuner:
             study.enqueue_trial(base_params, user_attrs={"baseline": True})
             if self.warm_from is not None:
                 self.notes += warm_start(study, self.warm_from, dists, base_params)
-        server = Server(self.target_spec, self.out / "servers")
+        server = Server(self.target_spec, self.out / "servers", restart_each=self.restart_each_trial)
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
         trial = None
         try:

@@ -3,7 +3,9 @@
 `Server` keeps one started target for the whole study and applies each trial's config through
 `Target.reconfigure`: hot knobs on the warm service, a restart only when a restart-only knob
 changed (the target decides, from the knob table). A dead service (a crash in the previous
-trial) is started afresh with the next config.
+trial) is started afresh with the next config. With `restart_each` every trial gets a freshly
+started service, as tuners that restart the server per trial do (`vvbench tune
+--restart-each-trial`: what the hot batching saves is measured against it).
 
 `run_trial` prices the config with the memory plan first (over the budget: pruned, nothing
 started), then applies it, sends the quality probes (which also warm the service after a
@@ -44,9 +46,10 @@ TRIAL_METRICS = ("ttfa_p95_s", "goodput_rps", "audio_s_per_s", "c100", "success"
 class Server:
     """The tuner's service: one target, reconfigured per trial (see the module docstring)."""
 
-    def __init__(self, spec: Any, log_dir: Path):
+    def __init__(self, spec: Any, log_dir: Path, restart_each: bool = False):
         self.spec = spec
         self.log_dir = Path(log_dir)
+        self.restart_each = restart_each
         self.target: Target | None = None
         self.starts = 0
 
@@ -54,7 +57,8 @@ class Server:
         """Bring the service to `config`; (how: start | restart | hot | unchanged, seconds)."""
         t0 = time.monotonic()
         knobs = config.model_dump(mode="json")
-        if self.target is not None and self.target.alive():
+        restarted = self.restart_each and self.target is not None and self.target.alive()
+        if self.target is not None and self.target.alive() and not self.restart_each:
             done = self.target.reconfigure(knobs)
             if done.how == "restart":
                 self.starts += 1
@@ -66,7 +70,7 @@ class Server:
         folder.mkdir(parents=True, exist_ok=True)
         self.target = self.spec.build(config, folder)
         self.target.start()
-        return "start", time.monotonic() - t0
+        return ("restart" if restarted else "start"), time.monotonic() - t0
 
     def alive(self) -> bool:
         return self.target is not None and self.target.alive()

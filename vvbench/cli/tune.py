@@ -71,6 +71,8 @@ def _decision_lines(summary: dict) -> list[str]:
 @click.option("--quality-floor", type=float, default=30.0, show_default=True, help="minimum mel SNR (dB) against the reference config's audio")
 @click.option("--objective", "objectives", multiple=True, help="metric to optimise (repeat; default ttfa_p95_s, goodput_rps, peak_memory)")
 @click.option("--hot-trials", type=click.IntRange(1, 1000), default=3, show_default=True, help="trials per server config (hot knobs varied on one warm service)")
+@click.option("--restart-each-trial", is_flag=True,
+              help="start a fresh service for every trial, hot knobs too (what a per-trial-restart tuner costs; for comparison)")
 @click.option("--finalists", type=click.IntRange(0, 100), default=3, show_default=True,
               help="re-measure up to K feasible Pareto-optimal trials against the baseline before recommending (0: off)")
 @click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
@@ -84,7 +86,7 @@ def _decision_lines(summary: dict) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
 def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faults, preset, config_path, scenario, space_path, trials, timeout,
-             storage, study_name, resume, memory_budget, quality_floor, objectives, hot_trials, finalists, repeats, warm_start, warm_start_storage, heartbeat_s, seed, out,
+             storage, study_name, resume, memory_budget, quality_floor, objectives, hot_trials, restart_each_trial, finalists, repeats, warm_start, warm_start_storage, heartbeat_s, seed, out,
              as_json) -> None:
     """Search runtime knobs with Optuna for the best config on SCENARIO, within the quality floor and memory budget."""
     import torch
@@ -127,7 +129,7 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
         err_console.print(_line(trial_row(t, objectives_of)), highlight=False, soft_wrap=True)
 
     tuner = Tuner(study=study, space=space, scenario=the_scenario, base=base, target_spec=spec, out=out_dir, objectives=names,
-                  trials=trials, floor_db=quality_floor, hot_trials=hot_trials, cuda=cuda, on_trial=on_trial,
+                  trials=trials, floor_db=quality_floor, hot_trials=hot_trials, restart_each_trial=restart_each_trial, cuda=cuda, on_trial=on_trial,
                   budget_bytes=parse_bytes(memory_budget, "--memory-budget") if memory_budget else None,
                   timeout_s=parse_duration(timeout, "--timeout") if timeout else None, notes=list(space.notes), warm_from=warm_from)
     interrupted = False
