@@ -11,7 +11,7 @@ The `Sampler` contract (shared by `vvbench run` and the watchdog):
 - `close()` releases what the sampler holds; calling it twice is harmless.
 
 Here: the service's process tree (psutil: RSS, CPU), the system CPU (idle and iowait shares),
-and the service's own `/v1/stats` (queue depth, active streams, cache and allocator bytes).
+the host's CPU used by everything else (`HostOtherCpuSampler`), and the service's own `/v1/stats` (queue depth, active streams, cache and allocator bytes).
 NVML lives in `vvbench.monitor.nvml`.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
@@ -126,6 +127,75 @@ class SystemCpuSampler(Sampler):
         t = psutil.cpu_times_percent(None)
         iowait = getattr(t, "iowait", None)
         return {"sys_cpu_idle": t.idle / 100.0, "sys_cpu_iowait": None if iowait is None else iowait / 100.0}
+
+
+class HostOtherCpuSampler(Sampler):
+    """CPU cores the host spent on processes that are not the run's, since the previous sample.
+
+    `host_other_cpu` = (the system's busy CPU time, hypervisor steal included, minus the CPU time
+    of "our" processes: this process and its descendants — the load generator, an embedded
+    service — and each of `pids` with its descendants) / wall time. It is what other work on the
+    machine took while the run measured: 0 on a quiet host. A process of ours that started and
+    ended between two samples counts as other work (rare: our processes live for the whole run).
+    """
+
+    columns = ("host_other_cpu",)
+
+    def __init__(self, pids: list[int | None] | None = None, refresh_s: float = 1.0) -> None:
+        super().__init__()
+        self.roots = [os.getpid(), *(p for p in pids or () if p)]
+        self.refresh_s = refresh_s
+        self._procs: dict[int, psutil.Process] = {}
+        self._listed = 0.0
+        self._last: tuple[float, float, dict[int, float]] | None = None
+        self._last = (time.monotonic(), self._busy(), self._ours())
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        guest = getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)  # Linux counts these inside user and nice too
+        return sum(t) - idle - guest
+
+    def _ours(self) -> dict[int, float]:
+        if time.monotonic() - self._listed >= self.refresh_s or not self._procs:
+            found: dict[int, psutil.Process] = {}
+            for root in self.roots:
+                try:
+                    proc = self._procs.get(root) or psutil.Process(root)
+                    for p in (proc, *proc.children(recursive=True)):
+                        found.setdefault(p.pid, self._procs.get(p.pid, p))
+                except psutil.Error:
+                    continue
+            self._procs, self._listed = found, time.monotonic()
+        times = {}
+        for pid, p in list(self._procs.items()):
+            try:
+                c = p.cpu_times()
+                times[pid] = c.user + c.system
+            except psutil.Error:
+                self._procs.pop(pid, None)
+        return times
+
+    def read(self) -> dict:
+        now, busy, ours = time.monotonic(), self._busy(), self._ours()
+        t0, busy0, ours0 = self._last
+        self._last = (now, busy, ours)
+        if now - t0 <= 0:
+            return {}
+        # a process first seen now: only what it used since it was first listed would be fair; count its time from 0
+        # only when it started after the previous sample, else leave it out of this one interval
+        mine = 0.0
+        for pid, used in ours.items():
+            if pid in ours0:
+                mine += max(0.0, used - ours0[pid])
+            else:
+                try:
+                    if self._procs[pid].create_time() >= time.time() - (now - t0):
+                        mine += used
+                except (psutil.Error, KeyError):
+                    pass
+        return {"host_other_cpu": max(0.0, (busy - busy0) - mine) / (now - t0)}
 
 
 class ServiceStatsSampler(Sampler):

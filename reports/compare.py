@@ -277,8 +277,27 @@ def compare_runs(base, new, thresholds: dict[str, float] | None = None, *, defau
     return Comparison(base.record.run_id, new.record.run_id, changes, list(warnings or []), seed, resamples, alpha, confidence)
 
 
+CONTENDED_SHARE = 0.1  # of the host's CPU cores: more other work than this and a run's timings are the host's
+
+
+def contention(run) -> tuple[float, int] | None:
+    """(CPU cores other processes used while requests were in flight, the host's cores); None when not recorded."""
+    used = (run.record.summary or {}).get("host_other_cpu")
+    cores = run.record.host.get("cpu_count") or 1
+    return None if used is None else (float(used), int(cores))
+
+
+def contended(run) -> str | None:
+    """Why `run`'s timings do not measure the service alone (other work took over `CONTENDED_SHARE` of the host), or None."""
+    c = contention(run)
+    if c is None or c[0] <= CONTENDED_SHARE * c[1]:
+        return None
+    return f"other processes used {c[0]:.2f} of the host's {c[1]} CPU cores while it measured (over {CONTENDED_SHARE:.0%})"
+
+
 def differences(base, new) -> list[str]:
-    """Why two runs are not comparable — different scenario, preset, host or GPU — as lines (empty: comparable)."""
+    """Why two runs are not comparable — different scenario, preset, host or GPU, or a run measured
+    on a host busy with other work (`contended`) — as lines (empty: comparable)."""
     def facts(run) -> dict[str, str]:
         r = run.record
         gpus = ", ".join(str(g.get("name", "GPU")) for g in r.host.get("gpus") or []) or "none"
@@ -286,4 +305,5 @@ def differences(base, new) -> list[str]:
                 "host": str(r.host.get("hostname", "unknown")), "GPU": gpus}
 
     a, b = facts(base), facts(new)
-    return [f"{key} differs: {a[key]} (base) vs {b[key]} (new)" for key in a if a[key] != b[key]]
+    out = [f"{key} differs: {a[key]} (base) vs {b[key]} (new)" for key in a if a[key] != b[key]]
+    return out + [f"{side} {r.record.run_id}: {why}" for side, r in (("base", base), ("new", new)) if (why := contended(r))]

@@ -16,7 +16,9 @@ schema is refused with one line (`ArtifactError`, exit 2), and an existing datab
 an index is never written into.
 
 **Passing** (the baseline `compare --baseline latest-passing` picks): status `ok` — the run
-completed and met every SLO — and its load generator was not NOT TRUSTED. `latest_passing`
+completed and met every SLO — its load generator was not NOT TRUSTED, and the host was not busy
+with other work while it measured (`host_other_cpu` within `compare.CONTENDED_SHARE` of the
+host's cores: compare refuses a contended run, so it must not become the baseline). `latest_passing`
 takes the newest such run of the same scenario, preset and host as the run it is for (the
 runs compare would refuse otherwise), started before it, whose directory still exists.
 
@@ -42,6 +44,7 @@ from pathlib import Path
 
 from vvbench.artifacts.metrics import METRICS
 from vvbench.core.errors import ArtifactError
+from vvbench.reports.compare import CONTENDED_SHARE
 
 INDEX_SCHEMA = 1
 INDEX_KIND = "vvbench-history"
@@ -219,8 +222,20 @@ class HistoryIndex:
         for row in self.conn.execute(sql + " ORDER BY created_at DESC", args):
             run = _indexed(row)
             if Path(run.path, "run.json").is_file():
-                return self._with_metrics([run])[0]
+                run = self._with_metrics([run])[0]
+                used = run.metrics.get("host_other_cpu")
+                if used is not None and used > CONTENDED_SHARE * _cores(run.path):
+                    continue
+                return run
         return None
+
+
+def _cores(run_dir: str) -> int:
+    """The CPU cores of the host a run directory was measured on (1 when unreadable)."""
+    try:
+        return int(json.loads(Path(run_dir, "run.json").read_text()).get("host", {}).get("cpu_count") or 1)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1
 
 
 def _finite(v) -> float | None:

@@ -63,7 +63,8 @@ def _row(i: int, rng: np.random.Generator, t_start: float, slow: float, prebuffe
 
 
 def write_run(root: Path, *, n: int = 400, seed: int = 0, slow: float = 1.0, duration_s: float = 60.0, warmup_s: float = 5.0,
-              prebuffer_ms: float = 200.0, hostname: str = "ci-host", preset: str = "tiny", created_at: float = T0 - 5) -> Path:
+              prebuffer_ms: float = 200.0, hostname: str = "ci-host", preset: str = "tiny", created_at: float = T0 - 5,
+              other_cpu: float | None = None) -> Path:
     """A finished run directory under `root` (see the module docstring); returns its path."""
     rng = np.random.default_rng(seed)
     scenario = resolve_scenario("smoke").with_duration(duration_s).model_copy(update={"warmup": warmup_s, "prebuffer_ms": prebuffer_ms})
@@ -73,6 +74,8 @@ def write_run(root: Path, *, n: int = 400, seed: int = 0, slow: float = 1.0, dur
     ticks = T0 + np.arange(0, warmup_s + duration_s + 10, 0.2)
     samples = pd.DataFrame({"t": ticks, "rss_bytes": 6e8 + 2e5 * np.arange(len(ticks)) + rng.normal(0, 2e6, len(ticks)),
                             "sys_cpu_idle": np.clip(rng.normal(0.45, 0.08, len(ticks)), 0, 1), "sample_cpu_s": 1e-4})
+    if other_cpu is not None:  # CPU cores other processes on the host used (HostOtherCpuSampler)
+        samples["host_other_cpu"] = np.clip(rng.normal(other_cpu, 0.01, len(ticks)), 0, None)
     summary = summarize(frame, samples, window_s=duration_s, request_slos=request_thresholds(scenario.slos))
     verdicts = judge(scenario.slos, summary)
     rd = RunDir(root, scenario.name)

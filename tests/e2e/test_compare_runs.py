@@ -3,7 +3,9 @@
 Each pair of runs goes at the same time (two `vvbench run` processes, each with its own embedded
 service on one thread), so both see the same contention from whatever else shares the machine:
 run one after the other on a shared 2-core machine, two runs of the same config were seen to
-differ by 20-40% in E2E, which the gate rightly calls a change. Each run lasts the scenario's
+differ by 20-40% in E2E, which the gate rightly calls a change. Side by side, each run is the
+other's "other work" on the host, so compare needs `--force` (it refuses a run measured on a busy
+host). Each run lasts the scenario's
 fixed 3 + 20 s (plus start-up and drain); nothing here waits on a timer of its own.
 """
 
@@ -42,13 +44,13 @@ def run_pair(tmp_path, name: str, *new_flags: str):
 
 def test_same_config_passes_and_a_slowed_service_fails_on_ttfa_and_e2e(tmp_path):
     base, same = run_pair(tmp_path, "aa")
-    r = vv("compare", str(base), str(same), "--format", "json")
+    r = vv("compare", str(base), str(same), "--format", "json", "--force")
     assert r.returncode == 0, r.stdout[-4000:]
     assert json.loads(r.stdout)["regressed"] == []
 
     base, slow = run_pair(tmp_path, "slow", "--allow-faults", "--slow-factor", "1.5")
     assert json.loads((slow / "run.json").read_text())["runtime_config"]["faults"]["slow_factor"] == 1.5
-    r = vv("compare", str(base), str(slow), "--format", "json")
+    r = vv("compare", str(base), str(slow), "--format", "json", "--force")
     assert r.returncode == 1, r.stdout[-4000:]
     regressed = json.loads(r.stdout)["regressed"]
     assert any(m.startswith("ttfa_") for m in regressed) and any(m.startswith("e2e_") for m in regressed), regressed

@@ -108,6 +108,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("peak_rss_bytes", "B", "lower", "max", "samples", "rss_bytes", "memory", "service process tree resident memory, peak"),
     Metric("peak_gpu_bytes", "B", "lower", "max", "samples", "gpu_mem_used_bytes", "memory", "GPU memory in use, peak (NA without NVML)"),
     Metric("cpu_idle_inflight", "share", "info", "mean_inflight", "samples", "sys_cpu_idle", "cpu", "system CPU idle share while requests were in flight"),
+    Metric("host_other_cpu", "cores", "info", "mean_inflight", "samples", "host_other_cpu", "cpu",
+           "CPU cores the host spent on other processes (not the service, the load generator or vvbench) while requests were in flight"),
     Metric("iowait_inflight", "share", "info", "mean_inflight", "samples", "sys_cpu_iowait", "cpu", "system CPU iowait share while requests were in flight", summary=False),
     Metric("send_lag_p95_s", "s", "lower", "p95", "measured", "lag_s", "load", "open loop: how late requests left after their scheduled time (load generator health)"),
     Metric("queue_depth_peak", "count", "info", "max", "samples", "queue_depth", "load", "service queue depth, maximum sampled", summary=False),

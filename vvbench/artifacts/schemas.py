@@ -74,7 +74,7 @@ REQUEST_COLUMNS = tuple(REQUESTS.names)
 
 _SAMPLE_COLUMNS = (
     # process tree (psutil), system CPU
-    "rss_bytes", "cpu_percent", "procs", "sys_cpu_idle", "sys_cpu_iowait",
+    "rss_bytes", "cpu_percent", "procs", "sys_cpu_idle", "sys_cpu_iowait", "host_other_cpu",
     # NVML
     "gpu_count", "gpu_mem_used_bytes", "gpu_mem_total_bytes", "gpu_util_pct", "gpu_proc_mem_bytes",
     # the service's /v1/stats

@@ -40,7 +40,7 @@ from vvbench.load.context import LoadPlan
 from vvbench.load.launch import LoadProcesses
 from vvbench.monitor.nvml import NvmlSampler
 from vvbench.monitor.sampleloop import SampleLoop
-from vvbench.monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
+from vvbench.monitor.samplers import HostOtherCpuSampler, ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
 from vvbench.reports.history import default_db, register_run
 from vvbench.runtime.config import RuntimeConfig
 
@@ -105,7 +105,9 @@ def run(scenario: Scenario | str | Path, *, target: Target | None = None, view: 
 
 
 def _samplers(target: Target, url: str | None, api_key: str | None) -> list:
-    return [ProcessTreeSampler(target.pid), SystemCpuSampler(), NvmlSampler(target.pid), ServiceStatsSampler(url, api_key)]
+    # other work on the host is only known when the service's processes are (an http target's may be on this host)
+    host = [HostOtherCpuSampler([target.pid])] if target.pid else []
+    return [ProcessTreeSampler(target.pid), SystemCpuSampler(), *host, NvmlSampler(target.pid), ServiceStatsSampler(url, api_key)]
 
 
 def _watch(load: LoadProcesses, target: Target, scenario: Scenario, view: RunView | None, t0: float) -> tuple[RunStatus | None, str | None]:

@@ -15,7 +15,8 @@ from vvbench.reports.compare import compare_runs, holm
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return {"a": write_run(root / "a", seed=1), "b": write_run(root / "b", seed=2), "slow": write_run(root / "slow", seed=3, slow=1.5),
-            "host": write_run(root / "host", seed=4, hostname="other-host"), "preset": write_run(root / "preset", seed=5, preset="small")}
+            "host": write_run(root / "host", seed=4, hostname="other-host"), "preset": write_run(root / "preset", seed=5, preset="small"),
+            "quiet": write_run(root / "quiet", seed=6, other_cpu=0.02), "busy": write_run(root / "busy", seed=7, other_cpu=0.8)}
 
 
 def test_two_runs_of_the_same_service_do_not_regress(runs):
@@ -99,3 +100,15 @@ def test_html_overlays_both_runs_cdfs(runs, tmp_path):
 def test_holm_adjusts_step_down():
     assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert holm([]) == []
+
+
+def test_a_run_measured_on_a_busy_host_is_refused_unless_forced(runs):
+    # 0.8 of the host's 2 cores went to other processes: the timings are the host's, not the service's
+    r = vv_process("compare", str(runs["quiet"]), str(runs["busy"]))
+    one_line_exit_2(r)
+    assert "other processes used 0.80 of the host's 2 CPU cores" in r.stderr and "new " in r.stderr, r.stderr
+    assert vv_process("compare", str(runs["busy"]), str(runs["quiet"])).returncode == 2  # a busy baseline too
+    forced = vv("compare", str(runs["quiet"]), str(runs["busy"]), "--force", "--format", "json")
+    assert forced.returncode in (0, 1) and any("other processes used" in w for w in json.loads(forced.stdout)["warnings"])
+    # a quiet host (0.02 cores of other work) is comparable
+    assert vv_process("compare", str(runs["a"]), str(runs["quiet"])).returncode == 0

@@ -80,6 +80,16 @@ def test_a_failed_or_vanished_run_is_never_the_baseline(tmp_path):
         assert index.latest_passing("smoke") is None
 
 
+def test_a_run_measured_on_a_busy_host_is_never_the_baseline(tmp_path):
+    db, ids = tmp_path / "index.sqlite", []
+    for i, other in enumerate([0.02, 0.9]):  # the newer one ran while other work took 0.9 of 2 cores
+        path = write_run(tmp_path / "runs", n=100, seed=200 + i, created_at=T0 + 3600 * i, other_cpu=other)
+        register_run(db, path, load_run(path).record)
+        ids.append(load_run(path).record.run_id)
+    with HistoryIndex(db) as index:
+        assert index.latest_passing("smoke").run_id == ids[0]
+
+
 def test_a_file_that_is_not_an_index_is_refused_and_left_alone(tmp_path):
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database, just text " * 40)
