@@ -53,20 +53,32 @@ def verdict_rows(run: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def _busy_host(run: dict) -> list[str]:
+    """A warning when other work on the host took more than compare's share of it while requests were in flight."""
+    from vvbench.reports.compare import CONTENDED_SHARE
+
+    used, cores = (run.get("summary") or {}).get("host_other_cpu"), (run.get("host") or {}).get("cpu_count") or 1
+    if used is None or used <= CONTENDED_SHARE * cores:
+        return []
+    return [f"the host was busy: other processes used {used:.2f} of its {cores} CPU cores while requests were in flight, so these "
+            "timings are partly the host's; vvbench compare refuses this run without --force"]
+
+
 def trust_lines(run: dict) -> tuple[str, list[str]]:
-    """(one-line timing verdict, its warnings) from `run["trust"]`: whether the load generator's own timing held."""
+    """(one-line timing verdict, its warnings) from `run["trust"]`: whether the load generator's own timing held,
+    and whether other work kept the host busy."""
     trust = run.get("trust")
     if not trust:
-        return "not watched (a run before schema 3)", []
+        return "not watched (a run before schema 3)", _busy_host(run)
     clocks = ", ".join(f"{n} {k}" for k, n in sorted((trust.get("clocks") or {}).items())) or "no rows"
     lag = trust.get("loop_lag_max_s")
     facts = f"clocks: {clocks}; load-worker loop lag p99 {fmt(trust.get('loop_lag_p99_s'), 'ms_s')}, max {fmt(lag, 'ms_s')}"
     if trust.get("trusted"):
-        return f"trusted ({facts})", list(trust.get("warnings") or [])
+        return f"trusted ({facts})", list(trust.get("warnings") or []) + _busy_host(run)
     stalls = trust.get("stalls") or []
     head = (f"NOT TRUSTED: {len(stalls)} load-worker stall(s) over {1000 * trust['threshold_s']:g} ms ({facts})" if stalls
             else f"NOT TRUSTED ({facts})")
-    return head, list(trust.get("warnings") or [])
+    return head, list(trust.get("warnings") or []) + _busy_host(run)
 
 
 def formats(scenario: dict) -> str:

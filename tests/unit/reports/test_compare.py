@@ -112,3 +112,12 @@ def test_a_run_measured_on_a_busy_host_is_refused_unless_forced(runs):
     assert forced.returncode in (0, 1) and any("other processes used" in w for w in json.loads(forced.stdout)["warnings"])
     # a quiet host (0.02 cores of other work) is comparable
     assert vv_process("compare", str(runs["a"]), str(runs["quiet"])).returncode == 0
+
+
+def test_a_run_on_a_busy_host_says_so_in_its_timing_warnings(runs):
+    from vvbench.reports.render import trust_lines
+
+    busy = json.loads((runs["busy"] / "run.json").read_text())
+    quiet = json.loads((runs["quiet"] / "run.json").read_text())
+    assert any("the host was busy: other processes used 0.80 of its 2 CPU cores" in w for w in trust_lines(busy)[1])
+    assert not any("host was busy" in w for w in trust_lines(quiet)[1])
