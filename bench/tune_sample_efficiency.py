@@ -1,0 +1,260 @@
+"""Sample efficiency of the tuner: searches replayed over a recorded grid of real trials.
+
+    python bench/tune_sample_efficiency.py record --preset tiny --out GRID_DIR [--duration 8]
+    python bench/tune_sample_efficiency.py replay GRID_DIR [--seeds 10] [--budget 0.2 --budget 0.1 ...]
+        [--within 0.05] [--tpe-startup N ...]
+
+1. **record** measures every point of `SPACE` (hot knobs only, so one warm service serves them
+   all, never restarted) with the tuner's own machinery: `Server` and `run_trial`
+   (`vvbench.tuner.trials`), the reference audio and quality probes of `Tuner`, and the tuning
+   scenario (`smoke`, measured for `--duration` s). The points are run grouped by their
+   restart-only knobs (none here) and in a shuffled, seeded order within a group, so that drift
+   of the machine does not line up with a knob. Each point is appended to GRID_DIR/grid.jsonl as
+   soon as it is measured; a second `record` skips the points already there.
+2. **replay** is pure computation. Per sampler seed it runs the tuner's own trial loop
+   (`Tuner.run`: the baseline enqueued as trial 0, `ask` over the space's distributions,
+   the followers of a sampled trial, `_tell` setting the same constraints with
+   `trial.set_constraint`) with one change: a trial's outcome is looked up in the grid instead of
+   measured. The sampler is the tuner's, `TPESampler(seed=seed)` (`open_study`), against
+   `RandomSampler(seed=seed)` with the same budget and baseline. The objective is the tuner's
+   single objective `ttfa_p95_s` (minimised) under its constraints: the quality floor (mel SNR,
+   `--quality-floor`, 30 dB), the audio checks and the scenario's SLOs. Budget: floor(grid size x
+   FRACTION) trials, the baseline included. A seed succeeds when its best feasible TTFA p95 is
+   within 5% (`--within`) of the grid's best feasible one. `--tpe-startup N` adds rows for TPE with
+   `n_startup_trials=N` (not the tuner's setting, which is Optuna's default, 10).
+
+Prints a Markdown table per budget. A trial outside the grid raises (the space is the grid).
+`replay` also takes a grid.jsonl file: `bench/data/sample-efficiency-tiny.jsonl` is the grid that
+docs/benchmarks.md quotes (Tuner, "Sample efficiency").
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+
+from vvbench.runtime.config import RuntimeConfig
+from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
+from vvbench.tuner.space import SearchSpace, parse_space
+from vvbench.tuner.study import Tuner
+from vvbench.tuner.trials import TRIAL_METRICS, TrialOutcome
+
+SPACE = {"diffusion_steps": {"low": 6, "high": 10},
+         "first_chunk_frames": {"low": 1, "high": 4},
+         "batch_window_ms": {"choices": [0.0, 5.0, 25.0]}}
+OBJECTIVE = "ttfa_p95_s"
+KEPT_METRICS = (*TRIAL_METRICS, "ttfa_p50_s")
+
+
+def grid_values(dist: optuna.distributions.BaseDistribution) -> list:
+    """Every value a discrete distribution can take (a continuous one is not a grid)."""
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, optuna.distributions.IntDistribution) and not dist.log:
+        return list(range(dist.low, dist.high + 1, dist.step))
+    if isinstance(dist, optuna.distributions.FloatDistribution) and dist.step is not None and not dist.log:
+        return [dist.low + i * dist.step for i in range(round((dist.high - dist.low) / dist.step) + 1)]
+    raise ValueError(f"{dist} is not a finite grid")
+
+
+def grid_points(space: SearchSpace) -> list[dict]:
+    """The space as the list of all its points (params dicts)."""
+    axes = {name: grid_values(d) for name, d in space.distributions().items()}
+    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+
+
+def key(params: dict) -> tuple:
+    """A point's identity, the same for 5 and 5.0 (a value read back from JSON)."""
+    return tuple(sorted((k, float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in params.items()))
+
+
+def the_space(preset: str) -> tuple[SearchSpace, RuntimeConfig]:
+    base = RuntimeConfig(preset=preset)
+    return parse_space(SPACE, base, "sample-efficiency space", cuda_available=False), base
+
+
+def read_grid(grid_dir: Path) -> list[dict]:
+    path = grid_dir / "grid.jsonl" if grid_dir.is_dir() else grid_dir
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --- record ------------------------------------------------------------------------------------
+
+
+def row_of(params: dict, out: TrialOutcome, floor_db: float, cuda: bool, grid_dir: Path, wall_s: float) -> dict:
+    cons = constraints(quality_db=out.quality_db, floor_db=floor_db, audio_failed=out.audio_failed,
+                       peak_bytes=out.metrics.get("peak_gpu_bytes" if cuda else "peak_rss_bytes"), budget_bytes=None, slos=out.slos)
+    run_dir = str(Path(out.run_dir).relative_to(grid_dir)) if out.run_dir else None
+    return {"params": params, "state": out.state, "reason": out.reason, "how": out.how, "apply_s": round(out.apply_s, 2),
+            "metrics": {k: out.metrics.get(k) for k in KEPT_METRICS}, "quality_db": out.quality_db, "waveform_db": out.waveform_db,
+            "audio_failed": out.audio_failed, "slos": [{k: s.get(k) for k in ("slo", "op", "threshold", "value")} for s in out.slos],
+            "constraints": cons, "feasible": out.state == "complete" and feasible(cons.values()), "run_dir": run_dir,
+            "wall_s": round(wall_s, 1)}
+
+
+def record(args) -> None:
+    import torch
+
+    from vvbench.artifacts.scenarios import resolve_scenario
+    from vvbench.harness.targets import EmbeddedSpec
+    from vvbench.tuner.trials import Server, TrialContext, run_trial
+
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cuda = torch.cuda.is_available()
+    space, base = the_space(args.preset)
+    scenario = resolve_scenario(args.scenario).with_duration(args.duration)
+    tuner = Tuner(study=None, space=space, scenario=scenario, base=base, target_spec=EmbeddedSpec(), out=out,
+                  objectives=[OBJECTIVE], trials=0, floor_db=args.quality_floor, cuda=cuda)
+    points = grid_points(space)
+    restart = space.restart_params()
+    random.Random(args.order_seed).shuffle(points)
+    points.sort(key=lambda p: json.dumps([p[r] for r in restart]))  # stable: shuffled within a server config
+    done = {key(r["params"]) for r in read_grid(out)}
+    todo = [p for p in points if key(p) not in done]
+    print(f"grid: {len(points)} points, {len(done)} recorded, {len(todo)} to measure; scenario {scenario.name}, "
+          f"{args.duration:g} s measured", flush=True)
+    server = Server(tuner.target_spec, out / "servers")
+    t_all = time.monotonic()
+    try:
+        ref = tuner._reference(server)  # the tuner's own reference: the base config at the space's maximum steps
+        ctx = TrialContext(scenario, server, ref, ref.probes, out / "runs", None, cuda)
+        for i, params in enumerate(todo, 1):
+            t0 = time.monotonic()
+            outcome = run_trial(ctx, tuner.config_of(params))
+            row = row_of(params, outcome, args.quality_floor, cuda, out, time.monotonic() - t0)
+            with (out / "grid.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            m = row["metrics"]
+            print(f"{i}/{len(todo)} [{row['how']}] {params} -> {row['state']} ttfa_p95 {m.get('ttfa_p95_s')} "
+                  f"quality {row['quality_db'] if row['quality_db'] is None else round(row['quality_db'], 1)} dB "
+                  f"{'feasible' if row['feasible'] else 'infeasible'} ({row['wall_s']:.0f} s)", flush=True)
+    finally:
+        server.close()
+    print(f"recorded in {time.monotonic() - t_all:.0f} s", flush=True)
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+
+def outcome_of(row: dict) -> TrialOutcome:
+    return TrialOutcome(state=row["state"], reason=row.get("reason"), metrics=dict(row["metrics"]), quality_db=row.get("quality_db"),
+                        waveform_db=row.get("waveform_db"), audio_failed=list(row.get("audio_failed") or []),
+                        slos=list(row.get("slos") or []), how="replayed")
+
+
+class ReplayTuner(Tuner):
+    """The tuner's trial loop with each trial's outcome looked up in `grid` (key -> row), set after construction."""
+
+    grid: dict = {}
+
+    def _reference(self, server):
+        return SimpleNamespace(probes=[])
+
+    def _measure(self, ctx, params: dict) -> TrialOutcome:
+        row = self.grid.get(key(params))
+        if row is None:
+            raise LookupError(f"trial left the grid: {params}")
+        return outcome_of(row)
+
+
+def grid_value(row: dict, floor_db: float, cuda: bool = False) -> float | None:
+    """The objective of a grid point as the tuner would see it, None when it is infeasible or failed."""
+    if row["state"] != "complete":
+        return None
+    cons = constraints(quality_db=row.get("quality_db"), floor_db=floor_db, audio_failed=row.get("audio_failed") or [],
+                       peak_bytes=row["metrics"].get("peak_gpu_bytes" if cuda else "peak_rss_bytes"), budget_bytes=None,
+                       slos=row.get("slos") or [])
+    value = objective_value(OBJECTIVE, row["metrics"])
+    return value if value is not None and feasible(cons.values()) else None
+
+
+def search(rows: list[dict], space: SearchSpace, base: RuntimeConfig, sampler: optuna.samplers.BaseSampler, budget: int,
+           floor_db: float = 30.0) -> optuna.Study:
+    """One replayed study of `budget` trials (the baseline included)."""
+    grid = {key(r["params"]): r for r in rows}
+    missing = [p for p in grid_points(space) if key(p) not in grid]
+    if missing:
+        raise ValueError(f"the grid lacks {len(missing)} of the space's points (e.g. {missing[0]}): record them first")
+    study = optuna.create_study(sampler=sampler, directions=directions([OBJECTIVE]))
+    tuner = ReplayTuner(study=study, space=space, scenario=None, base=base, target_spec=None, out=Path("replay"),
+                        objectives=[OBJECTIVE], trials=budget, floor_db=floor_db)
+    tuner.grid = grid
+    tuner.run()
+    return study
+
+
+def best_found(study: optuna.Study) -> float | None:
+    ok = [t.values[0] for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+          and feasible((t.user_attrs.get("constraints") or {}).values())]
+    return min(ok) if ok else None
+
+
+def replay(args) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = read_grid(args.grid)
+    space, base = the_space(args.preset)
+    values = [v for v in (grid_value(r, args.quality_floor) for r in rows) if v is not None]
+    if not values:
+        raise SystemExit("no feasible point in the grid")
+    best = min(values)
+    best_row = next(r for r in rows if grid_value(r, args.quality_floor) == best)
+    within = 1 + args.within
+    near = sum(1 for v in values if v <= within * best)
+    print(f"grid: {len(rows)} points, {len(values)} feasible; best {OBJECTIVE} {best:.4g} at {best_row['params']} "
+          f"(quality {best_row['quality_db']:.1f} dB); {near} feasible points within {args.within:.0%} of it\n")
+    samplers = {"TPE (the tuner's)": lambda s: optuna.samplers.TPESampler(seed=s),
+                "random": lambda s: optuna.samplers.RandomSampler(seed=s)}
+    for n in args.tpe_startup or []:
+        samplers[f"TPE, n_startup_trials={n}"] = lambda s, n=n: optuna.samplers.TPESampler(seed=s, n_startup_trials=n)
+    for fraction in args.budget or [0.2]:
+        budget = int(len(rows) * fraction)
+        print(f"budget {budget} trials (floor({len(rows)} x {fraction:g}), the baseline included), seeds 0..{args.seeds - 1}:\n")
+        print(f"| sampler | seeds within {args.within:.0%} | median best/grid-best | worst best/grid-best | seeds at the grid's best | median distinct points |")
+        print("|---|---|---|---|---|---|")
+        for name, make in samplers.items():
+            ratios, distinct = [], []
+            for seed in range(args.seeds):
+                study = search(rows, space, base, make(seed), budget, args.quality_floor)
+                found = best_found(study)
+                ratios.append(found / best if found is not None else float("inf"))
+                distinct.append(len({key(t.params) for t in study.trials}))
+            ok = sum(1 for r in ratios if r <= within)
+            print(f"| {name} | {ok}/{args.seeds} | {statistics.median(ratios):.3f} | {max(ratios):.3f} | "
+                  f"{sum(1 for r in ratios if r == 1.0)}/{args.seeds} | {statistics.median(distinct):g} |")
+        print()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    rec = sub.add_parser("record", help="measure every point of the space into OUT/grid.jsonl (resumable)")
+    rec.add_argument("--out", type=Path, required=True)
+    rec.add_argument("--scenario", default="smoke")
+    rec.add_argument("--duration", type=float, default=8.0, help="measured seconds per point")
+    rec.add_argument("--order-seed", type=int, default=0)
+    rep = sub.add_parser("replay", help="replay searches over a recorded grid")
+    rep.add_argument("grid", type=Path, help="GRID_DIR or a grid.jsonl")
+    rep.add_argument("--seeds", type=int, default=10)
+    rep.add_argument("--budget", type=float, action="append", help="fraction of the grid (repeat; default 0.2)")
+    rep.add_argument("--within", type=float, default=0.05, help="a seed succeeds within this fraction of the grid's best")
+    rep.add_argument("--tpe-startup", type=int, action="append", help="also TPE with this n_startup_trials (repeat)")
+    for p in (rec, rep):
+        p.add_argument("--preset", default="tiny")
+        p.add_argument("--quality-floor", type=float, default=30.0)
+    args = ap.parse_args()
+    record(args) if args.cmd == "record" else replay(args)
+
+
+if __name__ == "__main__":
+    main()

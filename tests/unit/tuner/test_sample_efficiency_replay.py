@@ -1,0 +1,61 @@
+"""bench/tune_sample_efficiency.py's replay: the tuner's trial loop over a recorded grid (synthetic here)."""
+
+import importlib.util
+from pathlib import Path
+
+import optuna
+import pytest
+
+from vvbench.runtime.config import RuntimeConfig
+from vvbench.tuner.space import parse_space
+
+ROOT = Path(__file__).resolve().parents[3]
+_spec = importlib.util.spec_from_file_location("tune_sample_efficiency", ROOT / "bench" / "tune_sample_efficiency.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def _grid():
+    base = RuntimeConfig(preset="tiny")
+    space = parse_space({"diffusion_steps": {"low": 8, "high": 10}, "first_chunk_frames": {"choices": [1, 2]}}, base,
+                        cuda_available=False)
+    rows = []
+    for p in bench.grid_points(space):
+        ttfa = p["diffusion_steps"] * 0.1 + p["first_chunk_frames"] * 0.01
+        quality = 25.0 if p["diffusion_steps"] == 8 else 40.0  # 8 steps is the fastest but under the 30 dB floor
+        rows.append({"params": p, "state": "complete", "metrics": {"ttfa_p95_s": ttfa, "peak_rss_bytes": 1e8},
+                     "quality_db": quality, "audio_failed": [],
+                     "slos": [{"slo": "ttfa_p95_s", "op": "<=", "threshold": 5.0, "value": ttfa}]})
+    return space, base, rows
+
+
+def test_the_space_is_exactly_the_grid():
+    space, _, rows = _grid()
+    assert len(rows) == 6 and len({bench.key(r["params"]) for r in rows}) == 6
+    assert bench.key({"a": 5}) == bench.key({"a": 5.0})
+    assert bench.grid_values(optuna.distributions.FloatDistribution(0.0, 10.0, step=5.0)) == [0.0, 5.0, 10.0]
+    with pytest.raises(ValueError, match="not a finite grid"):
+        bench.grid_values(optuna.distributions.FloatDistribution(0.0, 10.0))
+
+
+@pytest.mark.parametrize("sampler", [optuna.samplers.TPESampler, optuna.samplers.RandomSampler])
+def test_a_full_budget_finds_the_best_feasible_point_and_never_leaves_the_grid(sampler):
+    space, base, rows = _grid()
+    grid = {bench.key(r["params"]) for r in rows}
+    study = bench.search(rows, space, base, sampler(seed=0), budget=24)
+    assert len(study.trials) == 24
+    assert study.trials[0].params == {"diffusion_steps": 10, "first_chunk_frames": 2}  # the baseline first
+    assert all(bench.key(t.params) in grid for t in study.trials)
+    assert bench.best_found(study) == pytest.approx(0.91)  # 9 steps, first chunk 1: not the infeasible 0.81
+    assert min(v for v in (bench.grid_value(r, 30.0) for r in rows) if v is not None) == pytest.approx(0.91)
+
+
+def test_an_incomplete_grid_or_a_point_off_it_is_refused():
+    space, base, rows = _grid()
+    with pytest.raises(ValueError, match="lacks 1 of the space's points"):
+        bench.search(rows[1:], space, base, optuna.samplers.RandomSampler(seed=0), budget=3)
+    tuner = bench.ReplayTuner(study=None, space=space, scenario=None, base=base, target_spec=None, out=Path("x"),
+                              objectives=[bench.OBJECTIVE], trials=1)
+    tuner.grid = {bench.key(r["params"]): r for r in rows}
+    with pytest.raises(LookupError, match="left the grid"):
+        tuner._measure(None, {"diffusion_steps": 7, "first_chunk_frames": 1})
