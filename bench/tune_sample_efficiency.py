@@ -15,13 +15,14 @@
    (`Tuner.run`: the baseline enqueued as trial 0, `ask` over the space's distributions,
    the followers of a sampled trial, `_tell` setting the same constraints with
    `trial.set_constraint`) with one change: a trial's outcome is looked up in the grid instead of
-   measured. The sampler is the tuner's, `TPESampler(seed=seed)` (`open_study`), against
+   measured. The sampler is the tuner's (`tuner_sampler`: TPE, seeded, with a quarter of the
+   budget as random start-up trials), beside TPE with Optuna's default start-up (10) and
    `RandomSampler(seed=seed)` with the same budget and baseline. The objective is the tuner's
    single objective `ttfa_p95_s` (minimised) under its constraints: the quality floor (mel SNR,
    `--quality-floor`, 30 dB), the audio checks and the scenario's SLOs. Budget: floor(grid size x
    FRACTION) trials, the baseline included. A seed succeeds when its best feasible TTFA p95 is
    within 5% (`--within`) of the grid's best feasible one. `--tpe-startup N` adds rows for TPE with
-   `n_startup_trials=N` (not the tuner's setting, which is Optuna's default, 10).
+   `n_startup_trials=N`.
 
 Prints a Markdown table per budget. A trial outside the grid raises (the space is the grid).
 `replay` also takes a grid.jsonl file: `bench/data/sample-efficiency-tiny.jsonl` is the grid that
@@ -44,7 +45,7 @@ import optuna
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
 from vvbench.tuner.space import SearchSpace, parse_space
-from vvbench.tuner.study import Tuner
+from vvbench.tuner.study import Tuner, tuner_sampler
 from vvbench.tuner.trials import TRIAL_METRICS, TrialOutcome
 
 SPACE = {"diffusion_steps": {"low": 6, "high": 10},
@@ -213,7 +214,8 @@ def replay(args) -> None:
     near = sum(1 for v in values if v <= within * best)
     print(f"grid: {len(rows)} points, {len(values)} feasible; best {OBJECTIVE} {best:.4g} at {best_row['params']} "
           f"(quality {best_row['quality_db']:.1f} dB); {near} feasible points within {args.within:.0%} of it\n")
-    samplers = {"TPE (the tuner's)": lambda s: optuna.samplers.TPESampler(seed=s),
+    samplers = {"TPE (the tuner's)": lambda s: tuner_sampler(s, budget),
+                "TPE, Optuna's default start-up (10)": lambda s: optuna.samplers.TPESampler(seed=s),
                 "random": lambda s: optuna.samplers.RandomSampler(seed=s)}
     for n in args.tpe_startup or []:
         samplers[f"TPE, n_startup_trials={n}"] = lambda s, n=n: optuna.samplers.TPESampler(seed=s, n_startup_trials=n)

@@ -120,7 +120,7 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
         if resume:
             raise ConfigError("--warm-start: only a new study is warm-started (not with --resume)")
         warm_from = load_other_study(warm_start_storage or storage, warm_start)
-    study = open_study(storage, study_name, names, resume=resume, seed=seed, heartbeat_s=heartbeat_s or None)
+    study = open_study(storage, study_name, names, resume=resume, seed=seed, heartbeat_s=heartbeat_s or None, trials=trials)
     for note in space.notes:
         err_console.print(f"note: {note}", highlight=False)
     objectives_of = names
