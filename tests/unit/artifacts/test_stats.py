@@ -4,11 +4,11 @@ from vvbench.artifacts.schemas import SAMPLE_COLUMNS
 from vvbench.artifacts.stats import ServiceStats
 from vvbench.monitor.nvml import NvmlSampler
 from vvbench.monitor.sampleloop import SampleLoop
-from vvbench.monitor.samplers import ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
+from vvbench.monitor.samplers import HostOtherCpuSampler, ProcessTreeSampler, ServiceStatsSampler, SystemCpuSampler
 
 
 def test_every_sampler_column_is_a_samples_schema_column():
-    loop = SampleLoop([ProcessTreeSampler(None), SystemCpuSampler(), NvmlSampler(None), ServiceStatsSampler(None)])
+    loop = SampleLoop([ProcessTreeSampler(None), SystemCpuSampler(), HostOtherCpuSampler([]), NvmlSampler(None), ServiceStatsSampler(None)])
     assert set(loop.columns) <= set(SAMPLE_COLUMNS), set(loop.columns) - set(SAMPLE_COLUMNS)
     assert set(SAMPLE_COLUMNS) <= set(loop.columns), "a schema column no sampler fills"
 
