@@ -147,8 +147,7 @@ class HostOtherCpuSampler(Sampler):
         self.refresh_s = refresh_s
         self._procs: dict[int, psutil.Process] = {}
         self._listed = 0.0
-        self._last: tuple[float, float, dict[int, float]] | None = None
-        self._last = (time.monotonic(), self._busy(), self._ours())
+        self._last: tuple[float, float, dict[int, float]] = (time.monotonic(), self._busy(), self._ours())
 
     @staticmethod
     def _busy() -> float:
@@ -183,8 +182,8 @@ class HostOtherCpuSampler(Sampler):
         self._last = (now, busy, ours)
         if now - t0 <= 0:
             return {}
-        # a process first seen now: only what it used since it was first listed would be fair; count its time from 0
-        # only when it started after the previous sample, else leave it out of this one interval
+        # a process first seen now counts whole only when it started after the previous sample (its time is all
+        # in this interval); one that was there but not yet listed is left out of this one interval
         mine = 0.0
         for pid, used in ours.items():
             if pid in ours0:
