@@ -280,19 +280,18 @@ def compare_runs(base, new, thresholds: dict[str, float] | None = None, *, defau
 CONTENDED_SHARE = 0.1  # of the host's CPU cores: more other work than this and a run's timings are the host's
 
 
-def contention(run) -> tuple[float, int] | None:
-    """(CPU cores other processes used while requests were in flight, the host's cores); None when not recorded."""
-    used = (run.record.summary or {}).get("host_other_cpu")
-    cores = run.record.host.get("cpu_count") or 1
-    return None if used is None else (float(used), int(cores))
+def host_busy(used: float | None, cores: int | None) -> str | None:
+    """Why a run's timings are partly the host's — other work (`host_other_cpu`, cores) over `CONTENDED_SHARE`
+    of its `cores` — or None (quiet, or not recorded). The one rule compare, history and the report share."""
+    cores = int(cores or 1)
+    if used is None or used <= CONTENDED_SHARE * cores:
+        return None
+    return f"other processes used {used:.2f} of the host's {cores} CPU cores while it measured (over {CONTENDED_SHARE:.0%})"
 
 
 def contended(run) -> str | None:
-    """Why `run`'s timings do not measure the service alone (other work took over `CONTENDED_SHARE` of the host), or None."""
-    c = contention(run)
-    if c is None or c[0] <= CONTENDED_SHARE * c[1]:
-        return None
-    return f"other processes used {c[0]:.2f} of the host's {c[1]} CPU cores while it measured (over {CONTENDED_SHARE:.0%})"
+    """`host_busy` of a `Run`."""
+    return host_busy((run.record.summary or {}).get("host_other_cpu"), run.record.host.get("cpu_count"))
 
 
 def differences(base, new) -> list[str]:

@@ -17,7 +17,7 @@ an index is never written into.
 
 **Passing** (the baseline `compare --baseline latest-passing` picks): status `ok` — the run
 completed and met every SLO — its load generator was not NOT TRUSTED, and the host was not busy
-with other work while it measured (`host_other_cpu` within `compare.CONTENDED_SHARE` of the
+with other work while it measured (`compare.host_busy`: `host_other_cpu` within 10% of the
 host's cores: compare refuses a contended run, so it must not become the baseline). `latest_passing`
 takes the newest such run of the same scenario, preset and host as the run it is for (the
 runs compare would refuse otherwise), started before it, whose directory still exists.
@@ -44,7 +44,7 @@ from pathlib import Path
 
 from vvbench.artifacts.metrics import METRICS
 from vvbench.core.errors import ArtifactError
-from vvbench.reports.compare import CONTENDED_SHARE
+from vvbench.reports.compare import host_busy
 
 INDEX_SCHEMA = 1
 INDEX_KIND = "vvbench-history"
@@ -223,8 +223,7 @@ class HistoryIndex:
             run = _indexed(row)
             if Path(run.path, "run.json").is_file():
                 run = self._with_metrics([run])[0]
-                used = run.metrics.get("host_other_cpu")
-                if used is not None and used > CONTENDED_SHARE * _cores(run.path):
+                if host_busy(run.metrics.get("host_other_cpu"), _cores(run.path)):
                     continue
                 return run
         return None

@@ -55,13 +55,10 @@ def verdict_rows(run: dict) -> list[tuple[str, str, str]]:
 
 def _busy_host(run: dict) -> list[str]:
     """A warning when other work on the host took more than compare's share of it while requests were in flight."""
-    from vvbench.reports.compare import CONTENDED_SHARE
+    from vvbench.reports.compare import host_busy
 
-    used, cores = (run.get("summary") or {}).get("host_other_cpu"), (run.get("host") or {}).get("cpu_count") or 1
-    if used is None or used <= CONTENDED_SHARE * cores:
-        return []
-    return [f"the host was busy: other processes used {used:.2f} of its {cores} CPU cores while requests were in flight, so these "
-            "timings are partly the host's; vvbench compare refuses this run without --force"]
+    why = host_busy((run.get("summary") or {}).get("host_other_cpu"), (run.get("host") or {}).get("cpu_count"))
+    return [f"the host was busy: {why}, so these timings are partly the host's; vvbench compare refuses this run without --force"] if why else []
 
 
 def trust_lines(run: dict) -> tuple[str, list[str]]:

@@ -119,5 +119,5 @@ def test_a_run_on_a_busy_host_says_so_in_its_timing_warnings(runs):
 
     busy = json.loads((runs["busy"] / "run.json").read_text())
     quiet = json.loads((runs["quiet"] / "run.json").read_text())
-    assert any("the host was busy: other processes used 0.80 of its 2 CPU cores" in w for w in trust_lines(busy)[1])
+    assert any("the host was busy: other processes used 0.80 of the host's 2 CPU cores" in w for w in trust_lines(busy)[1])
     assert not any("host was busy" in w for w in trust_lines(quiet)[1])
