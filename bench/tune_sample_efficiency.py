@@ -1,8 +1,8 @@
 """Sample efficiency of the tuner: searches replayed over a recorded grid of real trials.
 
-    python bench/tune_sample_efficiency.py record --preset tiny --out GRID_DIR [--duration 8]
+    python bench/tune_sample_efficiency.py record --preset tiny --out GRID_DIR [--duration 8] [--repeats 3]
     python bench/tune_sample_efficiency.py replay GRID_DIR [--seeds 10] [--budget 0.2 --budget 0.1 ...]
-        [--within 0.05] [--tpe-startup N ...]
+        [--within 0.05] [--observe one --observe mean] [--tpe-startup N ...]
 
 1. **record** measures every point of `SPACE` (hot knobs only, so one warm service serves them
    all, never restarted) with the tuner's own machinery: `Server` and `run_trial`
@@ -15,17 +15,23 @@
    (`Tuner.run`: the baseline enqueued as trial 0, `ask` over the space's distributions,
    the followers of a sampled trial, `_tell` setting the same constraints with
    `trial.set_constraint`) with one change: a trial's outcome is looked up in the grid instead of
-   measured. The sampler is the tuner's (`tuner_sampler`: TPE, seeded, with a quarter of the
-   budget as random start-up trials), beside TPE with Optuna's default start-up (10) and
+   measured. The sampler is the tuner's (`tuner_sampler`: Optuna's GPSampler, seeded, with a quarter
+   of the budget as random start-up trials), beside TPE with the same start-up, TPE with Optuna's
+   default start-up (10) and
    `RandomSampler(seed=seed)` with the same budget and baseline. The objective is the tuner's
    single objective `ttfa_p95_s` (minimised) under its constraints: the quality floor (mel SNR,
    `--quality-floor`, 30 dB), the audio checks and the scenario's SLOs. Budget: floor(grid size x
-   FRACTION) trials, the baseline included. A seed succeeds when its best feasible TTFA p95 is
-   within 5% (`--within`) of the grid's best feasible one. `--tpe-startup N` adds rows for TPE with
+   FRACTION) trials, the baseline included. With `record --repeats R` every point holds R
+   measurements; a point's value is their mean (feasible only when every repeat is), and a trial
+   shows the tuner one repeat drawn at random per seed (`--observe one`, what a real trial sees:
+   one measurement) or the mean (`--observe mean`, a noiseless measurement). A seed succeeds when
+   the point it would recommend (its best observed feasible trial), valued by its mean, is within
+   5% (`--within`) of the grid's best mean. `--tpe-startup N` adds rows for TPE with
    `n_startup_trials=N`.
 
 Prints a Markdown table per budget. A trial outside the grid raises (the space is the grid).
-`replay` also takes a grid.jsonl file: `bench/data/sample-efficiency-tiny.jsonl` is the grid that
+`replay` also takes a grid.jsonl file: `bench/data/sample-efficiency-tiny-x3.jsonl` (3 repeats)
+and `bench/data/sample-efficiency-tiny.jsonl` (one, an earlier recording) are the grids that
 docs/benchmarks.md quotes (Tuner, "Sample efficiency").
 """
 
@@ -45,7 +51,7 @@ import optuna
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
 from vvbench.tuner.space import SearchSpace, parse_space
-from vvbench.tuner.study import Tuner, tuner_sampler
+from vvbench.tuner.study import Tuner, startup_trials, tuner_sampler
 from vvbench.tuner.trials import TRIAL_METRICS, TrialOutcome
 
 SPACE = {"diffusion_steps": {"low": 6, "high": 10},
@@ -117,27 +123,29 @@ def record(args) -> None:
     scenario = resolve_scenario(args.scenario).with_duration(args.duration)
     tuner = Tuner(study=None, space=space, scenario=scenario, base=base, target_spec=EmbeddedSpec(), out=out,
                   objectives=[OBJECTIVE], trials=0, floor_db=args.quality_floor, cuda=cuda)
-    points = grid_points(space)
     restart = space.restart_params()
-    random.Random(args.order_seed).shuffle(points)
-    points.sort(key=lambda p: json.dumps([p[r] for r in restart]))  # stable: shuffled within a server config
-    done = {key(r["params"]) for r in read_grid(out)}
-    todo = [p for p in points if key(p) not in done]
-    print(f"grid: {len(points)} points, {len(done)} recorded, {len(todo)} to measure; scenario {scenario.name}, "
-          f"{args.duration:g} s measured", flush=True)
+    todo = []
+    done = {(key(r["params"]), r.get("repeat", 0)) for r in read_grid(out)}
+    for rep in range(args.repeats):  # round by round, each round in its own shuffled order
+        points = grid_points(space)
+        random.Random(args.order_seed + rep).shuffle(points)
+        points.sort(key=lambda p: json.dumps([p[r] for r in restart]))  # stable: shuffled within a server config
+        todo += [(rep, p) for p in points if (key(p), rep) not in done]
+    print(f"grid: {len(grid_points(space))} points x {args.repeats} repeats, {len(done)} recorded, {len(todo)} to measure; "
+          f"scenario {scenario.name}, {args.duration:g} s measured", flush=True)
     server = Server(tuner.target_spec, out / "servers")
     t_all = time.monotonic()
     try:
         ref = tuner._reference(server)  # the tuner's own reference: the base config at the space's maximum steps
         ctx = TrialContext(scenario, server, ref, ref.probes, out / "runs", None, cuda)
-        for i, params in enumerate(todo, 1):
+        for i, (rep, params) in enumerate(todo, 1):
             t0 = time.monotonic()
             outcome = run_trial(ctx, tuner.config_of(params))
-            row = row_of(params, outcome, args.quality_floor, cuda, out, time.monotonic() - t0)
+            row = {**row_of(params, outcome, args.quality_floor, cuda, out, time.monotonic() - t0), "repeat": rep}
             with (out / "grid.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
             m = row["metrics"]
-            print(f"{i}/{len(todo)} [{row['how']}] {params} -> {row['state']} ttfa_p95 {m.get('ttfa_p95_s')} "
+            print(f"{i}/{len(todo)} r{rep} [{row['how']}] {params} -> {row['state']} ttfa_p95 {m.get('ttfa_p95_s')} "
                   f"quality {row['quality_db'] if row['quality_db'] is None else round(row['quality_db'], 1)} dB "
                   f"{'feasible' if row['feasible'] else 'infeasible'} ({row['wall_s']:.0f} s)", flush=True)
     finally:
@@ -155,22 +163,30 @@ def outcome_of(row: dict) -> TrialOutcome:
 
 
 class ReplayTuner(Tuner):
-    """The tuner's trial loop with each trial's outcome looked up in `grid` (key -> row), set after construction."""
+    """The tuner's trial loop with each trial's outcome looked up in `grid` (key -> the point's repeats), set after
+    construction. `observe="one"` shows the tuner one recorded repeat per trial, drawn by `rng` (a real trial is one
+    measurement); `observe="mean"` shows it the point's mean over its repeats (a noiseless measurement)."""
 
     grid: dict = {}
+    observe: str = "one"
+    rng: random.Random = random.Random(0)
 
     def _reference(self, server):
         return SimpleNamespace(probes=[])
 
     def _measure(self, ctx, params: dict) -> TrialOutcome:
-        row = self.grid.get(key(params))
-        if row is None:
+        reps = self.grid.get(key(params))
+        if reps is None:
             raise LookupError(f"trial left the grid: {params}")
-        return outcome_of(row)
+        if isinstance(reps, dict):
+            reps = [reps]
+        if self.observe == "one":
+            return outcome_of(self.rng.choice(reps))
+        return outcome_of(mean_row(reps, self.floor_db))
 
 
 def grid_value(row: dict, floor_db: float, cuda: bool = False) -> float | None:
-    """The objective of a grid point as the tuner would see it, None when it is infeasible or failed."""
+    """The objective of one recorded measurement as the tuner would see it, None when it is infeasible or failed."""
     if row["state"] != "complete":
         return None
     cons = constraints(quality_db=row.get("quality_db"), floor_db=floor_db, audio_failed=row.get("audio_failed") or [],
@@ -180,60 +196,107 @@ def grid_value(row: dict, floor_db: float, cuda: bool = False) -> float | None:
     return value if value is not None and feasible(cons.values()) else None
 
 
+def group(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """The grid's rows by point: key -> its repeats (one row each)."""
+    points: dict[tuple, list[dict]] = {}
+    for r in rows:
+        points.setdefault(key(r["params"]), []).append(r)
+    return points
+
+
+def point_value(reps: list[dict], floor_db: float) -> float | None:
+    """A point's value: the mean objective over its repeats, None unless every repeat is feasible."""
+    values = [grid_value(r, floor_db) for r in reps]
+    return None if not values or any(v is None for v in values) else statistics.fmean(values)
+
+
+def mean_row(reps: list[dict], floor_db: float) -> dict:
+    """One row standing for the point: an infeasible repeat when it has one, else the first with the mean objective."""
+    bad = next((r for r in reps if grid_value(r, floor_db) is None), None)
+    if bad is not None:
+        return bad
+    return {**reps[0], "metrics": {**reps[0]["metrics"], OBJECTIVE: point_value(reps, floor_db)}}
+
+
 def search(rows: list[dict], space: SearchSpace, base: RuntimeConfig, sampler: optuna.samplers.BaseSampler, budget: int,
-           floor_db: float = 30.0) -> optuna.Study:
+           floor_db: float = 30.0, observe: str = "one", draw_seed: int = 0) -> optuna.Study:
     """One replayed study of `budget` trials (the baseline included)."""
-    grid = {key(r["params"]): r for r in rows}
+    grid = group(rows)
     missing = [p for p in grid_points(space) if key(p) not in grid]
     if missing:
         raise ValueError(f"the grid lacks {len(missing)} of the space's points (e.g. {missing[0]}): record them first")
     study = optuna.create_study(sampler=sampler, directions=directions([OBJECTIVE]))
     tuner = ReplayTuner(study=study, space=space, scenario=None, base=base, target_spec=None, out=Path("replay"),
                         objectives=[OBJECTIVE], trials=budget, floor_db=floor_db)
-    tuner.grid = grid
+    tuner.grid, tuner.observe, tuner.rng = grid, observe, random.Random(draw_seed)
     tuner.run()
     return study
 
 
-def best_found(study: optuna.Study) -> float | None:
-    ok = [t.values[0] for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+def _best_trial(study: optuna.Study):
+    ok = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
           and feasible((t.user_attrs.get("constraints") or {}).values())]
-    return min(ok) if ok else None
+    return min(ok, key=lambda t: t.values[0]) if ok else None
+
+
+def best_found(study: optuna.Study) -> float | None:
+    """The best feasible objective the study observed."""
+    best = _best_trial(study)
+    return best.values[0] if best else None
+
+
+def chosen_value(study: optuna.Study, rows: list[dict], floor_db: float = 30.0) -> float | None:
+    """What the study would recommend (its best observed feasible trial), valued by the grid: that point's mean."""
+    best = _best_trial(study)
+    return None if best is None else point_value(group(rows)[key(best.params)], floor_db)
 
 
 def replay(args) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = read_grid(args.grid)
     space, base = the_space(args.preset)
-    values = [v for v in (grid_value(r, args.quality_floor) for r in rows) if v is not None]
+    points = group(rows)
+    values = {k: v for k, v in ((k, point_value(reps, args.quality_floor)) for k, reps in points.items()) if v is not None}
     if not values:
         raise SystemExit("no feasible point in the grid")
-    best = min(values)
-    best_row = next(r for r in rows if grid_value(r, args.quality_floor) == best)
+    best_key = min(values, key=values.get)
+    best = values[best_key]
     within = 1 + args.within
-    near = sum(1 for v in values if v <= within * best)
-    print(f"grid: {len(rows)} points, {len(values)} feasible; best {OBJECTIVE} {best:.4g} at {best_row['params']} "
-          f"(quality {best_row['quality_db']:.1f} dB); {near} feasible points within {args.within:.0%} of it\n")
-    samplers = {"TPE (the tuner's)": lambda s: tuner_sampler(s, budget),
+    near = sorted((v / best, dict(k)) for k, v in values.items() if v <= within * best)
+    repeats = sorted({len(r) for r in points.values()})
+    spreads = [statistics.pstdev(vs) / statistics.fmean(vs) for vs in
+               ([grid_value(r, args.quality_floor) for r in reps] for reps in points.values()) if len(vs) > 1 and None not in vs]
+    print(f"grid: {len(points)} points x {'/'.join(map(str, repeats))} repeats ({len(rows)} measurements), {len(values)} feasible; "
+          f"best mean {OBJECTIVE} {best:.4g} at {dict(best_key)} (quality {points[best_key][0]['quality_db']:.1f} dB); "
+          f"{len(near)} feasible points within {args.within:.0%} of it: " + ", ".join(f"{p} x{r:.3f}" for r, p in near))
+    if spreads:
+        print(f"spread of one measurement: coefficient of variation over a point's repeats, median {statistics.median(spreads):.1%}, "
+              f"max {max(spreads):.1%}")
+    print()
+    samplers = {"GP (the tuner's)": lambda s: tuner_sampler(s, budget),
+                "TPE, the same start-up": lambda s: optuna.samplers.TPESampler(seed=s, n_startup_trials=startup_trials(budget)),
                 "TPE, Optuna's default start-up (10)": lambda s: optuna.samplers.TPESampler(seed=s),
                 "random": lambda s: optuna.samplers.RandomSampler(seed=s)}
     for n in args.tpe_startup or []:
         samplers[f"TPE, n_startup_trials={n}"] = lambda s, n=n: optuna.samplers.TPESampler(seed=s, n_startup_trials=n)
     for fraction in args.budget or [0.2]:
-        budget = int(len(rows) * fraction)
-        print(f"budget {budget} trials (floor({len(rows)} x {fraction:g}), the baseline included), seeds 0..{args.seeds - 1}:\n")
-        print(f"| sampler | seeds within {args.within:.0%} | median best/grid-best | worst best/grid-best | seeds at the grid's best | median distinct points |")
-        print("|---|---|---|---|---|---|")
-        for name, make in samplers.items():
-            ratios, distinct = [], []
-            for seed in range(args.seeds):
-                study = search(rows, space, base, make(seed), budget, args.quality_floor)
-                found = best_found(study)
-                ratios.append(found / best if found is not None else float("inf"))
-                distinct.append(len({key(t.params) for t in study.trials}))
-            ok = sum(1 for r in ratios if r <= within)
-            print(f"| {name} | {ok}/{args.seeds} | {statistics.median(ratios):.3f} | {max(ratios):.3f} | "
-                  f"{sum(1 for r in ratios if r == 1.0)}/{args.seeds} | {statistics.median(distinct):g} |")
+        budget = int(len(points) * fraction)
+        print(f"budget {budget} trials (floor({len(points)} x {fraction:g}), the baseline included), seeds 0..{args.seeds - 1}:\n")
+        print(f"| sampler | tuner sees | seeds within {args.within:.0%} | median chosen/grid-best | worst chosen/grid-best | "
+              "seeds at the grid's best | median distinct points |")
+        print("|---|---|---|---|---|---|---|")
+        for observe in args.observe or ["one"]:
+            for name, make in samplers.items():
+                ratios, distinct = [], []
+                for seed in range(args.seeds):
+                    study = search(rows, space, base, make(seed), budget, args.quality_floor, observe=observe, draw_seed=seed)
+                    found = chosen_value(study, rows, args.quality_floor)
+                    ratios.append(found / best if found is not None else float("inf"))
+                    distinct.append(len({key(t.params) for t in study.trials}))
+                ok = sum(1 for r in ratios if r <= within)
+                seen = "one repeat" if observe == "one" else "the mean"
+                print(f"| {name} | {seen} | {ok}/{args.seeds} | {statistics.median(ratios):.3f} | {max(ratios):.3f} | "
+                      f"{sum(1 for r in ratios if r == 1.0)}/{args.seeds} | {statistics.median(distinct):g} |")
         print()
 
 
@@ -245,12 +308,15 @@ def main() -> None:
     rec.add_argument("--scenario", default="smoke")
     rec.add_argument("--duration", type=float, default=8.0, help="measured seconds per point")
     rec.add_argument("--order-seed", type=int, default=0)
+    rec.add_argument("--repeats", type=int, default=1, help="measure every point this many times, in rounds of the whole grid")
     rep = sub.add_parser("replay", help="replay searches over a recorded grid")
     rep.add_argument("grid", type=Path, help="GRID_DIR or a grid.jsonl")
     rep.add_argument("--seeds", type=int, default=10)
     rep.add_argument("--budget", type=float, action="append", help="fraction of the grid (repeat; default 0.2)")
     rep.add_argument("--within", type=float, default=0.05, help="a seed succeeds within this fraction of the grid's best")
     rep.add_argument("--tpe-startup", type=int, action="append", help="also TPE with this n_startup_trials (repeat)")
+    rep.add_argument("--observe", choices=["one", "mean"], action="append",
+                     help="what a trial shows the tuner: one recorded repeat, drawn per seed, or the point's mean (repeat; default one)")
     for p in (rec, rep):
         p.add_argument("--preset", default="tiny")
         p.add_argument("--quality-floor", type=float, default=30.0)

@@ -59,3 +59,45 @@ def test_an_incomplete_grid_or_a_point_off_it_is_refused():
     tuner.grid = {bench.key(r["params"]): r for r in rows}
     with pytest.raises(LookupError, match="left the grid"):
         tuner._measure(None, {"diffusion_steps": 7, "first_chunk_frames": 1})
+
+
+def _repeated_grid():
+    """Two repeats per point: 9 steps / first chunk 1 has one lucky repeat (0.5) but the worse mean (0.95 + 0.5) / 2 =
+    0.725 against 10 steps / first chunk 1 at 0.7 twice."""
+    space, base, rows = _grid()
+    out = []
+    for r in rows:
+        p = r["params"]
+        lucky = p == {"diffusion_steps": 9, "first_chunk_frames": 1}
+        steady = p == {"diffusion_steps": 10, "first_chunk_frames": 1}
+        for rep, ttfa in enumerate((0.95, 0.5) if lucky else (0.7, 0.7) if steady else (r["metrics"]["ttfa_p95_s"],) * 2):
+            out.append({**r, "repeat": rep, "metrics": {**r["metrics"], "ttfa_p95_s": ttfa},
+                        "slos": [{**r["slos"][0], "value": ttfa}]})
+    return space, base, out
+
+
+def test_a_point_is_valued_by_the_mean_of_its_repeats_and_a_lucky_repeat_does_not_win():
+    space, base, rows = _repeated_grid()
+    points = bench.group(rows)
+    assert {len(v) for v in points.values()} == {2}
+    lucky = points[bench.key({"diffusion_steps": 9, "first_chunk_frames": 1})]
+    assert bench.point_value(lucky, 30.0) == pytest.approx(0.725)
+    eight = points[bench.key({"diffusion_steps": 8, "first_chunk_frames": 1})]
+    assert bench.point_value(eight, 30.0) is None  # under the quality floor in every repeat
+    # seen through the mean, a full budget settles on the steady point; valued by the grid it is the best
+    study = bench.search(rows, space, base, optuna.samplers.RandomSampler(seed=0), budget=24, observe="mean")
+    assert bench.best_found(study) == pytest.approx(0.7)
+    assert bench.chosen_value(study, rows) == pytest.approx(0.7)
+
+
+def test_seen_one_repeat_at_a_time_the_tuner_can_be_fooled_and_is_judged_by_the_mean():
+    space, base, rows = _repeated_grid()
+    fooled = 0
+    for seed in range(6):
+        study = bench.search(rows, space, base, optuna.samplers.RandomSampler(seed=seed), budget=24, observe="one", draw_seed=seed)
+        observed = {t.values[0] for t in study.trials if t.params == {"diffusion_steps": 9, "first_chunk_frames": 1} and t.values}
+        assert observed <= {0.95, 0.5}  # only recorded repeats are shown
+        if bench.best_found(study) == pytest.approx(0.5):
+            fooled += 1
+            assert bench.chosen_value(study, rows) == pytest.approx(0.725)  # the lucky point, valued by its mean
+    assert fooled >= 1  # over 24 trials some seed drew the lucky repeat
