@@ -14,7 +14,11 @@ from tests.integration.watchkit import Load, Watch, free_port, serve_cmd
 from vvbench.core.audio import decode_wav
 
 LEAK_MB = 20
-JOB_TEXT = " ".join(["The watchdog restarts a leaking service, and this long job must survive the restart."] * 14)
+# No memory rule can fire before --memory-settle (10 s after ready) has passed, and the trend then needs about
+# 1.5 s of growth, so the job must outlast about 12 s beside the two leaking clients to be running when the restart
+# begins. 14 sentences (1,190 characters, 8 chunks) once finished in 9.8 s on an idle 2-core machine, 1.8 s before
+# the restart; 28 take about twice that.
+JOB_TEXT = " ".join(["The watchdog restarts a leaking service, and this long job must survive the restart."] * 28)
 
 
 class RssTrace:
