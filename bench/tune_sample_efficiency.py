@@ -167,9 +167,10 @@ class ReplayTuner(Tuner):
     construction. `observe="one"` shows the tuner one recorded repeat per trial, drawn by `rng` (a real trial is one
     measurement); `observe="mean"` shows it the point's mean over its repeats (a noiseless measurement)."""
 
-    grid: dict = {}
+    grid: dict = {}  # these four are set by search()
     observe: str = "one"
     rng: random.Random = random.Random(0)
+    shown: dict = {}  # point -> indices of the repeats its trials showed
 
     def _reference(self, server):
         return SimpleNamespace(probes=[])
@@ -178,8 +179,6 @@ class ReplayTuner(Tuner):
         reps = self.grid.get(key(params))
         if reps is None:
             raise LookupError(f"trial left the grid: {params}")
-        if isinstance(reps, dict):
-            reps = [reps]
         if self.observe == "one":
             i = self.rng.randrange(len(reps))
             self.shown.setdefault(key(params), set()).add(i)
@@ -236,10 +235,16 @@ def search(rows: list[dict], space: SearchSpace, base: RuntimeConfig, sampler: o
     return study
 
 
-def _best_trial(study: optuna.Study):
+def _feasible_by_value(study: optuna.Study) -> list:
+    """The study's complete feasible trials, best observed first."""
     ok = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
           and feasible((t.user_attrs.get("constraints") or {}).values())]
-    return min(ok, key=lambda t: t.values[0]) if ok else None
+    return sorted(ok, key=lambda t: t.values[0])
+
+
+def _best_trial(study: optuna.Study):
+    ok = _feasible_by_value(study)
+    return ok[0] if ok else None
 
 
 def best_found(study: optuna.Study) -> float | None:
@@ -259,10 +264,8 @@ def finalist_value(study: optuna.Study, rows: list[dict], k: int, floor_db: floa
     repeats its trials did not show (all of them where every repeat was shown, or where the tuner saw the mean);
     the pick is the best re-measured one, valued by the grid: that point's mean."""
     grid, shown = group(rows), getattr(study, "shown", {})
-    ok = sorted((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-                 and feasible((t.user_attrs.get("constraints") or {}).values())), key=lambda t: t.values[0])
     points = []
-    for t in ok:
+    for t in _feasible_by_value(study):
         if key(t.params) not in points:
             points.append(key(t.params))
     best, pick = None, None

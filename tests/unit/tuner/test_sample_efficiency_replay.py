@@ -56,7 +56,7 @@ def test_an_incomplete_grid_or_a_point_off_it_is_refused():
         bench.search(rows[1:], space, base, optuna.samplers.RandomSampler(seed=0), budget=3)
     tuner = bench.ReplayTuner(study=None, space=space, scenario=None, base=base, target_spec=None, out=Path("x"),
                               objectives=[bench.OBJECTIVE], trials=1)
-    tuner.grid = {bench.key(r["params"]): r for r in rows}
+    tuner.grid = bench.group(rows)
     with pytest.raises(LookupError, match="left the grid"):
         tuner._measure(None, {"diffusion_steps": 7, "first_chunk_frames": 1})
 
