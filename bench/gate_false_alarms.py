@@ -4,6 +4,7 @@
     python bench/gate_false_alarms.py collect --durations 10s --pairs 10 --concurrent --out gate-runs
     python bench/gate_false_alarms.py collect --durations 20s --pairs 10 --arrival poisson:1.5 --out gate-runs
     python bench/gate_false_alarms.py analyze gate-runs            # a Markdown table per run length
+    python bench/gate_false_alarms.py analyze gate-runs --threshold 10%    # the same runs, judged at compare --threshold 10%
 
 `collect` runs, for each measured duration, `--pairs` A/A pairs (the same config twice) and
 `--pairs` A/B pairs (the default config, then `faults.slow_factor` `--factor`), interleaved in
@@ -12,10 +13,10 @@ time (A A, A B, A A, A B, ...), every run back to back as a nightly job meets it
 (`--concurrent`: the two runs of a pair at the same time, so both meet the same contention). Each run
 directory is listed in `manifest.jsonl` as it finishes, so an interrupted collection keeps what it
 has. `analyze` compares every pair with `vvbench.reports.compare.compare_runs` (the gate's library
-function, default thresholds) and counts false alarms (an A/A pair with any metric regressed) and
-detections (an A/B pair with a TTFA or E2E metric regressed); a pair that `vvbench compare`
-refuses because a run was measured on a host busy with other work (`contended`) is counted
-apart, as neither. Collection and analysis are apart so
+function, at compare's `--threshold`, default 5%) and counts false alarms (an A/A pair with any
+metric regressed) and detections (an A/B pair with a TTFA or E2E metric regressed); a pair that
+`vvbench compare` refuses because a run was measured on a host busy with other work
+(`contended`) is counted apart, as neither. Collection and analysis are apart so
 that a change to compare's statistics is re-measured on the same runs.
 
 The scenario is the gate scenario of tests/e2e/test_compare_runs.py: short texts of 30-40
@@ -109,7 +110,10 @@ def collect(args) -> None:
 
 def analyze(args) -> None:
     from vvbench.artifacts.reader import load_run
+    from vvbench.cli.compare import parse_thresholds
     from vvbench.reports.compare import compare_runs, contended
+
+    default, per_metric = parse_thresholds(tuple(args.threshold))
 
     lines = [json.loads(x) for x in (Path(args.out) / "manifest.jsonl").read_text().splitlines() if x.strip()]
     table: dict[str, dict] = defaultdict(lambda: {"aa": [], "ab": [], "wall": [], "aa_ratio": [], "ab_ratio": [], "refused": 0})
@@ -125,7 +129,7 @@ def analyze(args) -> None:
             if args.verbose:
                 print(line["duration"], line["kind"], line["pair"], "refused:", busy, file=sys.stderr)
             continue
-        cmp = compare_runs(base, new)
+        cmp = compare_runs(base, new, per_metric, default_threshold=default)
         regressed = cmp.regressed
         row["wall"] += line["wall_s"]
         ttfa = next(c for c in cmp.changes if c.metric == "ttfa_p50_s").ratio
@@ -136,6 +140,7 @@ def analyze(args) -> None:
             row["ab"].append([m for m in regressed if m.startswith(("ttfa_", "e2e_"))])
         if args.verbose:
             print(line["duration"], line["kind"], line["pair"], f"TTFA p50 x{ttfa:.3f}", regressed, file=sys.stderr)
+    print(f"compare at --threshold {', '.join(args.threshold) or '5%'} (the whole interval past it, Holm over every metric)\n")
     print("| measured duration, pairs, arrival | A/A pairs | false alarms | metrics falsely regressed | A/A TTFA p50 ratios | "
           "A/B pairs (slow_factor) | detected | A/B TTFA p50 ratios | refused: host busy | median run wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -170,6 +175,8 @@ def main() -> None:
     a = sub.add_parser("analyze")
     a.add_argument("out")
     a.add_argument("-v", "--verbose", action="store_true")
+    a.add_argument("--threshold", action="append", default=[], metavar="[METRIC=]PCT",
+                   help="compare's --threshold (default 5%%), e.g. 10%% or ttfa_p95=10%%")
     a.add_argument("--with-contended", action="store_true", help="judge pairs compare would refuse (a run on a busy host) too")
     args = ap.parse_args()
     collect(args) if args.cmd == "collect" else analyze(args)

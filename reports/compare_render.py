@@ -52,8 +52,8 @@ def basis(cmp: Comparison) -> list[str]:
         f"({cmp.resamples} resamples, seed {cmp.seed}; requests resampled, or {RATE_BINS} slices of the window for rates)",
         f"rank test: Mann-Whitney U, two-sided, on the per-request values (per-slice rates for rates); "
         f"correction: {cmp.correction}; significant when the corrected p < {cmp.alpha:g}",
-        "regressed: significant (and the interval excludes no change) and worse than the threshold; improved: the same, better; "
-        "equivalent: the interval inside ±threshold; otherwise inconclusive",
+        "regressed: significant and the whole interval worse than the threshold; improved: significant and the whole "
+        "interval better than it; equivalent: the interval inside ±threshold; otherwise inconclusive",
     ]
 
 

@@ -11,7 +11,7 @@ Each finalist is compared with the baseline on every objective by
 throughput) of all its repeats pooled, against the baseline's pooled the same way; the change is
 the ratio finalist / baseline with a percentile bootstrap interval, the test Mann-Whitney U with
 Holm's correction over the objectives, and the verdict `compare`'s (improved needs the adjusted
-p < 0.05, the interval clear of 1 and the change beyond the 5 % threshold). Pooling the requests,
+p < 0.05 and the whole interval beyond the 5 % threshold). Pooling the requests,
 rather than comparing the `repeats` per-repeat p95s, is what gives an interval at all with three
 repeats (three values give a bootstrap of ten distinct resamples and a rank test whose smallest
 p is 0.1); the interleaving is what keeps the pooled rows honest about drift. Peak memory has one
@@ -126,7 +126,7 @@ def decide(run_dirs: Mapping[str, list[str]], dropped: Mapping[str, str], object
     else:
         best = max(beating, key=lambda r: (len(r["improved"]), -ranked.index(r["label"])))
         winner = best["label"]
-        why = (f"beats the baseline on {', '.join(best['improved'])} (bootstrap ratio interval clear of 1, "
-               f"Holm-adjusted Mann-Whitney p < 0.05) and regressed on none")
+        why = (f"beats the baseline on {', '.join(best['improved'])} (the whole bootstrap ratio interval beyond "
+               f"the 5% threshold, Holm-adjusted Mann-Whitney p < 0.05) and regressed on none")
     return {"finalists": rows, "winner": winner, "why": why, "baseline_runs": run_dirs.get(BASELINE, []),
             "baseline_dropped": dropped.get(BASELINE)}

@@ -121,3 +121,34 @@ def test_a_run_on_a_busy_host_says_so_in_its_timing_warnings(runs):
     quiet = json.loads((runs["quiet"] / "run.json").read_text())
     assert any("the host was busy: other processes used 0.80 of the host's 2 CPU cores" in w for w in trust_lines(busy)[1])
     assert not any("host was busy" in w for w in trust_lines(quiet)[1])
+
+
+def _change(ratio, low, high, p, direction="lower", threshold=0.10):
+    from vvbench.reports.compare import MetricChange
+    c = MetricChange("e2e_p99_s", "s", direction, "requests", 0.5, 0.5 * ratio, 36, 36, threshold)
+    c.ratio, c.ci_low, c.ci_high, c.p_value, c.p_adjusted = ratio, low, high, p, p
+    return c
+
+
+@pytest.mark.parametrize("direction, ratio, low, high, verdict", [
+    # an A/A pair's p99 on a quiet host (docs/benchmarks.md): point past 10%, interval back under it
+    ("lower", 1.116, 1.02, 1.21, "inconclusive"),
+    ("lower", 1.25, 1.14, 1.36, "regressed"),  # the whole interval worse than the threshold
+    ("lower", 0.80, 0.70, 0.88, "improved"),
+    ("lower", 0.85, 0.84, 0.91, "inconclusive"),  # better, but the interval reaches back over -10%
+    ("higher", 0.85, 0.80, 0.89, "regressed"),  # goodput down: the whole interval under 1 - t
+    ("higher", 0.88, 0.82, 0.93, "inconclusive"),
+    ("lower", 1.02, 0.97, 1.06, "equivalent"),
+])
+def test_a_verdict_needs_the_whole_interval_past_the_threshold(direction, ratio, low, high, verdict):
+    from vvbench.reports.compare import _note_point_only, _verdict
+    c = _change(ratio, low, high, 0.001, direction)
+    assert _verdict(c, 0.05) == verdict
+    c.verdict = verdict
+    _note_point_only(c, 0.05)
+    assert ("reaches back under it" in c.note) == (verdict == "inconclusive" and abs(ratio - 1) > 0.10)
+
+
+def test_a_change_past_the_threshold_that_is_not_significant_is_inconclusive():
+    from vvbench.reports.compare import _verdict
+    assert _verdict(_change(1.25, 1.14, 1.36, 0.2), 0.05) == "inconclusive"
