@@ -111,7 +111,8 @@ def parse_thresholds(values: tuple[str, ...]) -> tuple[float, dict[str, float]]:
 @click.option("--db", envvar="VVBENCH_HISTORY_DB", default=None, type=click.Path(dir_okay=False),
               help="history index for latest-passing [env VVBENCH_HISTORY_DB; default index.sqlite next to NEW]")
 @click.option("--threshold", "thresholds", multiple=True, metavar="[METRIC=]PCT",
-              help="smallest change that counts: a default (5%) and/or per metric (ttfa_p95=10%); repeat or separate with commas")
+              help="smallest change that counts (a regression's whole interval must be past it): a default (5%) and/or per "
+                   "metric (ttfa_p95=10%); repeat or separate with commas. A nightly gate: above the host's run-to-run variation")
 @click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True,
               help="md: a table for CI logs; json: every figure; html: a page with the two runs' CDFs overlaid")
 @click.option("--force", is_flag=True, help="compare runs of different scenarios, presets, hosts or GPUs (with a warning)")
