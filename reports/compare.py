@@ -21,13 +21,13 @@ family-wise rate, Holm) rather than the share of false ones among those flagged 
 discovery rate, Benjamini-Hochberg); Holm is also valid under any dependence between the
 metrics, and p50/p95/p99 of one column are strongly dependent.
 
-Verdicts, with `worse` the change in the metric's bad direction and `t` its threshold:
+Verdicts, with `t` the metric's threshold (the minimum effect that counts):
 - regressed: significant — the Holm-adjusted p < `ALPHA` — *and* the metric's whole interval
   lies beyond `t` on the worse side: worse than the threshold with that confidence, not only at
-  its point value. (A point value over `t` with an interval reaching back under it is what a
-  tail percentile of a few dozen requests, or a run a few percent off its neighbour, gives on
-  a quiet host: the A/A series of docs/benchmarks.md, "Regression gate".) The rank test
-  speaks of the whole distribution; the interval of each metric is what tells a p99 from a p50;
+  its point value. The rank test speaks of the whole distribution; the metric's own interval is
+  what tells its p99 from its p50. (A point value past `t` with an interval reaching back under
+  it is what the p99 of a few dozen requests gives in A/A pairs on a quiet host:
+  docs/benchmarks.md, "Regression gate".)
 - improved: significant and the whole interval beyond `t` on the better side;
 - equivalent: the interval lies inside ±`t`;
 - inconclusive: anything else — the data cannot tell (the note says when the point value alone
