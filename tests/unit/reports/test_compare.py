@@ -131,8 +131,8 @@ def _change(ratio, low, high, p, direction="lower", threshold=0.10):
 
 
 @pytest.mark.parametrize("direction, ratio, low, high, verdict", [
-    # an A/A pair's p99 on a quiet host (docs/benchmarks.md): point past 10%, interval back under it
-    ("lower", 1.116, 1.02, 1.21, "inconclusive"),
+    # an A/A pair's E2E p99 on a quiet host (docs/benchmarks.md, g10 pair 7): point past 10%, interval back under it
+    ("lower", 1.116, 1.055, 1.153, "inconclusive"),
     ("lower", 1.25, 1.14, 1.36, "regressed"),  # the whole interval worse than the threshold
     ("lower", 0.80, 0.70, 0.88, "improved"),
     ("lower", 0.85, 0.84, 0.91, "inconclusive"),  # better, but the interval reaches back over -10%
