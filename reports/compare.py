@@ -220,13 +220,18 @@ def compare_pooled(base_runs, new_runs, names, *, threshold: float = DEFAULT_THR
         stat = _statistic(m) if how != "repeats" else (lambda x, axis=-1: np.mean(x, axis=axis))
         a, b = _pooled(m, how, base_runs), _pooled(m, how, new_runs)
         changes.append(_decide(change, a, b, stat, seed * 1000 + i, resamples, confidence))
+    _judge(changes, alpha)
+    return changes
+
+
+def _judge(changes: list[MetricChange], alpha: float) -> None:
+    """Holm over the tested changes, then each change's verdict (and the note when only its point value is past the threshold)."""
     tested = [c for c in changes if c.p_value is not None]
     for c, p in zip(tested, holm([c.p_value for c in tested])):
         c.p_adjusted = p
     for c in changes:
         c.verdict = _verdict(c, alpha)
         _note_point_only(c, alpha)
-    return changes
 
 
 def _note_point_only(c: MetricChange, alpha: float) -> None:
@@ -285,12 +290,7 @@ def compare_runs(base, new, thresholds: dict[str, float] | None = None, *, defau
     thresholds = thresholds or {}
     changes = [_one(m, i, base, new, thresholds.get(m.name, default_threshold), seed, resamples, confidence)
                for i, m in enumerate(COMPARED)]
-    tested = [c for c in changes if c.p_value is not None]
-    for c, p in zip(tested, holm([c.p_value for c in tested])):
-        c.p_adjusted = p
-    for c in changes:
-        c.verdict = _verdict(c, alpha)
-        _note_point_only(c, alpha)
+    _judge(changes, alpha)
     return Comparison(base.record.run_id, new.record.run_id, changes, list(warnings or []), seed, resamples, alpha, confidence)
 
 
