@@ -25,7 +25,7 @@
    measurements; a point's value is their mean (feasible only when every repeat is), and a trial
    shows the tuner one repeat drawn at random per seed (`--observe one`, what a real trial sees:
    one measurement) or the mean (`--observe mean`, a noiseless measurement). A seed succeeds when
-   the point it would recommend (its best observed feasible trial), valued by its mean, is within
+   the point it would recommend (its best observed feasible config), valued by its mean, is within
    5% (`--within`) of the grid's best mean. `--tpe-startup N` adds rows for TPE with
    `n_startup_trials=N`.
 
@@ -49,7 +49,7 @@ from types import SimpleNamespace
 import optuna
 
 from vvbench.runtime.config import RuntimeConfig
-from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
+from vvbench.tuner.objectives import constraints, directions, feasible, objective_value, pooled
 from vvbench.tuner.space import SearchSpace, parse_space
 from vvbench.tuner.study import Tuner, startup_trials, tuner_sampler
 from vvbench.tuner.trials import TRIAL_METRICS, TrialOutcome
@@ -235,41 +235,34 @@ def search(rows: list[dict], space: SearchSpace, base: RuntimeConfig, sampler: o
     return study
 
 
-def _feasible_by_value(study: optuna.Study) -> list:
-    """The study's complete feasible trials, best observed first."""
-    ok = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-          and feasible((t.user_attrs.get("constraints") or {}).values())]
-    return sorted(ok, key=lambda t: t.values[0])
-
-
-def _best_trial(study: optuna.Study):
-    ok = _feasible_by_value(study)
-    return ok[0] if ok else None
+def _configs_by_value(study: optuna.Study) -> list[tuple[float, tuple]]:
+    """(observed value, point) of the study's distinct feasible configs, best first, as the tuner ranks them
+    (`vvbench.tuner.objectives.pooled`): a config measured by several trials is the mean of them, feasible only
+    when every one was."""
+    by = pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
+                 for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
+    return sorted((values[0], key(study.trials[n].params)) for n, (values, cons) in by.items() if feasible(cons))
 
 
 def best_found(study: optuna.Study) -> float | None:
-    """The best feasible objective the study observed."""
-    best = _best_trial(study)
-    return best.values[0] if best else None
+    """The best feasible objective the study observed (a config's mean over its trials)."""
+    ranked = _configs_by_value(study)
+    return ranked[0][0] if ranked else None
 
 
 def chosen_value(study: optuna.Study, rows: list[dict], floor_db: float = 30.0) -> float | None:
-    """What the study would recommend (its best observed feasible trial), valued by the grid: that point's mean."""
-    best = _best_trial(study)
-    return None if best is None else point_value(group(rows)[key(best.params)], floor_db)
+    """What the study would recommend (its best observed feasible config), valued by the grid: that point's mean."""
+    ranked = _configs_by_value(study)
+    return None if not ranked else point_value(group(rows)[ranked[0][1]], floor_db)
 
 
 def finalist_value(study: optuna.Study, rows: list[dict], k: int, floor_db: float = 30.0) -> float | None:
-    """The tuner's finalist stage replayed: its `k` best observed feasible points, each re-measured by the
+    """The tuner's finalist stage replayed: its `k` best observed feasible configs, each re-measured by the
     repeats its trials did not show (all of them where every repeat was shown, or where the tuner saw the mean);
     the pick is the best re-measured one, valued by the grid: that point's mean."""
     grid, shown = group(rows), getattr(study, "shown", {})
-    points = []
-    for t in _feasible_by_value(study):
-        if key(t.params) not in points:
-            points.append(key(t.params))
     best, pick = None, None
-    for p in points[:k]:
+    for _, p in _configs_by_value(study)[:k]:
         reps = grid[p]
         fresh = [r for i, r in enumerate(reps) if i not in shown.get(p, set())] or reps
         value = point_value(fresh, floor_db)

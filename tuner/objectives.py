@@ -6,7 +6,11 @@ here. The default is TTFA p95, goodput and peak memory, where peak memory is `pe
 when the service runs on CUDA and `peak_rss_bytes` otherwise (`peak_memory` names whichever
 applies). Constraints follow Optuna's convention (a value <= 0 is feasible):
 
-- `quality_floor`: floor - the worst probe's mel SNR against the reference (dB);
+- `quality_floor`: floor - the worst probe's mel SNR against the reference (dB), the SNR read
+  as at most floor + 10 dB (`QUALITY_HEADROOM_DB`): audio identical to the reference reads
+  `MAX_SNR_DB` (100 dB), and one such outlier among values a few dB either side of 0 flattened
+  the sampler's model of the constraint (Optuna's GP fits each constraint on standardised
+  values), so it kept sampling step counts under the floor; the cap changes no verdict;
 - `audio_checks`: the number of audio checks the probes failed;
 - `memory_budget` (with a budget): measured peak - budget, in MiB;
 - one per scenario SLO: how far the run's value is on the wrong side of the threshold (a value
@@ -18,9 +22,12 @@ units, **maximised**, so a metric to lower gets a negative weight. Its name in t
 `weighted(ttfa_p95_s:-1,goodput_rps:0.5)`; finalists are compared with the baseline on its
 component metrics.
 
-The recommendation, where the issue is silent: among the feasible trials on the Pareto front,
+The recommendation, where the issue is silent: among the feasible configs on the Pareto front,
 the one closest to the ideal point after scaling each objective to 0..1 over the front; the
-baseline when no trial is feasible.
+baseline when no trial is feasible. A config the sampler measured more than once (the GP
+sampler re-measures promising points: one trial is one noisy measurement) counts once, as the
+mean of its trials' values, feasible only when every one of its trials was (`pooled`): picking
+the best single measurement picks whichever config was measured luckiest.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from vvbench.artifacts.metrics import METRIC_BY_NAME, metric
 from vvbench.core.errors import ConfigError
 
 DEFAULT_OBJECTIVES = ("ttfa_p95_s", "goodput_rps", "peak_memory")
+QUALITY_HEADROOM_DB = 10.0  # the quality constraint reads an SNR above floor + this as floor + this
 PEAK_MEMORY = "peak_memory"
 
 
@@ -124,7 +132,7 @@ def directions(objectives: Sequence[str]) -> list[str]:
 def constraints(*, quality_db: float | None, floor_db: float, audio_failed: Sequence[str], peak_bytes: float | None,
                 budget_bytes: int | None, slos: Sequence[Mapping]) -> dict[str, float]:
     """Constraint name -> value (<= 0 feasible); see the module docstring."""
-    out = {"quality_floor": floor_db - quality_db if quality_db is not None else 1.0,
+    out = {"quality_floor": floor_db - min(quality_db, floor_db + QUALITY_HEADROOM_DB) if quality_db is not None else 1.0,
            "audio_checks": float(len(audio_failed))}
     if budget_bytes is not None:
         out["memory_budget"] = (peak_bytes - budget_bytes) / 2**20 if _finite(peak_bytes) else 1.0
@@ -174,6 +182,28 @@ def closest_to_ideal(points: Mapping[int, Sequence[float]], dirs: Sequence[str])
         return total
 
     return min(keys, key=lambda k: (scaled(k), k))
+
+
+def pooled(trials: Sequence[tuple[int, Mapping, Sequence[float], Mapping[str, float]]]
+           ) -> dict[int, tuple[list[float], list[float]]]:
+    """One entry per distinct config from (number, params, values, constraints) of complete trials:
+    keyed by its first trial's number, the mean of its trials' values and, per constraint, the
+    worst of the values its trials have for it (so it is feasible only when every trial was)."""
+    groups: dict[int, list] = {}
+    first: list[tuple[Mapping, int]] = []
+    for number, params, values, cons in trials:
+        key = next((n for p, n in first if p == params), None)
+        if key is None:
+            key = number
+            first.append((params, number))
+        groups.setdefault(key, []).append((values, cons))
+    out = {}
+    for key, group in groups.items():
+        means = [math.fsum(col) / len(col) for col in zip(*(v for v, _ in group))]
+        names = list(dict.fromkeys(n for _, c in group for n in c))
+        worst = [max(c[n] for _, c in group if n in c) for n in names]
+        out[key] = (means, worst)
+    return out
 
 
 def recommend(trials: Mapping[int, tuple[Sequence[float], Sequence[float]]], dirs: Sequence[str],

@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vvbench.core.files import write_atomic
 from vvbench.runtime.config import RuntimeConfig, dump_config
-from vvbench.tuner.objectives import feasible, pareto, recommend
+from vvbench.tuner.objectives import feasible, pareto, pooled, recommend
 
 
 def _constraint_values(t: FrozenTrial) -> list[float]:
@@ -106,7 +106,8 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
     rows = [trial_row(t, objectives) for t in trials]
     complete = {t.number: (t.values, _constraint_values(t)) for t in trials if t.state == TrialState.COMPLETE}
     baseline = next((t.number for t in trials if t.user_attrs.get("baseline")), None)
-    chosen, why = recommend(complete, dirs, baseline)
+    chosen, why = recommend(pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
+                                    for t in trials if t.state == TrialState.COMPLETE]), dirs, baseline)
     if final is not None:
         chosen, why = final["winner_trial"], final["why"]
         write_atomic(out / "finalists.json", json.dumps(final, indent=2, default=str))

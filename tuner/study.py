@@ -52,7 +52,7 @@ from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import RuntimeConfig, merge, validate_config
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists, remeasure
-from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value
+from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value, pooled
 from vvbench.tuner.quality import Reference, scenario_probes, synthesise
 from vvbench.tuner.space import SearchSpace, baseline_params, params_to_knobs, reference_knobs
 from vvbench.tuner.trials import Server, TrialContext, TrialOutcome, run_trial
@@ -191,6 +191,15 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def finalist_candidates(trials: list, baseline) -> dict[int, list[float]]:
+    """First trial number -> mean values of each distinct feasible config (`pooled`), the baseline's params left
+    out: re-measuring those measures the baseline."""
+    by_config = pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
+                        for t in trials if t.state == TrialState.COMPLETE])
+    return {n: values for n, (values, cons) in by_config.items()
+            if feasible(cons) and not (baseline is not None and trials[n].params == baseline.params)}
+
+
 @dataclass
 class Tuner:
     """One tuning worker: a study, a space, a scenario and a target (see the module docstring)."""
@@ -293,13 +302,7 @@ class Tuner:
         """
         trials = self.study.get_trials(deepcopy=False)
         baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state == TrialState.COMPLETE), None)
-        # one trial per distinct config, none with the baseline's own params: re-measuring those measures the baseline
-        seen = [baseline.params] if baseline else []
-        points = {}
-        for t in trials:
-            if t.state == TrialState.COMPLETE and feasible((t.user_attrs.get("constraints") or {}).values()) and t.params not in seen:
-                seen.append(t.params)
-                points[t.number] = t.values
+        points = finalist_candidates(trials, baseline)
         chosen = pick_finalists(points, directions(self.objectives), baseline.number if baseline else None, k)
         if baseline is None or not chosen or repeats < 1:
             return None

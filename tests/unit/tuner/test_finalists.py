@@ -49,3 +49,20 @@ def test_a_finalist_that_improves_and_regresses_nothing_is_recommended(runs):
     out = decide(dirs, {"trial 1": "repeat 2: service died"}, ["ttfa_p95_s", "e2e_p50_s"], ["trial 1", "trial 3"])
     assert out["winner"] == "trial 3" and "ttfa_p95_s" in out["why"]
     assert next(r for r in out["finalists"] if r["label"] == "trial 1")["dropped"] == "repeat 2: service died"
+
+
+def test_finalist_candidates_pool_a_config_measured_twice_and_leave_the_baseline_out():
+    import optuna
+
+    from vvbench.tuner.study import finalist_candidates
+
+    dist = {"steps": optuna.distributions.IntDistribution(6, 10)}
+    study = optuna.create_study(directions=["minimize"])
+    for steps, value, cons in [(10, 0.30, {"q": -10.0}), (8, 0.08, {"q": -2.5}), (9, 0.11, {"q": -5.4}),
+                               (8, 0.16, {"q": -2.5}), (10, 0.28, {"q": -10.0}), (7, 0.05, {"q": 1.9})]:
+        study.add_trial(optuna.trial.create_trial(params={"steps": steps}, distributions=dist, values=[value],
+                                                  user_attrs={"constraints": cons, "baseline": not study.trials}))
+    trials = study.get_trials()
+    points = finalist_candidates(trials, trials[0])
+    assert points == {1: [pytest.approx(0.12)], 2: [pytest.approx(0.11)]}  # 8 steps pooled; 10 (baseline) and 7 (infeasible) out
+    assert pick_finalists(points, ["minimize"], 0, 1) == [2]  # 8 steps' lucky first measurement (0.08) no longer leads
