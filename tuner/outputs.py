@@ -5,7 +5,8 @@
     OUT/pareto.json        the feasible Pareto front
     OUT/importances.json   parameter importances per objective (Optuna's default evaluator)
     OUT/summary.json       counts (complete, failed, pruned), the recommendation and why, baseline vs
-                           recommended with ratios, and the tuning time the hot-knob grouping saved
+                           recommended with ratios (a config measured by several trials: their mean),
+                           and the tuning time the hot-knob grouping saved
     OUT/finalists.json     the finalists' re-measurement against the baseline (`vvbench.tuner.finalists`):
                            per finalist its runs and, per objective, the ratio with its interval and verdict
     OUT/plots/*.png        Pareto front, optimisation history, importances (`vvbench.tuner.plots`)
@@ -98,6 +99,13 @@ def _interval_rows(final: dict | None) -> dict | None:
             "changes": [{k: c.get(k) for k in keys} for c in row["changes"]]}
 
 
+def _config_values(number: int | None, configs: dict, by_number: dict, objectives: list[str]) -> dict | None:
+    """Objective -> value of the config first measured by trial `number`: the mean of all its trials (`pooled`)."""
+    if number in configs:
+        return dict(zip(objectives, configs[number][0]))
+    return by_number[number]["values"] if number in by_number else None
+
+
 def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: list[str], base: RuntimeConfig,
                   config_of, notes: list[str], final: dict | None = None, plots: bool = True) -> dict:
     """Write the tune directory (see the module docstring); returns the summary."""
@@ -106,8 +114,9 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
     rows = [trial_row(t, objectives) for t in trials]
     complete = {t.number: (t.values, _constraint_values(t)) for t in trials if t.state == TrialState.COMPLETE}
     baseline = next((t.number for t in trials if t.user_attrs.get("baseline")), None)
-    chosen, why = recommend(pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
-                                    for t in trials if t.state == TrialState.COMPLETE]), dirs, baseline)
+    configs = pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
+                      for t in trials if t.state == TrialState.COMPLETE])
+    chosen, why = recommend(configs, dirs, baseline)
     if final is not None:
         chosen, why = final["winner_trial"], final["why"]
         write_atomic(out / "finalists.json", json.dumps(final, indent=2, default=str))
@@ -121,8 +130,7 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
               f"# study {study.study_name}, trial {chosen}: {why}\n")
     write_atomic(out / "recommended.yaml", header + dump_config(config))
     by_number = {r["number"]: r for r in rows}
-    base_values = by_number[baseline]["values"] if baseline in by_number else None
-    best_values = by_number[chosen]["values"] if chosen in by_number else None
+    base_values, best_values = (_config_values(n, configs, by_number, objectives) for n in (baseline, chosen))
     counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("complete", "fail", "pruned", "running", "waiting")}
     summary = {"study": study.study_name, "objectives": objectives, "directions": dirs, "trials": len(rows), "counts": counts,
                "feasible": len(ok), "pruned": counts["pruned"], "recommended_trial": chosen, "why": why,
