@@ -1,7 +1,7 @@
 """Finalists and noise: re-measure the best trials interleaved with the baseline before recommending.
 
 One trial's run is one sample of a noisy machine, so the study's best may only have been lucky.
-The finalists are the feasible Pareto-optimal trials (the baseline left out), at most `k` of them,
+The finalists are the feasible Pareto-optimal configs (the baseline left out), at most `k` of them,
 nearest the ideal point first (`vvbench.tuner.objectives.closest_to_ideal`'s scaling). Each is run
 `repeats` times, interleaved with the baseline round by round — B F1 F2 B F1 F2 … — so that a
 drift of the machine (another job starting, thermal state) falls on every config alike.

@@ -214,5 +214,5 @@ def recommend(trials: Mapping[int, tuple[Sequence[float], Sequence[float]]], dir
         return baseline, "no trial met every constraint: the baseline is recommended"
     front = {k: ok[k] for k in pareto(ok, dirs)}
     best = closest_to_ideal(front, dirs)
-    return best, (f"closest to the ideal point among the {len(front)} feasible Pareto-optimal trials "
+    return best, (f"closest to the ideal point among the {len(front)} feasible Pareto-optimal configs "
                   f"(of {len(ok)} feasible)")
