@@ -49,7 +49,8 @@ from types import SimpleNamespace
 import optuna
 
 from vvbench.runtime.config import RuntimeConfig
-from vvbench.tuner.objectives import constraints, directions, feasible, objective_value, pooled
+from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
+from vvbench.tuner.outputs import complete_configs
 from vvbench.tuner.space import SearchSpace, parse_space
 from vvbench.tuner.study import Tuner, startup_trials, tuner_sampler
 from vvbench.tuner.trials import TRIAL_METRICS, TrialOutcome
@@ -237,11 +238,10 @@ def search(rows: list[dict], space: SearchSpace, base: RuntimeConfig, sampler: o
 
 def _configs_by_value(study: optuna.Study) -> list[tuple[float, tuple]]:
     """(observed value, point) of the study's distinct feasible configs, best first, as the tuner ranks them
-    (`vvbench.tuner.objectives.pooled`): a config measured by several trials is the mean of them, feasible only
+    (`vvbench.tuner.outputs.complete_configs`): a config measured by several trials is the mean of them, feasible only
     when every one was."""
-    by = pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
-                 for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
-    return sorted((values[0], key(study.trials[n].params)) for n, (values, cons) in by.items() if feasible(cons))
+    return sorted((values[0], key(study.trials[n].params)) for n, (values, cons) in complete_configs(study.trials).items()
+                  if feasible(cons))
 
 
 def best_found(study: optuna.Study) -> float | None:

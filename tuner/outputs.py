@@ -99,6 +99,12 @@ def _interval_rows(final: dict | None) -> dict | None:
             "changes": [{k: c.get(k) for k in keys} for c in row["changes"]]}
 
 
+def complete_configs(trials: list[FrozenTrial]) -> dict[int, tuple[list[float], list[float]]]:
+    """The complete trials' distinct configs, each as the mean of its trials (`vvbench.tuner.objectives.pooled`)."""
+    return pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
+                   for t in trials if t.state == TrialState.COMPLETE])
+
+
 def _config_values(number: int | None, configs: dict, by_number: dict, objectives: list[str]) -> dict | None:
     """Objective -> value of the config first measured by trial `number`: the mean of all its trials (`pooled`)."""
     if number in configs:
@@ -114,8 +120,7 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
     rows = [trial_row(t, objectives) for t in trials]
     complete = {t.number: (t.values, _constraint_values(t)) for t in trials if t.state == TrialState.COMPLETE}
     baseline = next((t.number for t in trials if t.user_attrs.get("baseline")), None)
-    configs = pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
-                      for t in trials if t.state == TrialState.COMPLETE])
+    configs = complete_configs(trials)
     chosen, why = recommend(configs, dirs, baseline)
     if final is not None:
         chosen, why = final["winner_trial"], final["why"]

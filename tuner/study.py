@@ -52,7 +52,8 @@ from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
 from vvbench.runtime.config import RuntimeConfig, merge, validate_config
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists, remeasure
-from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value, pooled
+from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value
+from vvbench.tuner.outputs import complete_configs
 from vvbench.tuner.quality import Reference, scenario_probes, synthesise
 from vvbench.tuner.space import SearchSpace, baseline_params, params_to_knobs, reference_knobs
 from vvbench.tuner.trials import Server, TrialContext, TrialOutcome, run_trial
@@ -194,9 +195,7 @@ def worker_id() -> str:
 def finalist_candidates(trials: list, baseline) -> dict[int, list[float]]:
     """First trial number -> mean values of each distinct feasible config (`pooled`), the baseline's params left
     out: re-measuring those measures the baseline."""
-    by_config = pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {})
-                        for t in trials if t.state == TrialState.COMPLETE])
-    return {n: values for n, (values, cons) in by_config.items()
+    return {n: values for n, (values, cons) in complete_configs(trials).items()
             if feasible(cons) and not (baseline is not None and trials[n].params == baseline.params)}
 
 
