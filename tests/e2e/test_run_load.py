@@ -75,14 +75,14 @@ def test_pausing_server_shows_the_stall_in_every_format(tmp_path):
 
 
 def test_open_loop_keeps_its_rate_against_a_slow_server(tmp_path):
-    # every request takes 0.5 s + 2x its 2-3 s of audio: a closed loop would slow down, an open loop must not
+    # every request takes 0.5 s + its 2-3 s of audio: a closed loop would slow down, an open loop must not
     rate, duration = 10.0, 5.0
     scen = scenario_file(tmp_path / "poisson.yaml", arrival={"poisson": {"rate": rate}}, duration=f"{duration}s", drain="30s",
                          classes=[{"name": "s", "text": {"corpus": "short"}, "length": {"min_chars": 30, "max_chars": 45},
                                    "timeout": "20s"}])
     scheduled = len(schedule(load_scenario(scen).arrival, duration, seed=1))
     assert abs(scheduled - rate * duration) <= 0.15 * rate * duration
-    with FakeTTS("--rtf", "2", "--first-delay-s", "0.5") as fake:
+    with FakeTTS("--rtf", "1", "--first-delay-s", "0.5") as fake:
         r = vv("run", str(scen), "--target", "http", "--url", fake.url, "--out", str(tmp_path / "runs"))
     assert r.returncode == 0, r.stderr
     _, rows = read_run(one_run_dir(tmp_path / "runs"))

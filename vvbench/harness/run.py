@@ -44,7 +44,7 @@ from vvbench.monitor.samplers import HostOtherCpuSampler, ProcessTreeSampler, Se
 from vvbench.reports.history import default_db, register_run
 from vvbench.runtime.config import RuntimeConfig
 
-POLL_S = 0.5
+POLL_S = 0.1  # how soon the end of the load is noticed (each poll reads a small file; an http target is probed every HTTP_PROBE_S)
 HTTP_PROBE_S = 2.0
 OVERRUN_S = 120.0
 log = logging.getLogger(__name__)
