@@ -3,8 +3,10 @@
 The runtime is seed-deterministic, so a config that computes the same thing gives the same
 samples; what a cheaper config (fewer diffusion steps, another guidance scale) changes shows up
 as the difference from the reference audio. `Probes` are the tuning scenario's first requests
-(text, voice and seed as the load generator draws them, `vvbench.load.mix`), sent one at a time
-with the watchdog's canary request (`vvbench.monitor.watch.canary.fetch`). Per probe:
+(text, voice and seed as the load generator draws them, `vvbench.load.mix`), sent with the
+watchdog's canary request (`vvbench.monitor.watch.canary.fetch`): all at once to a batch-invariant
+config (a seed gives the same audio alone or in any batch, so the probes cost one request's time
+instead of the sum), one at a time otherwise. Per probe:
 
 - the quality: the mel magnitude SNR against the reference (`vvbench.tuner.spectral`), which
   is phase-blind: the waveform SNR reads about -3 dB for any change of the latents, because the
@@ -24,6 +26,7 @@ same audio.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +48,7 @@ PROBE_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class Probe:
-    """One quality probe: a request of the tuning scenario, sent alone."""
+    """One quality probe: a request of the tuning scenario, sent outside the load."""
 
     text: str
     voice: str
@@ -72,20 +75,28 @@ def scenario_probes(scenario: Scenario, count: int = 2) -> list[Probe]:
     return out
 
 
-def synthesise(url: str, probes: list[Probe], api_key: str | None = None) -> list[np.ndarray]:
-    """Each probe's audio from the service at `url`; TargetError when one does not come back."""
-    out = []
-    for probe in probes:
-        canary = Canary(text=probe.text, voice=probe.voice, seed=probe.seed, model="vvbench-tune", timeout=PROBE_TIMEOUT_S)
-        got = fetch(url, canary, api_key)
-        if got.error is not None or got.status != 200:
-            raise TargetError(f"quality probe failed: {got.error or f'HTTP {got.status}'}")
-        try:
-            samples, _ = decode_wav(got.body, "quality probe")
-        except InputError as exc:
-            raise TargetError(f"quality probe: {exc}") from None
-        out.append(samples)
-    return out
+def _probe_audio(url: str, probe: Probe, api_key: str | None) -> np.ndarray:
+    canary = Canary(text=probe.text, voice=probe.voice, seed=probe.seed, model="vvbench-tune", timeout=PROBE_TIMEOUT_S)
+    got = fetch(url, canary, api_key)
+    if got.error is not None or got.status != 200:
+        raise TargetError(f"quality probe failed: {got.error or f'HTTP {got.status}'}")
+    try:
+        samples, _ = decode_wav(got.body, "quality probe")
+    except InputError as exc:
+        raise TargetError(f"quality probe: {exc}") from None
+    return samples
+
+
+def synthesise(url: str, probes: list[Probe], api_key: str | None = None, *, together: bool = False) -> list[np.ndarray]:
+    """Each probe's audio from the service at `url`, in order; TargetError when one does not come back.
+
+    `together`: send every probe at once (for a batch-invariant config), else one after the other.
+    """
+    if not together or len(probes) < 2:
+        return [_probe_audio(url, probe, api_key) for probe in probes]
+    with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="vvbench-probe") as pool:
+        futures = [pool.submit(_probe_audio, url, probe, api_key) for probe in probes]
+        return [f.result() for f in futures]  # the first failure in probe order is raised, after all have ended
 
 
 def snr_db(reference: np.ndarray, audio: np.ndarray) -> float:

@@ -232,7 +232,8 @@ class Tuner:
         if not ref.load():
             config = validate_config(merge(self.base.model_dump(mode="json"), reference_knobs(self.space, self.base)))
             server.apply(config)
-            ref.record(synthesise(server.target.url, ref.probes, server.target.api_key), config.model_dump(mode="json"))
+            ref.record(synthesise(server.target.url, ref.probes, server.target.api_key, together=config.batch_invariant),
+                       config.model_dump(mode="json"))
         return ref
 
     def run(self) -> None:

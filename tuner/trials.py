@@ -131,7 +131,7 @@ def _attempt(ctx: TrialContext, config: RuntimeConfig, out: TrialOutcome) -> Tri
     except TargetError as exc:
         raise _Transient(f"service did not start: {exc}") from None
     try:
-        audio = synthesise(server.target.url, ctx.probes, server.target.api_key)
+        audio = synthesise(server.target.url, ctx.probes, server.target.api_key, together=config.batch_invariant)
     except TargetError as exc:
         if not server.alive():
             return _died(out, server, f"service died during the quality probes ({exc})")
