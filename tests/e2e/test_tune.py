@@ -163,8 +163,12 @@ def test_a_crashing_config_fails_with_its_reason_and_an_oversized_one_is_pruned_
     (["--scenario", "no-such-scenario"], {"chunk_frames": {"choices": [4]}}, "unknown scenario 'no-such-scenario'"),
     (["--objective", "ttfa_p95_s:fast"], {"chunk_frames": {"choices": [4]}}, "expected METRIC:WEIGHT"),
     (["--warm-start", "nope"], {"chunk_frames": {"choices": [4]}}, "--warm-start: no study 'nope'"),
+    (["--memory-budget", "12XB"], {"chunk_frames": {"choices": [4]}}, "--memory-budget: cannot read '12XB' as a size"),
+    (["--timeout", "soon"], {"chunk_frames": {"choices": [4]}}, "--timeout"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, scenario, extra, space, expect):
     args = ["tune", "--scenario", str(scenario), "--space", str(space_file(tmp_path / "space.yaml", space)),
             "--out", str(tmp_path / "D"), "--trials", "1", *extra]
     assert expect in one_error_line(vv(*args, timeout=120))
+    db = tmp_path / "D" / "study.db"  # nothing is left behind that would refuse the corrected command
+    assert not db.exists() or not optuna.get_all_study_summaries(f"sqlite:///{db}", include_best_trial=False)

@@ -89,17 +89,15 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
              storage, study_name, resume, memory_budget, quality_floor, objectives, hot_trials, restart_each_trial, finalists, repeats, warm_start, warm_start_storage, heartbeat_s, seed, out,
              as_json) -> None:
     """Search runtime knobs with Optuna for the best config on SCENARIO, within the quality floor and memory budget."""
-    import torch
-
     from vvbench.artifacts.scenarios import resolve_scenario
     from vvbench.core.units import parse_bytes, parse_duration
     from vvbench.harness.targets import TargetSpec
     from vvbench.tuner.objectives import DEFAULT_OBJECTIVES, directions, resolve_objectives
-    from vvbench.tuner.outputs import trial_row, write_outputs
     from vvbench.tuner.space import default_space, load_space
-    from vvbench.tuner.study import Tuner, load_other_study, open_study
 
-    cuda = torch.cuda.is_available()
+    # Every input is checked before the study is created (a bad flag leaves no study behind to block the corrected
+    # command) and before torch and the trial machinery are imported (1-2 s): the space's and the objectives' errors
+    # do not depend on the device, so they are checked as for a CPU here and built for the real device below.
     base = _runtime(config_path, preset, {})
     spec_data = _target_spec(target_kind, url, command_line, ready_url, api_key, None, False)
     if target_kind == "http" and api_key:
@@ -110,16 +108,27 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, "command line")) from None
     the_scenario = resolve_scenario(scenario)
+    if space_path:
+        load_space(space_path, base, cuda_available=False)
+    resolve_objectives(objectives or DEFAULT_OBJECTIVES, cuda=False)
+    budget_bytes = parse_bytes(memory_budget, "--memory-budget") if memory_budget else None
+    timeout_s = parse_duration(timeout, "--timeout") if timeout else None
+    if warm_start and resume:
+        raise ConfigError("--warm-start: only a new study is warm-started (not with --resume)")
+
+    import torch
+
+    from vvbench.tuner.outputs import trial_row, write_outputs
+    from vvbench.tuner.study import Tuner, load_other_study, open_study
+
+    cuda = torch.cuda.is_available()
     space = load_space(space_path, base, cuda_available=cuda) if space_path else default_space(base, cuda_available=cuda)
     names = resolve_objectives(objectives or DEFAULT_OBJECTIVES, cuda=cuda)
     out_dir = Path(out or Path("tunes") / study_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{out_dir / 'study.db'}"
-    warm_from = None
-    if warm_start:  # before the new study exists, so a bad --warm-start leaves nothing behind
-        if resume:
-            raise ConfigError("--warm-start: only a new study is warm-started (not with --resume)")
-        warm_from = load_other_study(warm_start_storage or storage, warm_start)
+    # before the new study exists, so a bad --warm-start leaves nothing behind
+    warm_from = load_other_study(warm_start_storage or storage, warm_start) if warm_start else None
     study = open_study(storage, study_name, names, resume=resume, seed=seed, heartbeat_s=heartbeat_s or None, trials=trials)
     for note in space.notes:
         err_console.print(f"note: {note}", highlight=False)
@@ -130,8 +139,7 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
 
     tuner = Tuner(study=study, space=space, scenario=the_scenario, base=base, target_spec=spec, out=out_dir, objectives=names,
                   trials=trials, floor_db=quality_floor, hot_trials=hot_trials, restart_each_trial=restart_each_trial, cuda=cuda, on_trial=on_trial,
-                  budget_bytes=parse_bytes(memory_budget, "--memory-budget") if memory_budget else None,
-                  timeout_s=parse_duration(timeout, "--timeout") if timeout else None, notes=list(space.notes), warm_from=warm_from)
+                  budget_bytes=budget_bytes, timeout_s=timeout_s, notes=list(space.notes), warm_from=warm_from)
     interrupted = False
     final = None
     try:
