@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from vvbench.core.errors import ConfigError
 from vvbench.core.validation import format_validation_error
-from vvbench.runtime.config import RuntimeConfig, knob_fields, validate_config
+from vvbench.runtime.config import HOT_KNOBS, RuntimeConfig, knob_fields, validate_config
 
 INT_KNOBS = frozenset({"max_batch", "first_chunk_frames", "chunk_frames", "threads", "diffusion_steps"})
 OFFLOAD_DEVICES = ("cuda", "cpu")
@@ -277,6 +277,18 @@ def default_space(base: RuntimeConfig, *, cuda_available: bool, cores: int | Non
     space = parse_space(data, base, "default space", cuda_available=cuda_available)
     if not cuda_available:
         space.notes.append("offload left out: no CUDA device here, so every offload map resolves to the CPU")
+    return space
+
+
+def hot_only(space: SearchSpace, why: str) -> SearchSpace:
+    """`space` without its restart-only knobs (a service vvbench cannot restart), the note saying `why`."""
+    cold = [k for k in space.knobs() if k not in HOT_KNOBS]
+    for knob in cold:
+        setattr(space, knob, None)
+    if cold:
+        space.notes.append(f"{', '.join(cold)} left out: restart-only knobs, and {why}")
+    if not space.knobs():
+        raise ConfigError(f"search space: nothing left to tune ({why}); give hot knobs: {', '.join(sorted(HOT_KNOBS))}")
     return space
 
 

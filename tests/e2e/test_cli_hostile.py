@@ -37,6 +37,18 @@ CASES = [
     (["check-audio", "--rate", "24000", "--expected-s", "nan", AUDIO], ["--expected-s", "nan"]),
     (["check-audio", "--rate", "24000", "--expected-s", "inf", AUDIO], ["--expected-s", "inf"]),
     (["check-audio", "--rate", "24000", "/dev/zero"], ["/dev/zero", "not a regular file"]),
+    # a service PID that is not a process here (its memory would read NA, its CPU as other work)
+    (["run", "smoke", "--target", "http", "--url", "http://127.0.0.1:1", "--service-pid", "999999999"], ["--service-pid 999999999", "no process"]),
+    (["tune", "--scenario", "smoke", "--target", "http", "--url", "http://127.0.0.1:1", "--service-pid", "0"], ["--service-pid 0", "no process"]),
+    # what click itself refuses: a flag's type, a missing argument or option, an unknown command or flag
+    (["tune", "--scenario", "smoke", "--quality-floor", "abc"], ["--quality-floor", "not a valid float", "tune --help"]),
+    (["run", "smoke", "--workers", "x"], ["--workers", "not a valid integer"]),
+    (["report"], ["Missing argument 'RUN_DIR'"]),
+    (["tune"], ["Missing option '--scenario'"]),
+    (["nope"], ["No such command 'nope'"]),
+    (["scenarios", "nope"], ["No such command 'nope'", "scenarios --help"]),
+    (["--nope"], ["No such option '--nope'"]),
+    (["run", "smoke", "--bogus"], ["No such option '--bogus'"]),
 ]
 
 

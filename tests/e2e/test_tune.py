@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 from fakekit import scenario_file, vv
 
@@ -165,6 +166,13 @@ def test_a_crashing_config_fails_with_its_reason_and_an_oversized_one_is_pruned_
     (["--warm-start", "nope"], {"chunk_frames": {"choices": [4]}}, "--warm-start: no study 'nope'"),
     (["--memory-budget", "12XB"], {"chunk_frames": {"choices": [4]}}, "--memory-budget: cannot read '12XB' as a size"),
     (["--timeout", "soon"], {"chunk_frames": {"choices": [4]}}, "--timeout"),
+    (["--target", "http", "--url", "http://127.0.0.1:1", "--objective", "ttfa_p95_s"], {"chunk_frames": {"choices": [4]}},
+     "http://127.0.0.1:1 is unreachable"),
+    (["--target", "http", "--url", "http://127.0.0.1:1", "--objective", "peak_rss_bytes"], {"chunk_frames": {"choices": [4]}},
+     "pass --service-pid PID"),
+    pytest.param(["--target", "http", "--url", "http://127.0.0.1:1", "--objective", "ttfa_p95_s", "--memory-budget", "4GiB"],
+                 {"chunk_frames": {"choices": [4]}}, "--memory-budget (checked against peak_rss_bytes",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the budget is checked against GPU memory")),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, scenario, extra, space, expect):
     args = ["tune", "--scenario", str(scenario), "--space", str(space_file(tmp_path / "space.yaml", space)),

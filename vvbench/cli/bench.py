@@ -40,6 +40,11 @@ def _target_spec(kind: str, url, command_line, ready_url, api_key, service_pid, 
             raise InputError("--target http needs --url (the service's base URL)", param="url")
         if runtime_given:
             raise InputError("knob flags, --preset and --config configure the embedded and command targets, not --target http")
+        if service_pid is not None:
+            import psutil
+
+            if service_pid <= 0 or not psutil.pid_exists(service_pid):  # else its memory reads NA and its CPU as other work
+                raise InputError(f"--service-pid {service_pid}: no process with this PID on this host", param="service_pid")
         return {"kind": "http", "url": url, "api_key": api_key, "pid": service_pid}
     if kind == "command":
         if not command_line:

@@ -40,7 +40,8 @@ COMMANDS = {
 
 
 class VVBenchGroup(click.Group):
-    """Loads commands lazily; turns VVBenchError into one line and its exit code (2 by default)."""
+    """Loads commands lazily; turns VVBenchError into one line and its exit code (2 by default), and click's usage
+    errors (an invalid flag value, a missing argument, an unknown command or flag) into one line and exit 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -60,6 +61,21 @@ class VVBenchGroup(click.Group):
                 traceback.print_exc()
             click.echo(f"vvbench: error: {' '.join(str(exc).split())}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # a command's flag value, a missing argument, an unknown command
+            _usage_line(exc, ctx.command_path)
+            ctx.exit(exc.exit_code)
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:  # the root's own flags (`vvbench --nope`)
+            _usage_line(exc, info_name or "vvbench")
+            raise click.exceptions.Exit(exc.exit_code) from None
+
+
+def _usage_line(exc: click.UsageError, where: str) -> None:
+    where = exc.ctx.command_path if exc.ctx is not None else where
+    click.echo(f"vvbench: error: {' '.join(exc.format_message().split())} (see {where} --help)", err=True)
 
 
 @click.group(cls=VVBenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

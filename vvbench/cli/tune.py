@@ -1,8 +1,11 @@
 """The `tune` command (loaded on first use by `vvbench.cli.main`): flags -> a study -> a tune directory.
 
 Thin: the target flags of `vvbench run`, the scenario, the space and the study's settings are
-checked here (one line and exit 2 for bad input: an unknown knob or an empty range in the space,
-an unreachable storage, an unknown scenario), `vvbench.tuner.study.Tuner` runs the trials, one
+checked here, all before the study is created (one line and exit 2 for bad input: an unknown knob
+or an empty range in the space, an unreachable storage, an unknown scenario; for `--target http`
+an unreachable service, one whose /admin is off, memory it cannot sample without --service-pid).
+A service started elsewhere is tuned from its own config through hot knobs only (docs/tuning.md).
+`vvbench.tuner.study.Tuner` runs the trials, one
 line per finished trial is printed, the finalists are re-measured against the baseline
 (`--finalists`, `--repeats`; one line per run, then the decision with the ratios and their
 intervals), and `vvbench.tuner.outputs` writes the tune directory. Ctrl-C
@@ -55,9 +58,59 @@ def _decision_lines(summary: dict) -> list[str]:
     return out
 
 
+def _http_baseline(spec):
+    """A running service's own config, the study's baseline, once it is reachable, ready and takes hot knobs.
+
+    The tuner changes a service it did not start through `POST /admin/config` alone, so an unreachable
+    service, one that reports no config (`/v1/stats`) or one whose /admin is off is refused here, in one line,
+    before a study exists."""
+    from vvbench.runtime.config import validate_config
+
+    target = spec.build(None, Path("."))  # an http target starts nothing and writes no logs
+    target.start()
+    current = target.runtime_config()
+    if current is None:
+        raise ConfigError(f"--target http: {target.url} reports no runtime config (GET /v1/stats); the tuner changes the knobs "
+                          "of a vvbench-compatible service through /admin/config")
+    target.check_reconfigurable()
+    return validate_config(current, f"{target.url}'s config")
+
+
+def _for_target(space, spec):
+    """The space a target can apply: a service started elsewhere (`--target http`) changes hot knobs only."""
+    from vvbench.tuner.space import hot_only
+
+    if spec.kind != "http":
+        return space
+    return hot_only(space, "vvbench cannot restart a service it did not start (--target http); --target embedded or command can")
+
+
+def _check_memory_is_readable(spec, objectives: list[str], budget: bool) -> None:
+    """An http target's resident memory is sampled from its process tree: without --service-pid it is never
+    measured, so an objective or a memory budget on it would fail or rule out every trial. Refused up front,
+    before the service is asked anything (torch is imported only to learn whether memory means GPU memory)."""
+    from vvbench.tuner.objectives import compared_metrics, resolve_objectives
+
+    if spec.kind != "http" or spec.pid is not None:
+        return
+    if "peak_rss_bytes" in compared_metrics(resolve_objectives(objectives, cuda=True)):  # named, not `peak_memory`
+        why = "peak_rss_bytes (an objective)"
+    elif "peak_rss_bytes" not in compared_metrics(resolve_objectives(objectives, cuda=False)) and not budget:
+        return
+    else:
+        import torch
+
+        if torch.cuda.is_available():
+            return
+        why = "peak_rss_bytes (the memory objective without CUDA)" if not budget else "--memory-budget (checked against peak_rss_bytes without CUDA)"
+    raise ConfigError(f"--target http: {why} is read from the service's processes; pass --service-pid PID (a service on "
+                      "this host), or leave memory out (e.g. --objective ttfa_p95_s --objective goodput_rps)")
+
+
 @click.command("tune")
 @target_options
 @click.option("--allow-faults", is_flag=True, help="embedded: start the service with --allow-faults (the base config sets fault knobs)")
+@click.option("--service-pid", type=int, default=None, help="http: the service's PID on this host, to sample its memory and CPU")
 @click.option("--preset", default=None, help="embedded/command: model shapes (default tiny)")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="the base RuntimeConfig (the baseline)")
 @click.option("--scenario", required=True, help="the tuning scenario: a shipped name or a YAML file (keep it short)")
@@ -85,7 +138,7 @@ def _decision_lines(summary: dict) -> list[str]:
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="tune directory [default: tunes/STUDY]")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
-def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faults, preset, config_path, scenario, space_path, trials, timeout,
+def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faults, service_pid, preset, config_path, scenario, space_path, trials, timeout,
              storage, study_name, resume, memory_budget, quality_floor, objectives, hot_trials, restart_each_trial, finalists, repeats, warm_start, warm_start_storage, heartbeat_s, seed, out,
              as_json) -> None:
     """Search runtime knobs with Optuna for the best config on SCENARIO, within the quality floor and memory budget."""
@@ -98,23 +151,29 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     # Every input is checked before the study is created (a bad flag leaves no study behind to block the corrected
     # command) and before torch and the trial machinery are imported (1-2 s): the space's and the objectives' errors
     # do not depend on the device, so they are checked as for a CPU here and built for the real device below.
-    base = _runtime(config_path, preset, {})
-    spec_data = _target_spec(target_kind, url, command_line, ready_url, api_key, None, False)
+    spec_data = _target_spec(target_kind, url, command_line, ready_url, api_key, service_pid, bool(preset or config_path))
+    base = _runtime(config_path, preset, {}) if target_kind != "http" else None
     if target_kind == "http" and api_key:
         spec_data["api_key"] = api_key
-    apply_allow_faults(spec_data, target_kind, base, allow_faults)
+    if base is not None:
+        apply_allow_faults(spec_data, target_kind, base, allow_faults)
     try:
         spec = TypeAdapter(TargetSpec).validate_python(spec_data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, "command line")) from None
     the_scenario = resolve_scenario(scenario)
-    if space_path:
-        load_space(space_path, base, cuda_available=False)
     resolve_objectives(objectives or DEFAULT_OBJECTIVES, cuda=False)
     budget_bytes = parse_bytes(memory_budget, "--memory-budget") if memory_budget else None
     timeout_s = parse_duration(timeout, "--timeout") if timeout else None
+    if restart_each_trial and spec.kind == "http":
+        raise ConfigError("--restart-each-trial: vvbench cannot restart a service it did not start (--target http)")
     if warm_start and resume:
         raise ConfigError("--warm-start: only a new study is warm-started (not with --resume)")
+    _check_memory_is_readable(spec, list(objectives or DEFAULT_OBJECTIVES), budget_bytes is not None)
+    if base is None:  # --target http: the running service's own config, once it is reachable and takes hot knobs
+        base = _http_baseline(spec)
+    if space_path:
+        _for_target(load_space(space_path, base, cuda_available=False), spec)
 
     import torch
 
@@ -122,12 +181,12 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     from vvbench.tuner.study import Tuner, load_other_study, open_study
 
     cuda = torch.cuda.is_available()
-    space = load_space(space_path, base, cuda_available=cuda) if space_path else default_space(base, cuda_available=cuda)
+    space = _for_target(load_space(space_path, base, cuda_available=cuda) if space_path else default_space(base, cuda_available=cuda), spec)
     names = resolve_objectives(objectives or DEFAULT_OBJECTIVES, cuda=cuda)
     out_dir = Path(out or Path("tunes") / study_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{out_dir / 'study.db'}"
-    # before the new study exists, so a bad --warm-start leaves nothing behind
+    # before the new study exists, so that a bad --warm-start leaves nothing behind
     warm_from = load_other_study(warm_start_storage or storage, warm_start) if warm_start else None
     study = open_study(storage, study_name, names, resume=resume, seed=seed, heartbeat_s=heartbeat_s or None, trials=trials)
     for note in space.notes:

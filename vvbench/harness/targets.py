@@ -133,6 +133,13 @@ class Target(ABC):
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
+    def check_reconfigurable(self) -> None:
+        """TargetError (one line) unless the started service takes hot knobs: an empty `POST /admin/config`."""
+        try:
+            self._post_config({})
+        except TargetError as exc:
+            raise TargetError(f"{self.url} takes no knobs through /admin/config: {str(exc).split(': ', 1)[-1]}") from None
+
     def _post_config(self, patch: dict) -> None:
         headers = {"Content-Type": "application/json", **self._auth()}
         req = urllib.request.Request(f"{self.url}/admin/config", data=json.dumps(patch).encode(), headers=headers, method="POST")
