@@ -245,7 +245,7 @@ class Tuner:
             study.enqueue_trial(base_params, user_attrs={"baseline": True})
             if self.warm_from is not None:
                 self.notes += warm_start(study, self.warm_from, dists, base_params)
-        server = Server(self.target_spec, self.out / "servers", restart_each=self.restart_each_trial)
+        server = self._server(restart_each=self.restart_each_trial)
         deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
         trial = None
         try:
@@ -274,7 +274,17 @@ class Tuner:
                 study.tell(trial, state=TrialState.FAIL)
             raise
         finally:
-            server.close()
+            self._close(server)
+
+    def _server(self, restart_each: bool = False) -> Server:
+        """The trials' server; a service vvbench did not start (http) gets the baseline's knobs back when it closes."""
+        restore = self.base if getattr(self.target_spec, "kind", None) == "http" else None
+        return Server(self.target_spec, self.out / "servers", restart_each=restart_each, restore=restore)
+
+    def _close(self, server: Server) -> None:
+        server.close()
+        if server.restore_failed:
+            self.notes.append(f"the service may still have a trial's knobs: giving it the baseline's back failed ({server.restore_failed})")
 
     def _ask(self, dists) -> optuna.Trial:
         with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": ask/tell sends its own
@@ -308,11 +318,11 @@ class Tuner:
             return None
         labels = {f"trial {n}": n for n in chosen}
         configs = {BASELINE: self.config_of(baseline.params), **{lab: self.config_of(trials[n].params) for lab, n in labels.items()}}
-        server = Server(self.target_spec, self.out / "servers")
+        server = self._server()
         try:
             dirs, dropped, order = remeasure(server, self.scenario, configs, repeats, self.out / "finalists", on_run)
         finally:
-            server.close()
+            self._close(server)
         result = decide(dirs, dropped, compared_metrics(self.objectives), list(labels))
         for row in result["finalists"]:
             row["trial"] = labels[row["label"]]

@@ -46,10 +46,12 @@ TRIAL_METRICS = ("ttfa_p95_s", "goodput_rps", "audio_s_per_s", "c100", "success"
 class Server:
     """The tuner's service: one target, reconfigured per trial (see the module docstring)."""
 
-    def __init__(self, spec: Any, log_dir: Path, restart_each: bool = False):
+    def __init__(self, spec: Any, log_dir: Path, restart_each: bool = False, restore: RuntimeConfig | None = None):
         self.spec = spec
         self.log_dir = Path(log_dir)
         self.restart_each = restart_each
+        self.restore = restore  # a service this server did not start gets this config back on close
+        self.restore_failed: str | None = None
         self.target: Target | None = None
         self.starts = 0
 
@@ -76,10 +78,18 @@ class Server:
         return self.target is not None and self.target.alive()
 
     def close(self) -> None:
-        """Stop what this server started."""
-        if self.target is not None:
-            self.target.stop()
-            self.target = None
+        """Stop what this server started; give a service it did not start its `restore` config back.
+
+        That never raises: when the service refuses it or has gone, `restore_failed` says why."""
+        target, self.target = self.target, None
+        if target is None:
+            return
+        if self.restore is not None:
+            try:
+                target.reconfigure(self.restore.model_dump(mode="json"))
+            except TargetError as exc:
+                self.restore_failed = str(exc)
+        target.stop()
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Such a service is changed through `POST /admin/config` alone: its own config is the baseline
 (here `--max-batch 2`, not the preset's default), only hot knobs are searched (the restart-only
 knobs of the space are left out, with a note), and its memory is sampled through
-`--service-pid`. A service whose /admin is off is refused before any study exists.
+`--service-pid`; when the study ends, the service gets its own config back. Without the service's
+API key its /admin refuses the tuner, which is refused before any study exists.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ import json
 import subprocess
 import sys
 
+import httpx
 import optuna
 import yaml
 
 from tests.fakekit import scenario_file
 from tests.integration.serverkit import Server
+
+KEY = "tuning-key"
+
+
+def stats(server: Server) -> dict:
+    return httpx.get(f"{server.url}/v1/stats", headers={"Authorization": f"Bearer {KEY}"}, timeout=10).json()
 
 
 def tune(*args: str) -> subprocess.CompletedProcess:
@@ -27,25 +35,21 @@ def test_a_service_started_elsewhere_is_tuned_on_its_own_config_through_hot_knob
     scenario = scenario_file(tmp_path / "s.yaml", warmup="0s", duration="2s", slos={"success_min": 0.9})
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"chunk_frames": {"choices": [4, 8]}, "max_batch": {"choices": [1, 4]}}))
-    closed = Server(tmp_path / "closed", tmp_path / "closed-data").serve()  # /admin off: no --api-key, no --open-admin
-    try:
-        r = tune("--target", "http", "--url", closed.url, "--service-pid", str(closed.pid), "--scenario", str(scenario),
-                 "--space", str(space), "--out", str(tmp_path / "refused"))
-    finally:
-        closed.stop(30)
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert r.returncode == 2 and len(lines) == 1 and "takes no knobs through /admin/config: /admin is off" in lines[0], r.stderr
-    assert not (tmp_path / "refused" / "study.db").exists()
-
-    server = Server(tmp_path / "open", tmp_path / "open-data", "--open-admin", "--max-batch", "2").serve()
+    # behind an API key, as a production service is: /admin takes the key, so without it the tuner can change nothing
+    server = Server(tmp_path / "svc", tmp_path / "data", "--api-key", KEY, "--max-batch", "2").serve()
+    target = ["--target", "http", "--url", server.url, "--service-pid", str(server.pid), "--scenario", str(scenario), "--space", str(space)]
     out = tmp_path / "D"
     try:
-        r = tune("--target", "http", "--url", server.url, "--service-pid", str(server.pid), "--scenario", str(scenario),
-                 "--space", str(space), "--out", str(out), "--study", "s", "--trials", "2", "--finalists", "0", "--seed", "1")
+        before = stats(server)["config"]
+        refused = tune(*target, "--out", str(tmp_path / "refused"))
+        r = tune(*target, "--api-key", KEY, "--out", str(out), "--study", "s", "--trials", "2", "--finalists", "0", "--seed", "2")
         alive = server.poll() is None
-        config = server.stats()["config"]
+        config = stats(server)["config"]
     finally:
         server.stop(30)
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert refused.returncode == 2 and len(lines) == 1 and "takes no knobs through /admin/config" in lines[0], refused.stderr
+    assert not (tmp_path / "refused" / "study.db").exists()
     assert r.returncode == 0, r.stderr[-3000:]
     assert alive and "max_batch left out: restart-only knobs" in " ".join(r.stderr.split())
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{out / 'study.db'}")
@@ -57,3 +61,5 @@ def test_a_service_started_elsewhere_is_tuned_on_its_own_config_through_hot_knob
     assert summary["counts"]["complete"] == 2
     recommended = yaml.safe_load((out / "recommended.yaml").read_text())
     assert recommended["max_batch"] == 2 == config["max_batch"]  # the service's restart-only knobs are kept as they were
+    # seed 2 samples the other choice for trial 1, so the service had a trial's knobs and was given its own back when done
+    assert study.trials[-1].params == {"chunk_frames": 4} and config == before

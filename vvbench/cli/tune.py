@@ -68,11 +68,11 @@ def _http_baseline(spec):
 
     target = spec.build(None, Path("."))  # an http target starts nothing and writes no logs
     target.start()
+    target.check_reconfigurable()
     current = target.runtime_config()
     if current is None:
         raise ConfigError(f"--target http: {target.url} reports no runtime config (GET /v1/stats); the tuner changes the knobs "
                           "of a vvbench-compatible service through /admin/config")
-    target.check_reconfigurable()
     return validate_config(current, f"{target.url}'s config")
 
 
@@ -201,6 +201,7 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
                   budget_bytes=budget_bytes, timeout_s=timeout_s, notes=list(space.notes), warm_from=warm_from)
     interrupted = False
     final = None
+    noted = len(tuner.notes)
     try:
         tuner.run()
         if finalists:
@@ -208,6 +209,8 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     except KeyboardInterrupt:
         interrupted = True
         err_console.print("interrupted: the study is saved; continue it with --resume", highlight=False)
+    for note in tuner.notes[noted:]:  # what the study learnt on the way (a warm start, a service not given its config back)
+        err_console.print(f"note: {note}", highlight=False)
     summary = write_outputs(study, out_dir, names, directions(names), base, tuner.config_of, tuner.notes, final)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
