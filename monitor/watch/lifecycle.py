@@ -52,13 +52,13 @@ class ServiceLifecycle:
         pid = self.service.pid
         if exited:
             how = "killed after the grace period" if self.killed else "drained"
-            self.events.emit("exit", "info", f"PID {pid} {how}, exit code {code}", pid=pid, exit_code=code, expected=True,
-                             drain_s=round(now - (self.deadline - self.cfg.restart.grace), 3))
+            exit_t = self.events.emit("exit", "info", f"PID {pid} {how}, exit code {code}", pid=pid, exit_code=code, expected=True,
+                                      drain_s=round(now - (self.deadline - self.cfg.restart.grace), 3))["t"]
             if self.phase is Phase.STOPPING:
                 self._finish(self.final_phase, self.exit_code)
             else:
                 self._set_phase(Phase.BACKOFF)
-                self.backoff_until = now + (self.trigger or {}).get("backoff_s", 0.0)
+                self.backoff_until = max(now, exit_t) + (self.trigger or {}).get("backoff_s", 0.0)  # from the exit as recorded
             return
         if not self.killed and now >= self.deadline:
             self.service.kill()

@@ -189,8 +189,9 @@ class Supervisor(ServiceLifecycle):
         if action.reason == "start_timeout" and self.url is None:
             action = Action(action.kind, action.reason, action.message + "; no URL to probe: give --url (the service "
                             "printed no 'listening on URL' line)", action.values)
+        exit_t = None
         if exited:
-            self.events.emit("exit", "error", f"PID {pid}: {action.message}", pid=pid, exit_code=code, expected=False)
+            exit_t = self.events.emit("exit", "error", f"PID {pid}: {action.message}", pid=pid, exit_code=code, expected=False)["t"]
         can_restart = self.cfg.spawns or self.cfg.restart.command
         if not can_restart:
             if exited:
@@ -218,7 +219,7 @@ class Supervisor(ServiceLifecycle):
             self._signal_drain(now, Phase.DRAINING)
         else:
             self._set_phase(Phase.BACKOFF)
-            self.backoff_until = now + backoff
+            self.backoff_until = max(now, exit_t or now) + backoff  # waited from the exit as recorded, not the tick's start
 
     def _begin_stop(self, now: float, why: str, final: Phase, code: int, alive: bool = True) -> None:
         self.final_phase, self.exit_code = final, code
