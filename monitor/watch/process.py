@@ -85,7 +85,8 @@ class RestartCommand:
         self._log = Path(log)
         # stderr to a file, not a pipe: a chatty command, or a child of it that keeps the pipe, never blocks the loop
         try:
-            self.child = Child(self.argv, stdout=os.devnull, stderr=self._log, name="restart command").start()
+            self.child = Child(self.argv, stdout=os.devnull, stderr=self._log, name="restart command",
+                               tether=False).start()  # what it starts must outlive it
         except TargetError as exc:
             self._done()
             return str(exc)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import optuna
+import psutil
 import pytest
 import yaml
 from fakekit import scenario_file, vv
@@ -122,8 +123,14 @@ def test_a_dead_workers_running_trial_is_failed_as_stale_by_the_next_one(tmp_pat
     try:
         assert _wait_for(lambda: (s := _study(storage)) is not None
                          and any(t.state == optuna.trial.TrialState.RUNNING for t in s.trials), 180)
-        os.killpg(doomed.pid, signal.SIGKILL)  # the worker and its service, as a power cut would
+        # what it started (the service, in a session of its own, the load) is in no group of the worker's
+        left = psutil.Process(doomed.pid).children(recursive=True)
+        assert any("serve" in p.cmdline() for p in left), [p.cmdline() for p in left]
+        os.killpg(doomed.pid, signal.SIGKILL)  # the worker, as a power cut or the OOM killer would
         doomed.wait(timeout=30)
+        # none of it outlives the worker: the service drains its trial's requests (30 s at most) and stops
+        _, alive = psutil.wait_procs(left, timeout=40)
+        assert not alive, [p.cmdline() for p in alive]
     finally:
         if doomed.poll() is None:
             os.killpg(doomed.pid, signal.SIGKILL)

@@ -102,3 +102,35 @@ def test_embedded_that_refuses_its_flags_reports_its_stderr(tmp_path):
     with pytest.raises(TargetError, match="exited with code 2.*memory_guard"), t:
         pass
     assert (tmp_path / "stderr.log").exists()
+
+
+# a `vvbench tune` or `vvbench run` as a power cut leaves it: its embedded service started, then SIGKILL
+OWNS_A_SERVICE = """
+import sys, time
+from pathlib import Path
+from vvbench.harness.targets import EmbeddedTarget
+from vvbench.runtime.config import RuntimeConfig
+target = EmbeddedTarget(RuntimeConfig(preset="tiny", max_batch=1, threads=1), Path(sys.argv[1]))
+target.start()
+print(target.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_an_embedded_service_does_not_outlive_the_vvbench_process_that_was_killed_without_stopping_it(tmp_path):
+    import signal
+    import subprocess
+
+    owner = subprocess.Popen([sys.executable, "-c", OWNS_A_SERVICE, str(tmp_path / "target")], stdout=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        service = psutil.Process(int(owner.stdout.readline()))
+        assert service.ppid() == owner.pid and service.is_running()
+        owner.send_signal(signal.SIGKILL)  # its process group is its own, the service's is another: only the tether reaches it
+        owner.wait(10)
+        service.wait(15)  # it drains as on any SIGTERM: idle, it exits at once
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+    log = (tmp_path / "target" / "stderr.log").read_text()
+    assert f"the vvbench process that started this one (PID {owner.pid}) is gone: stopping" in log, log[-2000:]

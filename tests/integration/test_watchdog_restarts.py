@@ -124,3 +124,21 @@ def test_an_engine_whose_steps_fail_is_reported_within_one_probe_period_restarte
     finally:
         rc = w.stop()
     assert rc == 0
+
+
+def test_a_watchdog_killed_without_stopping_its_service_takes_the_service_with_it(tmp_path):
+    # SIGKILL (or the OOM killer) runs none of the watchdog's drain; the service, in a session of its own, is reached
+    # only through its tether, and must not stay behind unsupervised on the port the next watchdog will want
+    import psutil
+
+    w = Watch(tmp_path / "watch", ["--probe-every", "1s", "--canary-every", "0", "--start-timeout", "150s", "--run-for", "200s"],
+              serve_cmd(tmp_path / "data")).start()
+    try:
+        pid = w.wait_event("ready", 150)["pid"]
+        service = psutil.Process(pid)
+        w.child.kill()
+        assert w.wait(10) == -9
+        service.wait(15)  # idle, its drain is immediate
+    finally:
+        w.stop()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

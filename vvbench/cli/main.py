@@ -85,6 +85,9 @@ def _usage_line(exc: click.UsageError, where: str) -> None:
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     """Benchmark, monitor and autotune text-to-speech serving."""
+    from vvbench.core.proc import follow_tether
+
+    follow_tether()  # started by a vvbench process (a tuner's service, a test's watchdog): stop when it is gone
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     level = logging.WARNING - 10 * min(verbose, 2)

@@ -34,14 +34,30 @@ watchdog after any exit) SIGKILLs the group once the leader is gone, before reap
 The group is signalled only while the leader is not yet reaped: an exited leader stays a zombie
 that holds its PID, and with it the group id, so the number cannot have been given to another
 process. That is why `poll` never reaps (`waitid` with `WNOWAIT`) and only `reap` does.
+
+**tether**: a child must not outlive us when we die without stopping it (SIGKILL, OOM kill, a
+power-cut test): its own session keeps it out of our process group, so nothing else would reach
+it, and a `vvbench tune` worker killed mid-trial would leave its service running forever on a
+port. So every child gets the read end of a pipe whose only write end we hold (`TETHER_ENV`
+names the descriptor), except one started with `tether=False`: a restart command, whose whole
+point is a service that outlives it (`nohup serve &` would inherit the read end, and stop once
+the command had been reaped). We close it once the child is reaped; when we die, the kernel closes it.
+A vvbench program calls `follow_tether()` first thing: a thread blocks on the read end and, at
+end of file, sends the program SIGTERM, its ordinary drain. End of file is sticky, so a parent
+that dies while the child is still importing is noticed as soon as the thread starts. Programs
+that are not vvbench's ignore the variable and the descriptor. A pipe rather than a parent PID,
+because a PID is ambiguous through a wrapper shell, and PR_SET_PDEATHSIG fires when the
+spawning *thread* exits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -57,6 +73,7 @@ STDOUT = "stdout"  # `stderr=STDOUT`: both streams into stdout's log file
 POLL_S = 0.05
 KILL_WAIT_S = 10.0  # after SIGKILL, how long `stop` waits for the exit status
 TAIL_LINES = 3
+TETHER_ENV = "VVBENCH_TETHER_FD"  # the read end of the pipe whose write end only the parent holds
 
 
 def announced_url(line: str) -> str | None:
@@ -75,7 +92,7 @@ class Child:
 
     def __init__(self, argv: list[str], *, env: dict[str, str | None] | None = None,
                  stdout: str | Path | Callable[[str], None] | None = None, stderr: str | Path | None = None,
-                 cwd: str | Path | None = None, name: str | None = None):
+                 cwd: str | Path | None = None, name: str | None = None, tether: bool = True):
         if not argv:
             raise TargetError("no command to start")
         self.argv = [str(a) for a in argv]
@@ -91,6 +108,8 @@ class Child:
         self._url: str | None = None
         self._offsets = {"stdout": 0, "stderr": 0}  # where this start's output begins in each (appended) log
         self._pending = b""
+        self.tethered = tether  # False: what it starts is meant to outlive it (a restart command)
+        self._tether: int | None = None  # the write end (see "tether" in the module docstring)
 
     # -- starting --------------------------------------------------------------------------------------
     def start(self) -> Child:
@@ -107,21 +126,32 @@ class Child:
                 err = subprocess.STDOUT
             else:
                 err = files.enter_context(open(self.stderr_path, "ab")) if self.stderr_path else None
+            tether_r, self._tether = os.pipe() if self.tethered else (None, None)  # non-inheritable: the child gets the read end alone
             try:
                 self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.cwd,
-                                              env=self._environ(), start_new_session=True,
+                                              env=self._environ(tether_r), start_new_session=True,
+                                              pass_fds=() if tether_r is None else (tether_r,),
                                               text=self.sink is not None, errors="replace" if self.sink else None,
                                               bufsize=1 if self.sink else -1)
             except OSError as exc:
+                self._untether()
                 raise TargetError(f"cannot start {self.argv[0]!r}: {exc.strerror or exc}") from None
+            finally:
+                if tether_r is not None:
+                    os.close(tether_r)
         if self.sink is not None:
             threading.Thread(target=self._read, args=(self._proc.stdout,), name=f"{self.name}-stdout", daemon=True).start()
         return self
 
-    def _environ(self) -> dict[str, str] | None:
-        if not self.env:
-            return None  # ours, as it is
-        return {k: v for k, v in {**os.environ, **self.env}.items() if v is not None}
+    def _environ(self, tether_fd: int | None) -> dict[str, str]:
+        # untethered: ours without the variable, so the child does not follow a tether of ours it was not given
+        merged = {**os.environ, **(self.env or {}), TETHER_ENV: None if tether_fd is None else str(tether_fd)}
+        return {k: v for k, v in merged.items() if v is not None}
+
+    def _untether(self) -> None:
+        if self._tether is not None:
+            os.close(self._tether)
+            self._tether = None
 
     def _read(self, stream) -> None:
         for line in stream:  # ends when the child (and every holder of the pipe) closes it
@@ -192,6 +222,8 @@ class Child:
             info = os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:  # reaped behind our back (by subprocess itself): only Popen knows the status
             self.returncode = self._proc.poll()
+            if self.returncode is not None:
+                self._untether()
             return self.returncode
         return None if info is None else _exit_code(info)
 
@@ -228,6 +260,7 @@ class Child:
             self.returncode = self._proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             return None
+        self._untether()
         return self.returncode
 
     def stop(self, grace_s: float = 30.0) -> int | None:
@@ -246,3 +279,36 @@ class Child:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def follow_tether(on_gone: Callable[[], None] | None = None) -> bool:
+    """If a vvbench parent tethered us (`TETHER_ENV`), stop when it is gone: a daemon thread waits for end of
+    file on the tether and then calls `on_gone` (default: SIGTERM to ourselves, the program's drain).
+    The variable is taken out of our environment, so our own children do not inherit it. True when tethered."""
+    value = os.environ.pop(TETHER_ENV, None)
+    try:
+        fd = int(value) if value is not None else -1
+        tethered = fd >= 0 and stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except (ValueError, OSError):  # not ours: a stale variable without the descriptor
+        tethered = False
+    if not tethered:
+        return False
+    os.set_inheritable(fd, False)
+    parent = os.getppid()
+
+    def wait() -> None:
+        while True:
+            try:
+                if os.read(fd, 64) == b"":
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+        os.close(fd)
+        if on_gone is not None:
+            return on_gone()
+        logging.getLogger("vvbench.proc").warning("the vvbench process that started this one (PID %d) is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=wait, name="tether", daemon=True).start()
+    return True

@@ -38,7 +38,7 @@ import numpy as np
 from vvbench.artifacts.stats import ServiceStats
 from vvbench.core.audio import SAMPLE_RATE, to_pcm16, wav_header
 from vvbench.core.formats import CONTENT_TYPES
-from vvbench.core.proc import LISTENING
+from vvbench.core.proc import LISTENING, follow_tether
 from vvbench.load.fakecodec import MUXERS, ChunkEncoder
 
 
@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--silence-s", type=float, default=0.0, help="leading digital silence in every answer")
     p.add_argument("--exit-after", type=int, default=0, help="exit (code 70) at the request after this many")
     args = p.parse_args(argv)
+    follow_tether()
     Handler.script = Script(args)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -166,3 +167,86 @@ def test_env_adds_to_ours_and_none_removes_a_variable(tmp_path, monkeypatch):
     c = child(tmp_path, code, env={"VV_DROP": None, "VV_ADD": "added"}).start()
     assert c.reap(30) == 0
     assert (tmp_path / "out.log").read_text().split() == ["kept", "None", "added"]
+
+
+# -- the tether: a child does not outlive a parent that dies without stopping it ------------------------------------
+# the child: follows its tether (after `delay` s, as a program still importing would), notes the SIGTERM it gets
+FOLLOWS_THE_TETHER = """
+import os, signal, sys, time
+time.sleep(float(sys.argv[2]))
+signal.signal(signal.SIGTERM, lambda *a: (open(sys.argv[1], 'w').write('drained'), sys.exit(0)))
+from vvbench.core.proc import TETHER_ENV, follow_tether
+print("tethered" if follow_tether() else "untethered", os.environ.get(TETHER_ENV), flush=True)
+time.sleep(60)
+"""
+# the parent: starts that child through Child, says its PID, then waits to be killed (or exits at once: `now`)
+STARTS_A_CHILD = """
+import os, sys, time
+from vvbench.core.proc import Child
+c = Child([sys.executable, "-c", sys.argv[1], sys.argv[2], sys.argv[3]], stdout=sys.argv[4], name="tethered").start()
+print(c.pid, flush=True)
+if sys.argv[5] == "now":
+    os._exit(0)  # no stop, no cleanup: as SIGKILL would
+time.sleep(60)
+"""
+
+
+def _parent(tmp_path, delay: float, when: str) -> tuple[Child, int]:
+    parent = Child([PY, "-c", STARTS_A_CHILD, FOLLOWS_THE_TETHER, str(tmp_path / "drained"), str(delay),
+                    str(tmp_path / "child.log"), when], stdout=tmp_path / "parent.log", stderr=STDOUT, name="parent").start()
+    assert wait_for(lambda: (tmp_path / "parent.log").read_text().strip().isdigit())
+    return parent, int((tmp_path / "parent.log").read_text())
+
+
+def test_a_child_whose_parent_is_sigkilled_drains_by_sigterm(tmp_path):
+    parent, pid = _parent(tmp_path, 0.0, "wait")
+    assert wait_for(lambda: (tmp_path / "child.log").exists() and "tethered" in (tmp_path / "child.log").read_text())
+    assert (tmp_path / "child.log").read_text().split() == ["tethered", "None"]  # not passed on to its own children
+    time.sleep(0.3)
+    assert not dead(pid)  # the parent lives: the child runs on
+    parent.kill()
+    assert parent.reap(10) == -9
+    assert wait_for(lambda: dead(pid), 10)
+    assert (tmp_path / "drained").read_text() == "drained"  # SIGTERM: its own drain, not a kill
+
+
+def test_a_parent_that_died_before_the_child_followed_its_tether_is_still_noticed(tmp_path):
+    parent, pid = _parent(tmp_path, 1.0, "now")
+    assert parent.reap(10) == 0 and not dead(pid)  # the parent is gone while the child is still "importing"
+    assert wait_for(lambda: dead(pid), 10)
+    assert (tmp_path / "drained").read_text() == "drained"
+
+
+def test_a_stopped_child_leaves_no_descriptor_behind_and_untethered_programs_are_told_so(tmp_path, monkeypatch):
+    import os
+
+    from vvbench.core.proc import TETHER_ENV, follow_tether
+
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        c = child(tmp_path, "import time; time.sleep(60)").start()
+        c.stop(5)
+        child(tmp_path, "import sys; sys.exit(3)").start().reap(10)
+    assert len(os.listdir("/proc/self/fd")) == before
+    monkeypatch.delenv(TETHER_ENV, raising=False)
+    assert follow_tether() is False
+    monkeypatch.setenv(TETHER_ENV, "987")  # inherited without its descriptor (a grandchild of a program that closes fds)
+    assert follow_tether() is False and TETHER_ENV not in os.environ
+    with open(tmp_path / "plain", "w") as f:  # a descriptor, but not a pipe
+        monkeypatch.setenv(TETHER_ENV, str(f.fileno()))
+        assert follow_tether() is False
+
+
+def test_an_untethered_child_gets_neither_the_descriptor_nor_a_variable_of_ours(tmp_path, monkeypatch):
+    from vvbench.core.proc import TETHER_ENV
+
+    monkeypatch.setenv(TETHER_ENV, "5")  # ours, from our own parent: never handed on
+    code = "import os, sys; print(os.environ.get(sys.argv[1]), sorted(int(f) for f in os.listdir('/proc/self/fd')))"
+    for tether, expect_fd in ((False, False), (True, True)):
+        log = tmp_path / f"{tether}.log"
+        c = Child([PY, "-c", code, TETHER_ENV], stdout=log, tether=tether).start()
+        assert c.reap(30) == 0
+        value, fds = log.read_text().split(" ", 1)
+        assert (value != "None") is expect_fd and (value != "5")
+        if expect_fd:
+            assert int(value) in json.loads(fds)
