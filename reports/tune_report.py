@@ -94,8 +94,21 @@ def pareto_rows(data: dict) -> list[list[str]]:
     return [[str(t["number"]), _params(t["params"]), _params(t["values"]), _num(t.get("quality_db"))] for t in data["pareto"]]
 
 
+IMPORTANCE_HEADER = ["objective", "importance per param", "rests on"]
+
+
+def _basis(b: dict | None) -> str:
+    """What one objective's importances rest on: the best trials (PED-ANOVA's top quantile) of how many."""
+    if not b:
+        return "—"  # a tune directory written before the basis was recorded
+    best = b["best"]
+    text = f"the best {b['top_quantile']:.0%}: {len(best)} of {b['complete']} complete trials (" + ", ".join(f"#{n}" for n in best) + ")"
+    return text + ("; a hint only, from so few" if len(best) < 3 else "")
+
+
 def importance_rows(data: dict) -> list[list[str]]:
-    return [[obj, _params(vals)] for obj, vals in data["importances"].items()]
+    basis = data["summary"].get("importances_basis") or {}
+    return [[obj, _params(vals), _basis(basis.get(obj))] for obj, vals in data["importances"].items()]
 
 
 def _why(t: dict) -> str:
@@ -134,7 +147,7 @@ def tune_markdown(data: dict) -> str:
         out += [f"## Finalists ({data['finalists'].get('repeats')} repeats each, interleaved with the baseline)", "",
                 *_md_table(FINALIST_HEADER, finalist_rows(data))]
     out += ["## Pareto front", "", *_md_table(["trial", "params", "values", "mel SNR dB"], pareto_rows(data)),
-            "## Importances", "", *_md_table(["objective", "importance per param"], importance_rows(data)),
+            "## Importances", "", *_md_table(IMPORTANCE_HEADER, importance_rows(data)),
             "## Trials", "", *_md_table(TRIAL_HEADER, trial_rows(data))]
     return "\n".join(out)
 
@@ -156,7 +169,7 @@ def tune_page(data: dict) -> str:
                  html_table(finalist_rows(data), FINALIST_HEADER)]
     body += ["<h2>Pareto front</h2>", html_table(pareto_rows(data), ["trial", "params", "values", "mel SNR dB"])]
     body += [_img(data["plots"][name], caption) for name, caption in PLOTS if name in data["plots"]]
-    body += ["<h2>Importances</h2>", html_table(importance_rows(data), ["objective", "importance per param"]),
+    body += ["<h2>Importances</h2>", html_table(importance_rows(data), IMPORTANCE_HEADER),
              "<h2>Trials</h2>", html_table(trial_rows(data), TRIAL_HEADER)]
     return page(f"vvbench tune: study {s['study']}", badge, body)
 

@@ -3,7 +3,8 @@
     OUT/recommended.yaml   the recommended RuntimeConfig; its first line is the command that serves it
     OUT/trials.json        every trial: number, state, params, values, constraints, feasible, reason, run dir
     OUT/pareto.json        the feasible Pareto front
-    OUT/importances.json   parameter importances per objective (Optuna's default evaluator)
+    OUT/importances.json   parameter importances per objective (PED-ANOVA, Optuna's default evaluator; what
+                           they rest on, the best 10% of the complete trials, is `importances_basis` in the summary)
     OUT/summary.json       counts (complete, failed, pruned), the recommendation and why, baseline vs
                            recommended with ratios (a config measured by several trials: their mean),
                            and the tuning time the hot-knob grouping saved
@@ -68,18 +69,32 @@ def _time_saved(trials: list[FrozenTrial]) -> dict:
             "saved_s": saved, "method": "each hot trial against the mean measured (re)start"}
 
 
-def _importances(study: optuna.Study, objectives: list[str]) -> dict:
-    out = {}
+TOP_QUANTILE = 0.1  # PED-ANOVA's: how a param's values among the best 10% of trials differ from all trials'
+
+
+def _importances(study: optuna.Study, objectives: list[str]) -> tuple[dict, dict]:
+    """Per objective, PED-ANOVA's importance per param, and what they rest on: the complete trials and the best
+    `TOP_QUANTILE` of them, by PED-ANOVA's own cut (the inverted-CDF quantile, ties kept). In a small study the best
+    10% is one or two trials, and two objectives whose best trial is the same get the same importances."""
+    out, basis = {}, {}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=TOP_QUANTILE)
     for i, name in enumerate(objectives):
         # PED-ANOVA ranks params for *low* target values: a maximised objective is negated
         sign = -1.0 if study.directions[i] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        scored = [(sign * t.values[i], t.number) for t in complete if t.values and math.isfinite(t.values[i])]
+        if scored:
+            cut = sorted(v for v, _ in scored)[math.ceil(TOP_QUANTILE * len(scored)) - 1]
+            basis[name] = {"complete": len(scored), "top_quantile": TOP_QUANTILE,
+                           "best": sorted(n for v, n in scored if v <= cut)}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out[name] = optuna.importance.get_param_importances(study, target=lambda t, i=i, s=sign: s * t.values[i])
+                out[name] = optuna.importance.get_param_importances(study, evaluator=evaluator,
+                                                                    target=lambda t, i=i, s=sign: s * t.values[i])
         except (ValueError, RuntimeError) as exc:  # too few complete trials, or a single-valued space
             out[name] = {"not computed": str(exc).splitlines()[0]}
-    return out
+    return out, basis
 
 
 def _ratios(base: dict | None, best: dict | None) -> dict:
@@ -148,7 +163,8 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
                "recommended_yaml": str(out / "recommended.yaml")}
     write_atomic(out / "trials.json", json.dumps(rows, indent=2, default=str))
     write_atomic(out / "pareto.json", json.dumps([by_number[n] for n in front], indent=2, default=str))
-    write_atomic(out / "importances.json", json.dumps(_importances(study, objectives), indent=2, default=str))
+    importances, summary["importances_basis"] = _importances(study, objectives)
+    write_atomic(out / "importances.json", json.dumps(importances, indent=2, default=str))
     if plots:
         from vvbench.tuner.plots import write_plots
 

@@ -24,3 +24,39 @@ def test_the_summary_reports_a_config_measured_twice_by_the_mean_of_its_trials(t
     assert abs(summary["ratio_recommended_to_baseline"]["ttfa_p95_s"] - 0.35 / 0.48) < 1e-9
     assert "diffusion_steps: 9" in (tmp_path / "recommended.yaml").read_text()
     assert json.loads((tmp_path / "summary.json").read_text())["recommended_trial"] == 1
+
+
+def _two_objective_study(points):
+    dist = {"diffusion_steps": optuna.distributions.IntDistribution(2, 10),
+            "batch_window_ms": optuna.distributions.FloatDistribution(0, 50)}
+    study = optuna.create_study(directions=["minimize", "maximize"], study_name="s")
+    for steps, window, ttfa, goodput in points:
+        study.add_trial(optuna.trial.create_trial(
+            params={"diffusion_steps": steps, "batch_window_ms": window}, distributions=dist, values=[ttfa, goodput],
+            user_attrs={"constraints": {"quality_floor": -1.0}, "baseline": not study.trials}))
+    return study
+
+
+def test_the_importances_say_which_trials_they_rest_on(tmp_path):
+    from reports.tune_report import importance_rows, load_tune
+
+    # six trials, one of them best on both objectives: PED-ANOVA's best 10% is that one trial for both, so both
+    # objectives get the same importances; the report must say they rest on one trial
+    small = _two_objective_study([(10, 5, 0.26, 1.0), (4, 16, 0.15, 1.7), (2, 38, 0.12, 2.1), (9, 50, 0.35, 1.1),
+                                  (9, 16, 0.22, 1.1), (8, 19, 0.13, 1.3)])
+    summary = write_outputs(small, tmp_path / "small", ["ttfa_p95_s", "goodput_rps"], ["minimize", "maximize"],
+                            RuntimeConfig(preset="tiny"), lambda p: RuntimeConfig(preset="tiny"), [], plots=False)
+    basis = summary["importances_basis"]
+    assert basis["ttfa_p95_s"] == {"complete": 6, "top_quantile": 0.1, "best": [2]}
+    assert basis["goodput_rps"]["best"] == [2]  # the maximised objective's best is its highest, not its lowest
+    importances = json.loads((tmp_path / "small" / "importances.json").read_text())
+    assert importances["ttfa_p95_s"] == importances["goodput_rps"]
+    rows = importance_rows(load_tune(tmp_path / "small"))
+    assert rows[0][2] == "the best 10%: 1 of 6 complete trials (#2); a hint only, from so few"
+    # thirty trials: the best three of each objective, no longer the same ones
+    big = _two_objective_study([(2 + n % 9, n * 1.5, 0.1 + 0.01 * n, 3.0 - 0.1 * ((n * 7) % 30)) for n in range(30)])
+    summary = write_outputs(big, tmp_path / "big", ["ttfa_p95_s", "goodput_rps"], ["minimize", "maximize"],
+                            RuntimeConfig(preset="tiny"), lambda p: RuntimeConfig(preset="tiny"), [], plots=False)
+    assert summary["importances_basis"]["ttfa_p95_s"]["best"] == [0, 1, 2]
+    assert summary["importances_basis"]["goodput_rps"]["best"] == [0, 13, 26]
+    assert importance_rows(load_tune(tmp_path / "big"))[1][2] == "the best 10%: 3 of 30 complete trials (#0, #13, #26)"
