@@ -281,10 +281,10 @@ class Child:
         self.stop()
 
 
-def follow_tether(on_gone: Callable[[], None] | None = None) -> bool:
+def follow_tether() -> bool:
     """If a vvbench parent tethered us (`TETHER_ENV`), stop when it is gone: a daemon thread waits for end of
-    file on the tether and then calls `on_gone` (default: SIGTERM to ourselves, the program's drain).
-    The variable is taken out of our environment, so our own children do not inherit it. True when tethered."""
+    file on the tether, logs why, and sends us SIGTERM, the program's own drain. The variable is taken out of
+    our environment, so our own children do not inherit it. True when tethered."""
     value = os.environ.pop(TETHER_ENV, None)
     try:
         fd = int(value) if value is not None else -1
@@ -297,17 +297,11 @@ def follow_tether(on_gone: Callable[[], None] | None = None) -> bool:
     parent = os.getppid()
 
     def wait() -> None:
-        while True:
-            try:
-                if os.read(fd, 64) == b"":
-                    break
-            except InterruptedError:
-                continue
-            except OSError:
-                return
-        os.close(fd)
-        if on_gone is not None:
-            return on_gone()
+        try:
+            while os.read(fd, 64):  # the parent never writes: this returns at end of file, when it is gone
+                pass
+        except OSError:
+            return
         logging.getLogger("vvbench.proc").warning("the vvbench process that started this one (PID %d) is gone: stopping", parent)
         os.kill(os.getpid(), signal.SIGTERM)
     threading.Thread(target=wait, name="tether", daemon=True).start()
