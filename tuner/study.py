@@ -50,6 +50,7 @@ from optuna.trial import TrialState
 from vvbench.artifacts.scenarios import Scenario
 from vvbench.core.audio import SAMPLE_RATE
 from vvbench.core.errors import ConfigError
+from vvbench.core.interrupts import interrupted_by
 from vvbench.runtime.config import RuntimeConfig, merge, validate_config
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists, remeasure
 from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value
@@ -267,10 +268,10 @@ class Tuner:
                     outcome = self._measure(ctx, trial.params)
                 self._tell(trial, outcome)
                 trial = None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if trial is not None:
                 trial.set_user_attr("interrupted", True)
-                trial.set_user_attr("reason", "interrupted (Ctrl-C)")
+                trial.set_user_attr("reason", f"interrupted ({interrupted_by(exc)})")
                 study.tell(trial, state=TrialState.FAIL)
             raise
         finally:

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import psutil
+import pytest
 from fakekit import FakeTTS, one_run_dir, scenario_file, vv, wait_for
 
 from vvbench.artifacts.scenarios import load_scenario
@@ -163,7 +164,9 @@ def test_scenarios_list_json():
     assert {"smoke", "short-burst", "dialogue", "podcast-long", "spike-15", "nightly"} <= names
 
 
-def test_ctrl_c_stops_everything_and_keeps_the_run(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_everything_and_keeps_the_run(tmp_path, sig):
+    # SIGTERM as a cancelled CI job or `timeout` sends it: the same clean stop as Ctrl-C, not Python's default death
     scen = scenario_file(tmp_path / "s.yaml", duration="60s")
     out = tmp_path / "runs"
     # As a terminal's foreground job has it: SIGINT at its default. A suite started in the background of a
@@ -174,12 +177,13 @@ def test_ctrl_c_stops_everything_and_keeps_the_run(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert wait_for(lambda: any(out.glob(".*.partial/.work/rows/*.parquet")), timeout_s=30)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
+    assert f"interrupted ({'SIGTERM' if sig == signal.SIGTERM else 'Ctrl-C'})" in err
     run, rows = read_run(one_run_dir(out))
     assert run["status"] == "aborted" and len(rows) > 0
     assert not psutil.pid_exists(run["target"]["pid"])

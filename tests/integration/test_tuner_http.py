@@ -10,8 +10,10 @@ API key its /admin refuses the tuner, which is refused before any study exists.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import optuna
@@ -45,6 +47,21 @@ def test_a_service_started_elsewhere_is_tuned_on_its_own_config_through_hot_knob
         r = tune(*target, "--api-key", KEY, "--out", str(out), "--study", "s", "--trials", "2", "--finalists", "0", "--seed", "2")
         alive = server.poll() is None
         config = stats(server)["config"]
+        # stopped by SIGTERM (a cancelled CI job) while a trial's knobs are on the service: given its own back all the same
+        cancelled = subprocess.Popen([sys.executable, "-m", "vvbench.cli", "tune", *target, "--api-key", KEY, "--out", str(tmp_path / "C"),
+                                      "--study", "c", "--trials", "3", "--finalists", "0", "--seed", "2"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while stats(server)["config"] == before and cancelled.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            during = stats(server)["config"]
+            cancelled.send_signal(signal.SIGTERM)
+            _, cancelled_err = cancelled.communicate(timeout=120)
+        finally:
+            if cancelled.poll() is None:
+                cancelled.kill()
+        after_cancel = stats(server)["config"]
     finally:
         server.stop(30)
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
@@ -63,3 +80,10 @@ def test_a_service_started_elsewhere_is_tuned_on_its_own_config_through_hot_knob
     assert recommended["max_batch"] == 2 == config["max_batch"]  # the service's restart-only knobs are kept as they were
     # seed 2 samples the other choice for trial 1, so the service had a trial's knobs and was given its own back when done
     assert study.trials[-1].params == {"chunk_frames": 4} and config == before
+    assert during["chunk_frames"] == 4 != before["chunk_frames"], during  # a trial's knobs were on when SIGTERM came
+    assert cancelled.returncode == 130, cancelled_err[-3000:]
+    assert "interrupted (SIGTERM): the study is saved; continue it with --resume" in cancelled_err
+    assert after_cancel == before
+    trial = optuna.load_study(study_name="c", storage=f"sqlite:///{tmp_path / 'C' / 'study.db'}").trials[1]  # (2: its follower, queued)
+    assert trial.params == {"chunk_frames": 4} and trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["reason"] == "interrupted (SIGTERM)"

@@ -1,7 +1,7 @@
 """The `run`, `demo` and `scenarios` commands (loaded on first use by `vvbench.cli.main`).
 
 Thin: flags -> `RunOptions` -> `vvbench.harness.run.run_benchmark` -> tables or JSON and an exit code
-(0 every SLO met, 1 an SLO failed, 2 bad input / unreachable or dying target, 130 Ctrl-C).
+(0 every SLO met, 1 an SLO failed, 2 bad input / unreachable or dying target, 130 Ctrl-C or SIGTERM).
 Knob flags (the same as `vvbench serve`) configure the embedded target, and fill the `{knob}`
 placeholders of a command target; they make no sense for an http target and are refused there.
 """
@@ -67,6 +67,7 @@ def execute(options: dict, as_json: bool) -> int:
     ends as one error line naming the reason and where the rows are (exit 2, or 130 for Ctrl-C).
     """
     from vvbench.cli.view import LiveView, summary_tables
+    from vvbench.core.interrupts import sigterm_interrupts
     from vvbench.harness.run import RunOptions, run_with
 
     try:
@@ -74,6 +75,7 @@ def execute(options: dict, as_json: bool) -> int:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, "command line", model=RunOptions)) from None
     title = opts.scenario if isinstance(opts.scenario, str) else opts.scenario.name
+    sigterm_interrupts()  # a cancelled CI job stops the run as Ctrl-C does: its directory is written, its rows kept
     with LiveView(err_console, title) as view:
         result = run_with(opts, view=view)
     record = result.record

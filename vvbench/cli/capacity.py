@@ -108,6 +108,7 @@ def capacity_cmd(ctx, scenario, sweep, search, key_opt, lo, hi, resolution, targ
                  target_kind, url, command_line, ready_url, api_key, allow_faults, service_pid, preset, config_path, **kwargs) -> None:
     """Find the highest load at which SCENARIO meets every SLO (exit 0; 1 when no load does)."""
     from vvbench.artifacts.scenarios import resolve_scenario
+    from vvbench.core.interrupts import sigterm_interrupts
     from vvbench.core.units import parse_duration
     from vvbench.harness.capacity import CapacityPlan, check_plan, run_capacity
     from vvbench.reports.capacity_render import capacity_html, capacity_json, capacity_markdown
@@ -128,6 +129,7 @@ def capacity_cmd(ctx, scenario, sweep, search, key_opt, lo, hi, resolution, targ
     folder.mkdir(parents=True, exist_ok=True)
     target = _build_target(spec, runtime, folder)
     err_console.print(f"capacity of {scen.name}: {'search' if search else 'sweep'} over {key} -> {folder}", highlight=False)
+    sigterm_interrupts()  # a cancelled CI job stops the search as Ctrl-C does: the points so far are kept
     result = run_capacity(plan, target, folder, on_point=_on_point,
                           on_start=lambda load: err_console.print(f"  running {key} = {load:g} ...", highlight=False))
     write_atomic(folder / "capacity.json", capacity_json(result))

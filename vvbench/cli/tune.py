@@ -8,8 +8,8 @@ A service started elsewhere is tuned from its own config through hot knobs only 
 `vvbench.tuner.study.Tuner` runs the trials, one
 line per finished trial is printed, the finalists are re-measured against the baseline
 (`--finalists`, `--repeats`; one line per run, then the decision with the ratios and their
-intervals), and `vvbench.tuner.outputs` writes the tune directory. Ctrl-C
-records the trial in flight as interrupted, writes the directory from the trials so far and exits
+intervals), and `vvbench.tuner.outputs` writes the tune directory. Ctrl-C (or SIGTERM,
+`vvbench.core.interrupts`) records the trial in flight as interrupted, writes the directory from the trials so far and exits
 130; `--resume` continues the study.
 """
 
@@ -24,6 +24,7 @@ from rich.console import Console
 
 from vvbench.cli.bench import _runtime, _target_spec, apply_allow_faults, target_options
 from vvbench.core.errors import ConfigError
+from vvbench.core.interrupts import interrupted_by, sigterm_interrupts
 from vvbench.core.validation import format_validation_error
 
 err_console = Console(stderr=True)
@@ -202,13 +203,14 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
     interrupted = False
     final = None
     noted = len(tuner.notes)
+    sigterm_interrupts()  # a cancelled CI job stops the study as Ctrl-C does (saved; a service given its config back)
     try:
         tuner.run()
         if finalists:
             final = tuner.finalise(finalists, repeats, on_run=_run_line)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         interrupted = True
-        err_console.print("interrupted: the study is saved; continue it with --resume", highlight=False)
+        err_console.print(f"interrupted ({interrupted_by(exc)}): the study is saved; continue it with --resume", highlight=False)
     for note in tuner.notes[noted:]:  # what the study learnt on the way (a warm start, a service not given its config back)
         err_console.print(f"note: {note}", highlight=False)
     summary = write_outputs(study, out_dir, names, directions(names), base, tuner.config_of, tuner.notes, final)

@@ -34,6 +34,7 @@ from vvbench.artifacts.record import RunRecord, RunStatus
 from vvbench.artifacts.rundir import RunDir
 from vvbench.artifacts.scenarios import Scenario, resolve_scenario
 from vvbench.core.errors import VVBenchError
+from vvbench.core.interrupts import interrupted_by
 from vvbench.harness.recording import build_record
 from vvbench.harness.targets import EmbeddedSpec, Target, TargetSpec
 from vvbench.load.context import LoadPlan
@@ -172,8 +173,8 @@ def run_with(opts: RunOptions, *, target: Target | None = None, view: RunView | 
         rd.event("load_started", mode=load.mode, port=load.port)
         status, error = _watch(load, target, scenario, view, time.time())
         rd.event("done" if status is None else status.value, detail=error)
-    except KeyboardInterrupt:
-        status, error = RunStatus.ABORTED, "interrupted (Ctrl-C)"
+    except KeyboardInterrupt as exc:
+        status, error = RunStatus.ABORTED, f"interrupted ({interrupted_by(exc)})"
         rd.event("interrupted")
     except VVBenchError as exc:
         status, error = RunStatus.TARGET_FAILED, str(exc)
