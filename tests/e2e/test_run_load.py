@@ -191,6 +191,31 @@ def test_ctrl_c_stops_everything_and_keeps_the_run(tmp_path, sig):
     assert not children
 
 
+def test_a_sigkilled_run_leaves_no_load_on_a_service_it_did_not_start(tmp_path):
+    # SIGKILL (the OOM killer, a power cut) runs none of `vvbench run`'s clean-up; its load process, in a session of
+    # its own, would go on loading a production service for the rest of the 60 s window but for its tether
+    scen = scenario_file(tmp_path / "s.yaml", duration="60s")
+    out = tmp_path / "runs"
+    with FakeTTS() as fake:
+        proc = subprocess.Popen([sys.executable, "-m", "vvbench.cli", "run", str(scen), "--target", "http", "--url", fake.url,
+                                 "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert wait_for(lambda: any(out.glob(".*.partial/.work/rows/*.parquet")), timeout_s=30)
+            load = [p for p in psutil.Process(proc.pid).children(recursive=True) if "vvbench.load.worker" in p.cmdline()]
+            assert load
+            proc.kill()
+            proc.wait(10)
+            _, alive = psutil.wait_procs(load, timeout=15)  # its SIGTERM: users stopped, rows flushed, exit
+            assert not alive, [p.cmdline() for p in alive]
+            assert fake.running  # not ours: left alone
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            for p in psutil.process_iter(["cmdline"]):
+                if str(out) in " ".join(p.info["cmdline"] or []):
+                    p.kill()
+
+
 def test_embedded_target_crashing_mid_run(tmp_path):
     scen = scenario_file(tmp_path / "s.yaml", duration="30s")
     r = vv("run", str(scen), "--preset", "tiny", "--max-batch", "2", "--allow-faults", "--crash-after-requests", "3", "--out", str(tmp_path / "runs"))

@@ -281,19 +281,32 @@ class Child:
         self.stop()
 
 
-def follow_tether() -> bool:
-    """If a vvbench parent tethered us (`TETHER_ENV`), stop when it is gone: a daemon thread waits for end of
-    file on the tether, logs why, and sends us SIGTERM, the program's own drain. The variable is taken out of
-    our environment, so our own children do not inherit it. True when tethered."""
+def take_tether() -> int | None:
+    """The tether a vvbench parent gave us (`TETHER_ENV`), or None. The variable is taken out of our environment,
+    so our own children do not inherit it; a variable without its descriptor (a stale one) is no tether."""
     value = os.environ.pop(TETHER_ENV, None)
     try:
         fd = int(value) if value is not None else -1
-        tethered = fd >= 0 and stat.S_ISFIFO(os.fstat(fd).st_mode)
-    except (ValueError, OSError):  # not ours: a stale variable without the descriptor
-        tethered = False
-    if not tethered:
-        return False
+        if fd < 0 or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return None
+    except (ValueError, OSError):
+        return None
     os.set_inheritable(fd, False)
+    return fd
+
+
+def tether_gone(parent: int) -> None:
+    """What a tethered program does when its parent is gone: say so, and SIGTERM itself (its own drain)."""
+    logging.getLogger("vvbench.proc").warning("the vvbench process that started this one (PID %d) is gone: stopping", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def follow_tether() -> bool:
+    """If a vvbench parent tethered us, stop when it is gone: a daemon thread waits for end of file on the tether,
+    then `tether_gone`. True when tethered. (The load process, all greenlets, waits in a greenlet instead.)"""
+    fd = take_tether()
+    if fd is None:
+        return False
     parent = os.getppid()
 
     def wait() -> None:
@@ -302,7 +315,6 @@ def follow_tether() -> bool:
                 pass
         except OSError:
             return
-        logging.getLogger("vvbench.proc").warning("the vvbench process that started this one (PID %d) is gone: stopping", parent)
-        os.kill(os.getpid(), signal.SIGTERM)
+        tether_gone(parent)
     threading.Thread(target=wait, name="tether", daemon=True).start()
     return True

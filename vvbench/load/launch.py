@@ -5,7 +5,8 @@ One local process (`--workers 1`), a Locust master plus N local workers on loopb
 `python -m vvbench.load.worker` started as a `vvbench.core.proc.Child` (its own session, so a
 Ctrl-C reaches only `vvbench run`, which then stops them in order), its output in
 `log_dir/load-<role>.log`, stopped by PID: SIGTERM (it stops its users, records the in-flight
-requests as cancelled and flushes its rows), then SIGKILL after a grace period. A master is
+requests as cancelled and flushes its rows), then SIGKILL after a grace period. Each is tethered
+(`vvbench.core.proc`): a `vvbench run` killed outright takes its load with it. A master is
 stopped before its workers so that it can collect their last rows.
 """
 

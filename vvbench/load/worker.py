@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import gevent
+import gevent.os
 from locust import events
 from locust.env import Environment
 from locust.stats import (
@@ -44,6 +45,7 @@ from locust.stats import (
 
 from vvbench.artifacts.schemas import LOOP
 from vvbench.core.files import write_atomic
+from vvbench.core.proc import take_tether, tether_gone
 from vvbench.load import users
 from vvbench.load.context import LoadContext, LoadPlan, merge_progress, users_needed
 from vvbench.load.records import RowRecorder
@@ -92,6 +94,26 @@ class CsvOutput:
 def _stop_signals(on_stop) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, on_stop)
+
+
+def _follow_tether() -> None:
+    """Stop (SIGTERM, the ordinary stop) when the `vvbench run` that started us is gone, SIGKILLed say: else the
+    load would go on for the rest of its window, against a production service too. A greenlet waiting on the
+    tether through the hub (`vvbench.core.proc`'s thread would block it)."""
+    fd = take_tether()
+    if fd is None:
+        return
+    parent = os.getppid()
+    os.set_blocking(fd, False)
+
+    def wait() -> None:
+        try:
+            while gevent.os.nb_read(fd, 64):
+                pass
+        except OSError:
+            return
+        tether_gone(parent)
+    gevent.spawn(wait)
 
 
 def _stop_users(runner) -> None:
@@ -264,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("locust.runners").addFilter(_QuietSpawnWarning())
+    _follow_tether()
     if args.role == "worker":
         return run_worker(args.master_host, args.master_port, Path(tempfile.mkdtemp(prefix="vvbench-worker-")))
     plan = LoadPlan.model_validate_json(args.plan.read_text())
