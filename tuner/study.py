@@ -268,10 +268,10 @@ class Tuner:
                     outcome = self._measure(ctx, trial.params)
                 self._tell(trial, outcome)
                 trial = None
-        except KeyboardInterrupt as exc:
+        except KeyboardInterrupt:
             if trial is not None:
                 trial.set_user_attr("interrupted", True)
-                trial.set_user_attr("reason", f"interrupted ({interrupted_by(exc)})")
+                trial.set_user_attr("reason", f"interrupted ({interrupted_by()})")
                 study.tell(trial, state=TrialState.FAIL)
             raise
         finally:

@@ -208,9 +208,9 @@ def tune_cmd(ctx, target_kind, url, command_line, ready_url, api_key, allow_faul
         tuner.run()
         if finalists:
             final = tuner.finalise(finalists, repeats, on_run=_run_line)
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         interrupted = True
-        err_console.print(f"interrupted ({interrupted_by(exc)}): the study is saved; continue it with --resume", highlight=False)
+        err_console.print(f"interrupted ({interrupted_by()}): the study is saved; continue it with --resume", highlight=False)
     for note in tuner.notes[noted:]:  # what the study learnt on the way (a warm start, a service not given its config back)
         err_console.print(f"note: {note}", highlight=False)
     summary = write_outputs(study, out_dir, names, directions(names), base, tuner.config_of, tuner.notes, final)

@@ -34,6 +34,6 @@ def sigterm_interrupts() -> None:
     signal.signal(signal.SIGTERM, first)
 
 
-def interrupted_by(exc: BaseException | None = None) -> str:
-    """What interrupted this process: 'SIGTERM' or 'Ctrl-C'."""
-    return "SIGTERM" if _terminated or isinstance(exc, Terminated) else "Ctrl-C"
+def interrupted_by() -> str:
+    """What interrupted this process: 'SIGTERM' (once one was taken) or 'Ctrl-C'."""
+    return "SIGTERM" if _terminated else "Ctrl-C"

@@ -173,8 +173,8 @@ def run_with(opts: RunOptions, *, target: Target | None = None, view: RunView | 
         rd.event("load_started", mode=load.mode, port=load.port)
         status, error = _watch(load, target, scenario, view, time.time())
         rd.event("done" if status is None else status.value, detail=error)
-    except KeyboardInterrupt as exc:
-        status, error = RunStatus.ABORTED, f"interrupted ({interrupted_by(exc)})"
+    except KeyboardInterrupt:
+        status, error = RunStatus.ABORTED, f"interrupted ({interrupted_by()})"
         rd.event("interrupted")
     except VVBenchError as exc:
         status, error = RunStatus.TARGET_FAILED, str(exc)
