@@ -27,6 +27,11 @@ not taken). **Knee** of the latency curve (TTFA p95 against load): Kneedle, thro
 library (convex, increasing, sensitivity S=0 since a sweep has few points), over at least three
 points; None when it finds none. **Instances** for a target load: `ceil(target / (capacity ×
 headroom))`, plus one spare for N+1.
+
+**Interrupted.** A point whose run was aborted (Ctrl-C or SIGTERM stopped it) is kept, with its
+run directory, but is no verdict: its load was not measured to the end, so it neither meets nor
+misses. The result says `interrupted` (what stopped it), and its capacity is only what the
+points finished before then show.
 """
 
 from __future__ import annotations
@@ -81,6 +86,11 @@ class Point(_Model):
     audio_s_per_s: float | None
     mean_inflight: float | None = Field(description="Little's law: summed e2e_s of measured requests / window (streams in flight)")
     elapsed_s: float = Field(description="wall time of the run, start to finished_at")
+
+    @property
+    def aborted(self) -> bool:
+        """Its run was interrupted: kept, but neither met nor missed."""
+        return self.status == "aborted"
 
 
 def wilson_lower(k: int, n: int, confidence: float) -> float:
@@ -171,9 +181,9 @@ def judge_point(run: Run, load: float, confidence: float) -> Point:
 
 
 def capacity_load(points: list[Point]) -> tuple[float | None, list[str]]:
-    """(highest met load with every lower tested load met, notes on non-monotone points)."""
+    """(highest met load with every lower tested load met, notes on non-monotone points); aborted points are no verdict."""
     best, notes = None, []
-    ordered = sorted(points, key=lambda p: p.load)
+    ordered = sorted((p for p in points if not p.aborted), key=lambda p: p.load)
     for i, p in enumerate(ordered):
         if not p.met:
             above = [q.load for q in ordered[i + 1:] if q.met]
@@ -237,10 +247,13 @@ class CapacityResult(_Model):
     notes: list[str] = Field(default_factory=list)
     runs: int
     elapsed_s: float
+    interrupted: str | None = Field(None, description="what stopped the search before it finished ('Ctrl-C' or 'SIGTERM'); "
+                                                      "its capacity is then only what the finished points show")
 
 
 def decide(scenario: str, key: str, mode: str, points: list[Point], confidence: float, elapsed_s: float,
-           target_load: float | None = None, headroom: float = 0.8, notes: list[str] | None = None) -> CapacityResult:
+           target_load: float | None = None, headroom: float = 0.8, notes: list[str] | None = None,
+           interrupted: str | None = None) -> CapacityResult:
     """The capacity result from judged points: capacity, figures at it, knee, fleet size."""
     cap, more = capacity_load(points)
     notes = [*(notes or []), *more]
@@ -256,12 +269,14 @@ def decide(scenario: str, key: str, mode: str, points: list[Point], confidence: 
         n, n1 = instances_needed(target_load, per, headroom)
         fleet = Fleet(target_load=target_load, unit=target_unit(key), headroom=headroom, capacity_per_instance=per,
                       instances=n, instances_n_plus_1=n1)
-    notes += sample_size_notes(points, confidence)
+    judged = [p for p in points if not p.aborted]
+    notes += sample_size_notes(judged, confidence)
     ordered = sorted(points, key=lambda p: p.load)
+    curve = [p for p in ordered if not p.aborted]
     return CapacityResult(scenario=scenario, key=key, unit=SWEEP_KEYS[key], mode=mode, confidence=confidence,
-                          points=ordered, capacity=cap, knee=knee([p.load for p in ordered], [p.ttfa_p95_s for p in ordered]),
+                          points=ordered, capacity=cap, knee=knee([p.load for p in curve], [p.ttfa_p95_s for p in curve]),
                           streams_per_instance=streams, requests_per_minute=rpm, audio_hours_per_hour=hours, fleet=fleet,
-                          notes=notes, runs=len(points), elapsed_s=elapsed_s)
+                          notes=notes, runs=len(points), elapsed_s=elapsed_s, interrupted=interrupted)
 
 
 def sample_size_notes(points: list[Point], confidence: float) -> list[str]:

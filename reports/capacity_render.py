@@ -27,8 +27,7 @@ def _num(v: float | None, spec: str = ".3g") -> str:
 def headline(result: CapacityResult) -> list[tuple[str, str]]:
     """(figure, value) rows of the answer: capacity, per-instance figures, knee, fleet."""
     rows = [("scenario", result.scenario), ("load", f"{result.key}: {result.unit}"), ("mode", f"{result.mode}, {result.runs} runs, "
-            f"{result.elapsed_s / 60:.1f} min"), ("capacity", "no load met every SLO" if result.capacity is None
-            else f"{result.key} = {result.capacity:g}"),
+            f"{result.elapsed_s / 60:.1f} min"), ("capacity", _capacity(result)),
             ("streams per instance", _num(result.streams_per_instance)), ("requests per minute", _num(result.requests_per_minute)),
             ("audio hours per hour", _num(result.audio_hours_per_hour)), ("knee of TTFA p95", _num(result.knee, "g")),
             ("confidence", f"{result.confidence:g} (two-sided Wilson interval; its lower bound must clear each SLO's share)")]
@@ -39,12 +38,19 @@ def headline(result: CapacityResult) -> list[tuple[str, str]]:
     return rows
 
 
+def _capacity(result: CapacityResult) -> str:
+    found = "no load met every SLO" if result.capacity is None else f"{result.key} = {result.capacity:g}"
+    if result.interrupted is not None:
+        found += f" (so far: {result.interrupted} interrupted the {result.mode})"
+    return found
+
+
 def point_rows(result: CapacityResult) -> list[list[str]]:
     """One row per load: verdict, requests, figures, each attainment as k/n and its lower bound, why."""
     out = []
     for p in result.points:
         att = "; ".join(f"{a.slo}: {a.k}/{a.n}, lower {a.lower:.3f} vs {a.target:g}" for a in p.attainments) or "-"
-        out.append([f"{p.load:g}", "PASS" if p.met else "FAIL", str(p.requests), _num(p.ttfa_p95_s), _num(p.c100),
+        out.append([f"{p.load:g}", "INTERRUPTED" if p.aborted else "PASS" if p.met else "FAIL", str(p.requests), _num(p.ttfa_p95_s), _num(p.c100),
                     _num(p.goodput_rps), att, p.why, p.run_dir])
     return out
 
@@ -79,8 +85,9 @@ def _slo_lines(result: CapacityResult, metric_prefix: str, scale: float = 1.0) -
 
 
 def _series(result: CapacityResult, attr: str) -> tuple[np.ndarray, np.ndarray]:
-    x = np.array([p.load for p in result.points], dtype=float)
-    y = np.array([np.nan if getattr(p, attr) is None else getattr(p, attr) for p in result.points], dtype=float)
+    points = [p for p in result.points if not p.aborted]  # an interrupted run is no point of the curve
+    x = np.array([p.load for p in points], dtype=float)
+    y = np.array([np.nan if getattr(p, attr) is None else getattr(p, attr) for p in points], dtype=float)
     return x, y
 
 
@@ -109,7 +116,7 @@ def capacity_charts(result: CapacityResult) -> list[str]:
 
 def capacity_html(result: CapacityResult) -> str:
     """capacity.html: the answer, the three charts, every point."""
-    badge = "PASS" if result.capacity is not None else "FAIL"
+    badge = "interrupted" if result.interrupted is not None else "PASS" if result.capacity is not None else "FAIL"
     body = ["<h2>Answer</h2>", html_table(headline(result), ["figure", "value"]), "<h2>Against load</h2>",
             *capacity_charts(result), "<h2>Points</h2>", html_table(point_rows(result), POINT_HEADER),
             f"<p>Method: {html.escape(result.method)}.</p>"]

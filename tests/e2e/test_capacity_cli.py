@@ -10,11 +10,14 @@ answer must be the first or a neighbouring step of the sweep.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
+from fakekit import scenario_file, wait_for
 from runkit import one_line_exit_2, vv
 
 LOADS = [1, 2, 4, 8]
@@ -69,3 +72,30 @@ def test_sweep_on_tiny_finds_a_met_and_an_unmet_load_and_repeats(tmp_path):
     second = _sweep(tmp_path / "second")
     i, j = LOADS.index(first["capacity"]), LOADS.index(second["capacity"])
     assert abs(i - j) <= 1, (first["capacity"], second["capacity"])
+
+
+def test_sigterm_stops_the_sweep_keeps_its_directory_and_exits_130(tmp_path):
+    # a cancelled CI job: the sweep stops as Ctrl-C stops it; the interrupted point is kept but is no verdict
+    scen = scenario_file(tmp_path / "s.yaml", duration="60s")
+    out = tmp_path / "cap"
+    proc = subprocess.Popen([sys.executable, "-m", "vvbench.cli", "capacity", str(scen), "--sweep", "users=1,2", "--out", str(out),
+                             "--target", "command", "--command", f"{sys.executable} -m vvbench.load.fakeserver --port {{port}}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: any((out / "runs").glob(".*.partial/.work/rows/*.parquet")), timeout_s=30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted (SIGTERM)" in err.splitlines()[-1], err
+    result = json.loads((out / "capacity.json").read_text())
+    assert result["interrupted"] == "SIGTERM" and result["capacity"] is None
+    (point,) = result["points"]
+    assert point["load"] == 1 and point["status"] == "aborted" and "interrupted (SIGTERM)" in point["why"]
+    assert (Path(point["run_dir"]) / "run.json").is_file()
+    assert "| 1 | INTERRUPTED |" in (out / "capacity.md").read_text()
+    assert "class='interrupted'" in (out / "capacity.html").read_text()
+    target_pid = json.loads((Path(point["run_dir"]) / "run.json").read_text())["target"]["pid"]
+    assert not psutil.pid_exists(target_pid)

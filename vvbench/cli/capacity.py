@@ -5,7 +5,7 @@ as `vvbench run` (the same target, preset, config and knob flags), `vvbench.harn
 write the capacity directory (`--out`, default `capacity/<scenario>-<UTC>`: `runs/` with every
 point's run directory, `capacity.json`, `capacity.md`, `capacity.html`), print a table or
 `--json`. Exit 0 when a capacity was found, 1 when no load met the SLOs, 2 for bad input (one
-line). `--target-load` is in the sweep key's unit: concurrent streams for `users`, requests per
+line), 130 when Ctrl-C or SIGTERM stopped the search (the directory is still written). `--target-load` is in the sweep key's unit: concurrent streams for `users`, requests per
 minute for `rate`.
 """
 
@@ -75,7 +75,7 @@ def _plan_args(sweep, search, key_opt, lo, hi):
 
 
 def _on_point(point) -> None:
-    verdict = "[green]met[/]" if point.met else "[red]not met[/]"
+    verdict = "[yellow]interrupted[/]" if point.aborted else "[green]met[/]" if point.met else "[red]not met[/]"
     err_console.print(f"  load {point.load:g}: {verdict} - {point.why}", highlight=False, soft_wrap=True)
 
 
@@ -139,6 +139,10 @@ def capacity_cmd(ctx, scenario, sweep, search, key_opt, lo, hi, resolution, targ
         click.echo(capacity_json(result), nl=False)
     else:
         _print_table(result, folder)
+    if result.interrupted is not None:
+        err_console.print(f"interrupted ({result.interrupted}): the points so far are in {folder}; the search did not finish",
+                          highlight=False, soft_wrap=True)
+        ctx.exit(130)
     ctx.exit(0 if result.capacity is not None else 1)
 
 
@@ -162,7 +166,7 @@ def _print_table(result, folder: Path) -> None:
     points = Table(title="points")
     keep = [0, 1, 2, 3, 4, 5, 7]  # the attainment details and the run directories are in capacity.md
     for i in keep:
-        points.add_column(POINT_HEADER[i])
+        points.add_column(POINT_HEADER[i], min_width=11 if i == 1 else None)  # room for INTERRUPTED
     for row in point_rows(result):
         points.add_row(*(row[i] for i in keep))
     console.print(points)

@@ -24,6 +24,7 @@ from vvbench.artifacts.reader import load_run
 from vvbench.artifacts.record import RunStatus
 from vvbench.artifacts.scenarios import Scenario
 from vvbench.core.errors import InputError
+from vvbench.core.interrupts import interrupted_by
 from vvbench.harness.run import run
 from vvbench.harness.targets import Target
 from vvbench.reports.capacity import CapacityResult, Point, decide, judge_point
@@ -94,6 +95,7 @@ def run_capacity(plan: CapacityPlan, target: Target, out: Path, *, on_point: Cal
     points: list[Point] = []
     results: dict[float, bool] = {}
     notes: list[str] = []
+    interrupted = None
     try:
         target.start()
         for load in _loads(plan, results):
@@ -106,15 +108,18 @@ def run_capacity(plan: CapacityPlan, target: Target, out: Path, *, on_point: Cal
             if on_point is not None:
                 on_point(point)
             if result.status is RunStatus.ABORTED:
-                notes.append("interrupted: the points so far are kept, the search did not finish")
+                interrupted = interrupted_by()
                 break
             if not target.alive() and target.kind != "http":
                 notes.append(f"the target died at load {load:g}; it was started again for the next point")
                 target.stop()
                 target.start()
     except KeyboardInterrupt:
-        notes.append("interrupted: the points so far are kept, the search did not finish")
+        interrupted = interrupted_by()
     finally:
         target.stop()
+    if interrupted is not None:
+        notes.append(f"interrupted ({interrupted}): the points so far are kept, the search did not finish; "
+                     "an interrupted point is no verdict")
     return decide(plan.scenario.name, plan.key, "search" if plan.search else "sweep", points, plan.confidence,
-                  time.monotonic() - t0, target_load=plan.target_load, headroom=plan.headroom, notes=notes)
+                  time.monotonic() - t0, target_load=plan.target_load, headroom=plan.headroom, notes=notes, interrupted=interrupted)

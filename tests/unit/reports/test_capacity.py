@@ -141,3 +141,22 @@ def test_search_over_a_rate_stops_at_the_resolution():
     met = max(x for x, ok in seen.items() if ok)
     unmet = min(x for x, ok in seen.items() if not ok)
     assert met <= 3.3 < unmet and unmet - met <= 0.1
+
+
+def test_an_interrupted_point_is_kept_but_is_no_verdict(tmp_path):
+    met = [_pt(tmp_path, x, True, i) for i, x in enumerate([1, 2])]
+    slow = _pt(tmp_path, 4, False, 3)  # what the partial run showed before Ctrl-C: not a miss at 4
+    cut = slow.model_copy(update={"status": "aborted", "why": "run aborted: interrupted (SIGTERM)"})
+    assert cut.aborted and not met[0].aborted
+    assert capacity_load([*met, cut]) == (2, [])
+    above = _pt(tmp_path, 8, True, 4)
+    assert capacity_load([*met, cut, above]) == (8, [])  # an unmeasured load is no miss, so no non-monotone note
+    result = decide("smoke", "users", "search", [*met, cut], 0.95, 10.0, interrupted="SIGTERM")
+    assert result.capacity == 2 and result.interrupted == "SIGTERM" and [p.load for p in result.points] == [1, 2, 4]
+    assert result.knee is None  # two finished points: the partial one is no point of the curve
+    md = capacity_markdown(result)
+    assert "| 4 | INTERRUPTED |" in md and "so far: SIGTERM interrupted the search" in md
+    assert "class='interrupted'" in capacity_html(result)
+    # the first point interrupted: nothing decided, nothing read as a miss
+    assert capacity_load([cut]) == (None, [])
+    assert decide("smoke", "users", "sweep", [cut], 0.95, 1.0, interrupted="Ctrl-C").capacity is None
