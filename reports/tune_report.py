@@ -58,7 +58,12 @@ def _num(v) -> str:
     return str(v)
 
 
-def _params(p: dict | None) -> str:
+def params_text(p: dict | None) -> str:
+    """`k=v, ...`; a knob sampled as None is the runtime's default (threads: torch's own), so it reads `default`."""
+    return ", ".join(f"{k}={'default' if v is None else _num(v)}" for k, v in (p or {}).items())
+
+
+def _values(p: dict | None) -> str:
     return ", ".join(f"{k}={_num(v)}" for k, v in (p or {}).items())
 
 
@@ -90,8 +95,28 @@ def finalist_rows(data: dict) -> list[list[str]]:
             for f in data["finalists"].get("finalists", [])]
 
 
+PARETO_HEADER = ["trial", "params", "values", "against the baseline (one run each)", "mel SNR dB"]
+
+
+def against_baseline(values: dict | None, summary: dict) -> str:
+    """Each objective of a trial over the baseline trial's, and whether that is better or worse for it: what a user gives
+    up on one objective for another along the front (`ttfa_p95_s x5.63 worse, peak_rss_bytes x0.968 better`)."""
+    base, dirs = summary.get("baseline") or {}, dict(zip(summary.get("objectives") or [], summary.get("directions") or []))
+    parts = []
+    for k, v in (values or {}).items():
+        b = base.get(k)
+        if v is None or not b:
+            continue
+        ratio = v / b
+        better = ratio < 1 if dirs.get(k) == "minimize" else ratio > 1
+        parts.append(f"{k} x{ratio:.3g}" + ("" if ratio == 1 else " better" if better else " worse"))
+    return ", ".join(parts) or "—"
+
+
 def pareto_rows(data: dict) -> list[list[str]]:
-    return [[str(t["number"]), _params(t["params"]), _params(t["values"]), _num(t.get("quality_db"))] for t in data["pareto"]]
+    s = data["summary"]
+    return [[str(t["number"]) + (" (baseline)" if t.get("baseline") else ""), params_text(t["params"]), _values(t["values"]),
+             "—" if t.get("baseline") else against_baseline(t["values"], s), _num(t.get("quality_db"))] for t in data["pareto"]]
 
 
 IMPORTANCE_HEADER = ["objective", "importance per param", "rests on"]
@@ -108,7 +133,7 @@ def _basis(b: dict | None) -> str:
 
 def importance_rows(data: dict) -> list[list[str]]:
     basis = data["summary"].get("importances_basis") or {}
-    return [[obj, _params(vals), _basis(basis.get(obj))] for obj, vals in data["importances"].items()]
+    return [[obj, _values(vals), _basis(basis.get(obj))] for obj, vals in data["importances"].items()]
 
 
 def _why(t: dict) -> str:
@@ -120,8 +145,8 @@ def _why(t: dict) -> str:
 
 
 def trial_rows(data: dict) -> list[list[str]]:
-    return [[str(t["number"]) + (" (baseline)" if t.get("baseline") else ""), t["state"], _params(t["params"]),
-             _params(t["values"]), _num(t.get("quality_db")), "yes" if t.get("feasible") else "no", _why(t)]
+    return [[str(t["number"]) + (" (baseline)" if t.get("baseline") else ""), t["state"], params_text(t["params"]),
+             _values(t["values"]), _num(t.get("quality_db")), "yes" if t.get("feasible") else "no", _why(t)]
             for t in data["trials"]]
 
 
@@ -146,7 +171,7 @@ def tune_markdown(data: dict) -> str:
     if data["finalists"]:
         out += [f"## Finalists ({data['finalists'].get('repeats')} repeats each, interleaved with the baseline)", "",
                 *_md_table(FINALIST_HEADER, finalist_rows(data))]
-    out += ["## Pareto front", "", *_md_table(["trial", "params", "values", "mel SNR dB"], pareto_rows(data)),
+    out += ["## Pareto front", "", *_md_table(PARETO_HEADER, pareto_rows(data)),
             "## Importances", "", *_md_table(IMPORTANCE_HEADER, importance_rows(data)),
             "## Trials", "", *_md_table(TRIAL_HEADER, trial_rows(data))]
     return "\n".join(out)
@@ -167,8 +192,11 @@ def tune_page(data: dict) -> str:
     if data["finalists"]:
         body += [f"<h2>Finalists ({data['finalists'].get('repeats')} repeats, interleaved)</h2>",
                  html_table(finalist_rows(data), FINALIST_HEADER)]
-    body += ["<h2>Pareto front</h2>", html_table(pareto_rows(data), ["trial", "params", "values", "mel SNR dB"])]
-    body += [_img(data["plots"][name], caption) for name, caption in PLOTS if name in data["plots"]]
+    body += ["<h2>Pareto front</h2>", html_table(pareto_rows(data), PARETO_HEADER)]
+    hidden = s.get("objectives", [])[2:]
+    captions = {name: caption + (f": a front member that looks dominated here is better on {', '.join(hidden)}, not drawn"
+                                 if name == "pareto" and hidden else "") for name, caption in PLOTS}
+    body += [_img(data["plots"][name], captions[name]) for name, _ in PLOTS if name in data["plots"]]
     body += ["<h2>Importances</h2>", html_table(importance_rows(data), IMPORTANCE_HEADER),
              "<h2>Trials</h2>", html_table(trial_rows(data), TRIAL_HEADER)]
     return page(f"vvbench tune: study {s['study']}", badge, body)

@@ -70,6 +70,15 @@ def write_plots(study: optuna.Study, out: Path, objectives: list[str]) -> list[s
 def _history(ovm, study: optuna.Study, objectives: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
+    fig = history_figure(ovm, study, objectives)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def history_figure(ovm, study: optuna.Study, objectives: list[str]):
+    """One panel per objective, each as Optuna draws it (feasible trials coloured, infeasible grey, labelled)."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(len(objectives), 1, squeeze=False, figsize=(7, 2.6 * len(objectives)))
     for i, name in enumerate(objectives):
         single = ovm.plot_optimization_history(study, target=lambda t, i=i: t.values[i], target_name=name)
@@ -78,13 +87,14 @@ def _history(ovm, study: optuna.Study, objectives: list[str], path: Path) -> Non
             axes[i, 0].plot(*line.get_data(), color=line.get_color(), label=line.get_label())
         for coll in single.collections:
             xy = coll.get_offsets()
-            if len(xy):
-                axes[i, 0].scatter(xy[:, 0], xy[:, 1], s=14, label=coll.get_label())
+            if len(xy):  # Optuna draws infeasible trials grey and leaves them unlabelled: keep the grey, name it
+                label = coll.get_label()
+                axes[i, 0].scatter(xy[:, 0], xy[:, 1], s=14, color=coll.get_facecolors()[:1],
+                                   label="infeasible" if label.startswith("_") else label)
         axes[i, 0].set_ylabel(name)
         axes[i, 0].legend(fontsize=7, loc="best")
         plt.close(src)
     axes[-1, 0].set_xlabel("trial")
     fig.suptitle("Optimisation history")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig

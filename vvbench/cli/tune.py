@@ -31,7 +31,9 @@ err_console = Console(stderr=True)
 
 
 def _line(row: dict) -> str:
-    params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
+    from vvbench.reports.tune_report import params_text
+
+    params = params_text(row["params"])
     head = f"trial {row['number']}{' (baseline)' if row['baseline'] else ''} [{row['how'] or '-'}] {params}"
     if row["state"] == "complete":
         values = ", ".join(f"{k}={v:.4g}" for k, v in row["values"].items())
@@ -55,7 +57,7 @@ def _decision_lines(summary: dict) -> list[str]:
         for c in vs["changes"]:
             if c["ratio"] is not None and c["ci_low"] is not None:
                 out.append(f"  {c['metric']}: x{c['ratio']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] (95% bootstrap, "
-                           f"{c['n_base']} vs {c['n_new']} values), {c['verdict']}")
+                           f"{c['n_new']} values against the baseline's {c['n_base']}), {c['verdict']}")
     return out
 
 
