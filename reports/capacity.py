@@ -46,6 +46,7 @@ from scipy.stats import binomtest, norm
 
 from vvbench.artifacts.metrics import METRIC_BY_NAME, parse_slo
 from vvbench.artifacts.reader import Run
+from vvbench.artifacts.record import RunStatus
 
 SWEEP_KEYS = {"users": "concurrent streams (closed-loop users)", "rate": "requests per second (open loop)"}
 
@@ -73,7 +74,7 @@ class Point(_Model):
     load: float
     run_dir: str
     status: str
-    met: bool
+    met: bool | None = Field(description="every SLO met; None when its run was interrupted (aborted): no verdict")
     why: str = Field(description="what decided it: the first failing bound or verdict, or 'every SLO met'")
     attainments: list[Attainment]
     verdicts: list[dict]
@@ -173,7 +174,8 @@ def judge_point(run: Run, load: float, confidence: float) -> Point:
     s = rec.summary
     window = rec.scenario.duration or 0.0
     inflight = float(measured["e2e_s"].fillna(0.0).sum()) / window if window and len(measured) else None
-    return Point(load=load, run_dir=str(run.path), status=rec.status.value, met=why == "every SLO met", why=why,
+    met = None if rec.status is RunStatus.ABORTED else why == "every SLO met"
+    return Point(load=load, run_dir=str(run.path), status=rec.status.value, met=met, why=why,
                  attainments=atts, verdicts=verdicts, requests=len(measured), ttfa_p95_s=s.get("ttfa_p95_s"),
                  ttfa_p50_s=s.get("ttfa_p50_s"), c100=s.get("c100"), goodput_rps=s.get("goodput_rps"),
                  throughput_rps=s.get("throughput_rps"), audio_s_per_s=s.get("audio_s_per_s"), mean_inflight=inflight,
@@ -191,6 +193,10 @@ def capacity_load(points: list[Point]) -> tuple[float | None, list[str]]:
                 notes.append(f"non-monotone: {', '.join(f'{x:g}' for x in above)} met above unmet {p.load:g}; not taken")
             break
         best = p.load
+    cut = [p.load for p in points if p.aborted and best is not None and p.load < best]
+    if cut:
+        notes.append(f"{', '.join(f'{x:g}' for x in sorted(cut))} interrupted, no verdict: the capacity rests on the met loads "
+                     "on either side, read as monotone")
     return best, notes
 
 

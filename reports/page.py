@@ -23,7 +23,7 @@ from vvbench.reports.series import cdf_points
 CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:62em;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .55em;text-align:left;vertical-align:top}"
        "th{background:#f4f4f4}.PASS,.improved{color:#176f2c;font-weight:600}.FAIL,.regressed{color:#b00020;font-weight:600}"
-       ".inconclusive,.interrupted{color:#8a6d00}.warn{background:#fff4e5;border-left:4px solid #e69500;padding:.5em 1em}"
+       ".inconclusive,.interrupted,.INTERRUPTED{color:#8a6d00}.warn{background:#fff4e5;border-left:4px solid #e69500;padding:.5em 1em}"
        "figure.chart{margin:1em 0}figure.chart svg{width:100%;height:auto}figcaption{font-size:.9em;color:#555}"
        "pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}h1 span{font-size:.7em}")
 

@@ -118,7 +118,7 @@ def render_markdown(run: dict) -> str:
 
 
 def html_table(rows, header, cls: str = "") -> str:
-    """An HTML table of text cells (escaped); a cell that is PASS or FAIL gets that class, for colour."""
+    """An HTML table of text cells (escaped); a cell that is PASS, FAIL or INTERRUPTED (or a verdict) gets that class, for colour."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td{_mark(c)}>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     attr = f" class='{cls}'" if cls else ""
@@ -126,4 +126,4 @@ def html_table(rows, header, cls: str = "") -> str:
 
 
 def _mark(cell) -> str:
-    return f" class='{cell}'" if cell in ("PASS", "FAIL", "regressed", "improved", "equivalent", "inconclusive") else ""
+    return f" class='{cell}'" if cell in ("PASS", "FAIL", "INTERRUPTED", "regressed", "improved", "equivalent", "inconclusive") else ""

@@ -95,21 +95,25 @@ def finalist_rows(data: dict) -> list[list[str]]:
             for f in data["finalists"].get("finalists", [])]
 
 
-PARETO_HEADER = ["trial", "params", "values", "against the baseline (one run each)", "mel SNR dB"]
+PARETO_HEADER = ["trial", "params", "values", "against the baseline (study values, no interval)", "mel SNR dB"]
 
 
 def against_baseline(values: dict | None, summary: dict) -> str:
-    """Each objective of a trial over the baseline trial's, and whether that is better or worse for it: what a user gives
-    up on one objective for another along the front (`ttfa_p95_s x5.63 worse, peak_rss_bytes x0.968 better`)."""
+    """Each objective of a trial against the baseline's (as the study measured it), and whether that is better or worse
+    for it: what a user gives up on one objective for another along the front (`ttfa_p95_s x5.63 worse, peak_rss_bytes
+    x0.968 better`). A ratio where both values are above 0; otherwise the difference (a weighted objective can be
+    negative, a stall or a goodput 0)."""
     base, dirs = summary.get("baseline") or {}, dict(zip(summary.get("objectives") or [], summary.get("directions") or []))
     parts = []
     for k, v in (values or {}).items():
         b = base.get(k)
-        if v is None or not b:
+        if v is None or b is None:
             continue
-        ratio = v / b
-        better = ratio < 1 if dirs.get(k) == "minimize" else ratio > 1
-        parts.append(f"{k} x{ratio:.3g}" + ("" if ratio == 1 else " better" if better else " worse"))
+        if v > 0 and b > 0:
+            shown, same, better = f"x{_num(v / b)}", _num(v / b) == "1", (v < b if dirs.get(k) == "minimize" else v > b)
+        else:
+            shown, same, better = f"{v - b:+.4g}", _num(v - b) == "0", (v < b if dirs.get(k) == "minimize" else v > b)
+        parts.append(f"{k} {shown}" + ("" if same else " better" if better else " worse"))
     return ", ".join(parts) or "—"
 
 

@@ -43,12 +43,13 @@ from vvbench.tuner.trials import Server
 BASELINE = "baseline"
 
 
-def pick_finalists(points: Mapping[int, Sequence[float]], dirs: Sequence[str], baseline: int | None, k: int) -> list[int]:
+def pick_finalists(points: Mapping[int, Sequence[float]], dirs: Sequence[str], baseline: int | None, k: int,
+                   objectives: Sequence[str]) -> list[int]:
     """Up to `k` feasible Pareto-optimal trial numbers from number -> values, nearest the ideal first."""
     front = {n: points[n] for n in pareto(points, dirs) if n != baseline}
     order = []
     while front and len(order) < k:
-        best = closest_to_ideal(front, dirs)
+        best = closest_to_ideal(front, dirs, objectives)
         order.append(best)
         front.pop(best)
     return order

@@ -24,8 +24,9 @@ component metrics.
 
 The recommendation, where the issue is silent: among the feasible configs on the Pareto front,
 the one closest to the ideal point (each objective's best on the front), each objective's gap
-measured as the log of its ratio to the best (`closest_to_ideal`): how many times worse, not
-where it falls in the front's span; the baseline when no trial is feasible. A config the sampler measured more than once (the GP
+measured as the log of its ratio to the best, above the metric's resolution (`closest_to_ideal`):
+how many times worse, not where it falls in the front's span; the baseline when no trial is
+feasible. A config the sampler measured more than once (the GP
 sampler re-measures promising points: one trial is one noisy measurement) counts once, as the
 mean of its trials' values, feasible only when every one of its trials was (`pooled`): picking
 the best single measurement picks whichever config was measured luckiest.
@@ -166,26 +167,37 @@ def pareto(points: Mapping[int, Sequence[float]], dirs: Sequence[str]) -> list[i
     return [k for k, a in norm.items() if not any(dominates(b, a) for j, b in norm.items() if j != k)]
 
 
-def closest_to_ideal(points: Mapping[int, Sequence[float]], dirs: Sequence[str]) -> int:
+# Per unit of the metric table, the smallest difference that counts: closest_to_ideal's ratios are taken over
+# the value plus this floor, so a value at or near 0 (no stall, no goodput) has a ratio, and 0.1 ms against
+# 2 ms of stall is not read as 20 times worse.
+RESOLUTION = {"s": 0.01, "share": 0.01, "x": 0.01, "req/s": 0.01, "s/s": 0.01, "count": 1.0, "B": 2.0**20, "cores": 0.01}
+
+
+def closest_to_ideal(points: Mapping[int, Sequence[float]], dirs: Sequence[str], objectives: Sequence[str]) -> int:
     """The key nearest the ideal point (each objective's best over `points`), by relative distance (ties: lowest key).
 
-    An objective whose values are all positive (TTFA, goodput, memory) is measured as the log of the
-    ratio to its best, so that each objective's gap counts by how many times worse it is: 3% more
-    memory weighs log 1.03, five times the TTFA log 5. Scaled to 0..1 over the points, as before, a
-    front spanning 3% of memory and 26x of TTFA made the two spans equal, and a config 3% lighter at
-    five times the TTFA came next to the best. An objective with a value at or below 0 (a weighted
-    sum) has no ratio and is scaled to 0..1 over the points.
+    Each objective's gap is the log of the ratio of the config's value to the best, both plus the
+    metric's resolution (`RESOLUTION`, by its unit in the metric table: 10 ms, 1 MiB, 0.01 of a
+    share or a rate), so that it counts by how many times worse it is: 3% more memory weighs log
+    1.03, five times the TTFA log 5. Scaled to 0..1 over the points instead, a front spanning 1.6%
+    of memory and 26x of TTFA made the two spans equal. An objective that is no metric of the table
+    (a weighted sum, which can be negative; it is then the only objective) or has a negative value
+    is scaled to 0..1 over the points.
     """
     keys = sorted(points)
     cols = list(zip(*(points[k] for k in keys)))
 
     def gap(i: int):
         lo, hi = min(cols[i]), max(cols[i])
-        if lo > 0:
-            best = lo if dirs[i] == "minimize" else hi
-            return lambda v: abs(math.log(v / best))
+        known = METRIC_BY_NAME.get(objectives[i])
+        floor = RESOLUTION.get(known.unit) if known is not None else None
+        if floor is not None and lo >= 0 and math.isfinite(hi):
+            best = (lo if dirs[i] == "minimize" else hi) + floor
+            return lambda v: abs(math.log((v + floor) / best))
         span = hi - lo
-        return lambda v: 0.0 if span == 0 else ((v - lo) if dirs[i] == "minimize" else (hi - v)) / span
+        if not math.isfinite(span) or span == 0:
+            return lambda v: 0.0
+        return lambda v: ((v - lo) if dirs[i] == "minimize" else (hi - v)) / span
 
     gaps = [gap(i) for i in range(len(cols))]
 
@@ -218,12 +230,12 @@ def pooled(trials: Sequence[tuple[int, Mapping, Sequence[float], Mapping[str, fl
 
 
 def recommend(trials: Mapping[int, tuple[Sequence[float], Sequence[float]]], dirs: Sequence[str],
-              baseline: int | None) -> tuple[int | None, str]:
+              baseline: int | None, objectives: Sequence[str]) -> tuple[int | None, str]:
     """(trial number, why) from number -> (values, constraints); see the module docstring."""
     ok = {k: vals for k, (vals, cons) in trials.items() if feasible(cons)}
     if not ok:
         return baseline, "no trial met every constraint: the baseline is recommended"
     front = {k: ok[k] for k in pareto(ok, dirs)}
-    best = closest_to_ideal(front, dirs)
+    best = closest_to_ideal(front, dirs, objectives)
     return best, (f"closest to the ideal point among the {len(front)} feasible Pareto-optimal configs "
                   f"(of {len(ok)} feasible)")

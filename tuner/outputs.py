@@ -136,7 +136,7 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
     complete = {t.number: (t.values, _constraint_values(t)) for t in trials if t.state == TrialState.COMPLETE}
     baseline = next((t.number for t in trials if t.user_attrs.get("baseline")), None)
     configs = complete_configs(trials)
-    chosen, why = recommend(configs, dirs, baseline)
+    chosen, why = recommend(configs, dirs, baseline, objectives)
     if final is not None:
         chosen, why = final["winner_trial"], final["why"]
         write_atomic(out / "finalists.json", json.dumps(final, indent=2, default=str))

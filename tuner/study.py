@@ -314,7 +314,7 @@ class Tuner:
         trials = self.study.get_trials(deepcopy=False)
         baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state == TrialState.COMPLETE), None)
         points = finalist_candidates(trials, baseline)
-        chosen = pick_finalists(points, directions(self.objectives), baseline.number if baseline else None, k)
+        chosen = pick_finalists(points, directions(self.objectives), baseline.number if baseline else None, k, self.objectives)
         if baseline is None or not chosen or repeats < 1:
             return None
         labels = {f"trial {n}": n for n in chosen}

@@ -78,22 +78,23 @@ def test_sigterm_stops_the_sweep_keeps_its_directory_and_exits_130(tmp_path):
     # a cancelled CI job: the sweep stops as Ctrl-C stops it; the interrupted point is kept but is no verdict
     scen = scenario_file(tmp_path / "s.yaml", duration="60s")
     out = tmp_path / "cap"
-    proc = subprocess.Popen([sys.executable, "-m", "vvbench.cli", "capacity", str(scen), "--sweep", "users=1,2", "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "vvbench.cli", "capacity", str(scen), "--sweep", "users=1,2", "--out", str(out), "--json",
                              "--target", "command", "--command", f"{sys.executable} -m vvbench.load.fakeserver --port {{port}}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: any((out / "runs").glob(".*.partial/.work/rows/*.parquet")), timeout_s=30)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        printed, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted (SIGTERM)" in err.splitlines()[-1], err
     result = json.loads((out / "capacity.json").read_text())
+    assert json.loads(printed) == result  # --json still prints what was decided
     assert result["interrupted"] == "SIGTERM" and result["capacity"] is None
     (point,) = result["points"]
-    assert point["load"] == 1 and point["status"] == "aborted" and "interrupted (SIGTERM)" in point["why"]
+    assert point["load"] == 1 and point["status"] == "aborted" and point["met"] is None and "interrupted (SIGTERM)" in point["why"]
     assert (Path(point["run_dir"]) / "run.json").is_file()
     assert "| 1 | INTERRUPTED |" in (out / "capacity.md").read_text()
     assert "class='interrupted'" in (out / "capacity.html").read_text()

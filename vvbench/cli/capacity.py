@@ -106,7 +106,7 @@ def _on_point(point) -> None:
 @click.pass_context
 def capacity_cmd(ctx, scenario, sweep, search, key_opt, lo, hi, resolution, target_load, headroom, confidence, duration, out, as_json,
                  target_kind, url, command_line, ready_url, api_key, allow_faults, service_pid, preset, config_path, **kwargs) -> None:
-    """Find the highest load at which SCENARIO meets every SLO (exit 0; 1 when no load does)."""
+    """Find the highest load at which SCENARIO meets every SLO (exit 0; 1 when no load does; 130 when interrupted)."""
     from vvbench.artifacts.scenarios import resolve_scenario
     from vvbench.core.interrupts import sigterm_interrupts
     from vvbench.core.units import parse_duration

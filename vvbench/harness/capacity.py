@@ -104,7 +104,8 @@ def run_capacity(plan: CapacityPlan, target: Target, out: Path, *, on_point: Cal
             result = run(scenario_at(plan.scenario, plan.key, load), target=target, out=runs_dir, duration_s=plan.duration_s)
             point = judge_point(load_run(result.run_dir), load, plan.confidence)
             points.append(point)
-            results[load] = point.met
+            if not point.aborted:
+                results[load] = bool(point.met)
             if on_point is not None:
                 on_point(point)
             if result.status is RunStatus.ABORTED:

@@ -9,6 +9,7 @@ import pytest
 from runkit import write_run
 
 from vvbench.artifacts.reader import load_run
+from vvbench.artifacts.record import RunStatus
 from vvbench.reports.capacity import (
     attainments,
     capacity_load,
@@ -146,17 +147,23 @@ def test_search_over_a_rate_stops_at_the_resolution():
 def test_an_interrupted_point_is_kept_but_is_no_verdict(tmp_path):
     met = [_pt(tmp_path, x, True, i) for i, x in enumerate([1, 2])]
     slow = _pt(tmp_path, 4, False, 3)  # what the partial run showed before Ctrl-C: not a miss at 4
-    cut = slow.model_copy(update={"status": "aborted", "why": "run aborted: interrupted (SIGTERM)"})
-    assert cut.aborted and not met[0].aborted
+    run = load_run(write_run(tmp_path / "cut", n=400, seed=3, slow=40.0))
+    run.record = run.record.model_copy(update={"status": RunStatus.ABORTED, "error": "interrupted (SIGTERM)"})
+    cut = judge_point(run, 4, 0.95)
+    assert cut.aborted and cut.met is None and cut.why == "run aborted: interrupted (SIGTERM)"
+    assert not met[0].aborted and met[0].met is True and slow.met is False
     assert capacity_load([*met, cut]) == (2, [])
     above = _pt(tmp_path, 8, True, 4)
-    assert capacity_load([*met, cut, above]) == (8, [])  # an unmeasured load is no miss, so no non-monotone note
+    # an unmeasured load is no miss, so no non-monotone note; but the capacity is said to rest on its neighbours
+    assert capacity_load([*met, cut, above]) == (8, ["4 interrupted, no verdict: the capacity rests on the met loads on either "
+                                                     "side, read as monotone"])
     result = decide("smoke", "users", "search", [*met, cut], 0.95, 10.0, interrupted="SIGTERM")
     assert result.capacity == 2 and result.interrupted == "SIGTERM" and [p.load for p in result.points] == [1, 2, 4]
     assert result.knee is None  # two finished points: the partial one is no point of the curve
     md = capacity_markdown(result)
     assert "| 4 | INTERRUPTED |" in md and "so far: SIGTERM interrupted the search" in md
-    assert "class='interrupted'" in capacity_html(result)
+    page = capacity_html(result)
+    assert "class='interrupted'>interrupted</span>" in page and "<td class='INTERRUPTED'>INTERRUPTED</td>" in page
     # the first point interrupted: nothing decided, nothing read as a miss
     assert capacity_load([cut]) == (None, [])
     assert decide("smoke", "users", "sweep", [cut], 0.95, 1.0, interrupted="Ctrl-C").capacity is None

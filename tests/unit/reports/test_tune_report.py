@@ -83,3 +83,10 @@ def test_against_the_baseline_reads_each_objective_s_direction():
     text = against_baseline({"ttfa_p95_s": 1.0, "goodput_rps": 2.0, "peak_rss_bytes": 4e8}, summary)
     assert text == "ttfa_p95_s x5 worse, goodput_rps x2 better, peak_rss_bytes x1"
     assert against_baseline({"ttfa_p95_s": 0.1}, {"baseline": {}}) == "—"  # no baseline measured: no ratio
+    assert against_baseline({"ttfa_p95_s": 0.20004}, summary) == "ttfa_p95_s x1"  # the same to the digits shown: neither
+    # a weighted objective (maximised, negative) or a 0 has no ratio: the difference, read in its direction
+    weighted = {"objectives": ["w"], "directions": ["maximize"], "baseline": {"w": -0.5}}
+    assert against_baseline({"w": -0.25}, weighted) == "w +0.25 better"
+    assert against_baseline({"w": -0.75}, weighted) == "w -0.25 worse"
+    stall = {"objectives": ["max_stall_p95_s"], "directions": ["minimize"], "baseline": {"max_stall_p95_s": 0.0}}
+    assert against_baseline({"max_stall_p95_s": 0.3}, stall) == "max_stall_p95_s +0.3 worse"

@@ -6,15 +6,17 @@ from runkit import write_run
 from vvbench.artifacts.reader import load_run
 from vvbench.reports.compare import compare_pooled
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists
+from vvbench.tuner.objectives import closest_to_ideal
 
 DIRS = ["minimize", "maximize"]
+OBJ = ["ttfa_p95_s", "goodput_rps"]
 
 
 def test_finalists_are_the_pareto_set_without_the_baseline_nearest_the_ideal_first():
     points = {0: (1.0, 1.0), 1: (0.5, 2.0), 2: (0.9, 1.1), 3: (0.2, 0.5), 4: (2.0, 0.1)}
-    assert pick_finalists(points, DIRS, baseline=0, k=3) == [1, 3]  # 0 is the baseline, 2 and 4 are dominated
-    assert pick_finalists(points, DIRS, baseline=0, k=1) == [1]
-    assert pick_finalists({0: (1.0, 1.0)}, DIRS, baseline=0, k=3) == []
+    assert pick_finalists(points, DIRS, baseline=0, k=3, objectives=OBJ) == [1, 3]  # 0 is the baseline, 2 and 4 are dominated
+    assert pick_finalists(points, DIRS, baseline=0, k=1, objectives=OBJ) == [1]
+    assert pick_finalists({0: (1.0, 1.0)}, DIRS, baseline=0, k=3, objectives=OBJ) == []
 
 
 def test_a_few_percent_of_memory_does_not_outweigh_times_the_ttfa():
@@ -24,10 +26,20 @@ def test_a_few_percent_of_memory_does_not_outweigh_times_the_ttfa():
     front = {7: (1.162, 1.0, 441364480.0), 8: (0.9964, 1.3, 441466880.0), 10: (0.1243, 1.7, 447254528.0),
              11: (0.1528, 1.8, 447528960.0), 12: (0.1507, 1.8, 447574016.0), 13: (1.402, 0.9, 440651776.0),
              19: (0.05329, 3.9, 447913984.0)}
-    dirs = ["minimize", "maximize", "minimize"]
-    assert pick_finalists(front, dirs, baseline=0, k=7) == [19, 10, 12, 11, 8, 7, 13]
-    # an objective with a value at or below 0 (a weighted sum) has no ratio: it is scaled over the front
-    assert pick_finalists({1: (-1.0, 5.0), 2: (0.0, 3.0), 3: (1.0, 1.0)}, ["maximize", "maximize"], baseline=None, k=3) == [2, 1, 3]
+    dirs, names = ["minimize", "maximize", "minimize"], ["ttfa_p95_s", "goodput_rps", "peak_rss_bytes"]
+    assert pick_finalists(front, dirs, baseline=0, k=7, objectives=names) == [19, 10, 12, 11, 8, 7, 13]
+
+
+def test_the_gap_to_the_ideal_counts_above_each_metric_s_resolution():
+    dirs, names = ["minimize", "minimize"], ["ttfa_p95_s", "max_stall_p95_s"]
+    # 0.1 ms against 2 ms of stall, both under the 10 ms that counts, is not 20 times worse: 3x the TTFA is
+    assert closest_to_ideal({1: (0.1, 0.002), 2: (0.3, 0.0001)}, dirs, names) == 1
+    assert closest_to_ideal({1: (0.1, 0.002), 2: (0.3, 0.0)}, dirs, names) == 1  # and a stall of exactly 0 changes nothing
+    # no goodput at all is far from 3 req/s: a zero has a ratio, above the 0.01 req/s resolution
+    assert closest_to_ideal({1: (0.1, 0.0), 2: (2.0, 3.0)}, ["minimize", "maximize"], ["ttfa_p95_s", "goodput_rps"]) == 2
+    # a weighted objective (no metric of the table, possibly negative) is the only one; it is scaled over the points
+    assert closest_to_ideal({1: (-1.0,), 2: (-0.5,), 3: (2.0,)}, ["maximize"], ["weighted(ttfa_p95_s:-1)"]) == 3
+    assert closest_to_ideal({1: (1.0,), 2: (1.0,)}, ["minimize"], ["ttfa_p95_s"]) == 1  # ties: the lowest key
 
 
 @pytest.fixture(scope="module")
@@ -78,4 +90,4 @@ def test_finalist_candidates_pool_a_config_measured_twice_and_leave_the_baseline
     trials = study.get_trials()
     points = finalist_candidates(trials, trials[0])
     assert points == {1: [pytest.approx(0.12)], 2: [pytest.approx(0.11)]}  # 8 steps pooled; 10 (baseline) and 7 (infeasible) out
-    assert pick_finalists(points, ["minimize"], 0, 1) == [2]  # 8 steps' lucky first measurement (0.08) no longer leads
+    assert pick_finalists(points, ["minimize"], 0, 1, ["ttfa_p95_s"]) == [2]  # 8 steps' lucky first measurement (0.08) no longer leads

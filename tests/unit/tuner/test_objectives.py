@@ -42,6 +42,9 @@ def test_the_quality_constraint_reads_at_most_ten_db_of_headroom():
     assert value(30.0) == 0.0 and feasible([value(30.0)]) and not feasible([value(29.9)])
 
 
+OBJ2 = ["ttfa_p95_s", "goodput_rps"]
+
+
 def test_pareto_and_recommendation_never_pick_an_infeasible_trial():
     dirs = ["minimize", "maximize"]
     trials = {0: ([1.0, 1.0], [-70.0]),      # baseline, feasible
@@ -50,9 +53,9 @@ def test_pareto_and_recommendation_never_pick_an_infeasible_trial():
               3: ([0.4, 1.5], [-70.0])}      # feasible, a trade-off against 2
     assert pareto({k: v for k, (v, _) in trials.items()}, dirs) == [1]  # it dominates everything, unconstrained
     assert sorted(pareto({k: v for k, (v, _) in trials.items() if k != 1}, dirs)) == [2, 3]
-    chosen, why = recommend(trials, dirs, baseline=0)
+    chosen, why = recommend(trials, dirs, baseline=0, objectives=OBJ2)
     assert chosen in (2, 3) and "feasible Pareto-optimal" in why
-    assert recommend({1: trials[1]}, dirs, baseline=0) == (0, "no trial met every constraint: the baseline is recommended")
+    assert recommend({1: trials[1]}, dirs, baseline=0, objectives=OBJ2) == (0, "no trial met every constraint: the baseline is recommended")
 
 
 def test_snr_against_the_reference():
@@ -102,6 +105,6 @@ def test_a_config_measured_twice_counts_once_as_the_mean_of_its_trials():
     assert configs[2][0] == [pytest.approx(0.095)]
     assert configs[1] == ([pytest.approx(0.100)], [-2.5, 0.2])  # worst per constraint: infeasible
     assert configs[2][1] == [-2.5, -0.1]
-    chosen, _ = recommend(configs, ["minimize"], baseline=0)
+    chosen, _ = recommend(configs, ["minimize"], baseline=0, objectives=["ttfa_p95_s"])
     assert chosen == 2  # per trial, the lucky 0.080 of config a would have won
-    assert recommend({n: (v, list(c.values())) for n, _, v, c in trials}, ["minimize"], baseline=0)[0] == 1
+    assert recommend({n: (v, list(c.values())) for n, _, v, c in trials}, ["minimize"], baseline=0, objectives=["ttfa_p95_s"])[0] == 1
