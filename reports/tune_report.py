@@ -109,11 +109,11 @@ def against_baseline(values: dict | None, summary: dict) -> str:
         b = base.get(k)
         if v is None or b is None:
             continue
-        if v > 0 and b > 0:
-            shown, same, better = f"x{_num(v / b)}", _num(v / b) == "1", (v < b if dirs.get(k) == "minimize" else v > b)
-        else:
-            shown, same, better = f"{v - b:+.4g}", _num(v - b) == "0", (v < b if dirs.get(k) == "minimize" else v > b)
-        parts.append(f"{k} {shown}" + ("" if same else " better" if better else " worse"))
+        ratio = v > 0 and b > 0
+        change = _num(v / b) if ratio else f"{v - b:+.4g}"
+        better = v < b if dirs.get(k) == "minimize" else v > b
+        same = change in ("1", "+0", "-0")
+        parts.append(f"{k} {'x' if ratio else ''}{change}" + ("" if same else " better" if better else " worse"))
     return ", ".join(parts) or "—"
 
 

@@ -88,5 +88,6 @@ def test_against_the_baseline_reads_each_objective_s_direction():
     weighted = {"objectives": ["w"], "directions": ["maximize"], "baseline": {"w": -0.5}}
     assert against_baseline({"w": -0.25}, weighted) == "w +0.25 better"
     assert against_baseline({"w": -0.75}, weighted) == "w -0.25 worse"
+    assert against_baseline({"w": -0.5}, weighted) == "w +0"  # no change: neither
     stall = {"objectives": ["max_stall_p95_s"], "directions": ["minimize"], "baseline": {"max_stall_p95_s": 0.0}}
     assert against_baseline({"max_stall_p95_s": 0.3}, stall) == "max_stall_p95_s +0.3 worse"
