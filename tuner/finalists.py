@@ -18,8 +18,11 @@ p is 0.1); the interleaving is what keeps the pooled rows honest about drift. Pe
 value per run: its repeats are the values (inconclusive unless there are enough of them).
 
 A finalist **beats the baseline** when at least one objective improved and none regressed. The
-recommendation is the one that beats it on the most objectives (ties: nearest the ideal point);
-when none does, the baseline is recommended and the decision says so. A finalist whose repeat
+recommendation is the one that beats it on the most objectives; between those that beat it on as
+many, the one nearest the ideal point on the re-measured values (`MetricChange.new`, its repeats
+pooled), not on the study's: a finalist's study value is one run, often the luckiest of the study,
+and the re-measurement is what the stage is for (study order where a value is missing; ties too).
+When none beats it, the baseline is recommended and the decision says so. A finalist whose repeat
 fails (a crash, no request succeeded) is out, with its reason.
 """
 
@@ -103,6 +106,21 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
+def nearest_remeasured(rows: Sequence[dict], ranked: Sequence[str]) -> dict:
+    """The row nearest the ideal point on its re-measured values (`closest_to_ideal` over each change's `new`);
+    the first in `ranked` order on a tie, or when a row lacks a finite value for any compared metric."""
+    rows = sorted(rows, key=lambda r: ranked.index(r["label"]))
+    metrics = [c["metric"] for c in rows[0]["changes"]]
+    points = {}
+    for i, r in enumerate(rows):
+        values = {c["metric"]: c["new"] for c in r["changes"]}
+        if [c["metric"] for c in r["changes"]] != metrics or not all(_finite(values[m]) for m in metrics):
+            return rows[0]
+        points[i] = [values[m] for m in metrics]
+    dirs = ["minimize" if c["direction"] == "lower" else "maximize" for c in rows[0]["changes"]]
+    return rows[closest_to_ideal(points, dirs, metrics)]
+
+
 def decide(run_dirs: Mapping[str, list[str]], dropped: Mapping[str, str], objectives: list[str], ranked: list[str],
            seed: int = 0) -> dict:
     """Compare each finalist with the baseline and choose (see the module docstring); plain data."""
@@ -125,9 +143,13 @@ def decide(run_dirs: Mapping[str, list[str]], dropped: Mapping[str, str], object
         winner, why = None, (f"no finalist beat the baseline significantly (of {len(rows)} re-measured): "
                              "the baseline is recommended")
     else:
-        best = max(beating, key=lambda r: (len(r["improved"]), -ranked.index(r["label"])))
+        most = max(len(r["improved"]) for r in beating)
+        tied = [r for r in beating if len(r["improved"]) == most]
+        best = nearest_remeasured(tied, ranked)
         winner = best["label"]
         why = (f"beats the baseline on {', '.join(best['improved'])} (the whole bootstrap ratio interval beyond "
                f"the 5% threshold, Holm-adjusted Mann-Whitney p < 0.05) and regressed on none")
+        if len(tied) > 1:
+            why += f"; of the {len(tied)} that do, nearest the ideal point on the re-measured values"
     return {"finalists": rows, "winner": winner, "why": why, "baseline_runs": run_dirs.get(BASELINE, []),
             "baseline_dropped": dropped.get(BASELINE)}

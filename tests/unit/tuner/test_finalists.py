@@ -48,7 +48,8 @@ def runs(tmp_path_factory):
     return {"base": [write_run(root / f"b{i}", seed=10 + i) for i in range(2)],
             "same": [write_run(root / f"s{i}", seed=20 + i) for i in range(2)],
             "fast": [write_run(root / f"f{i}", seed=30 + i, slow=0.6) for i in range(2)],
-            "slow": [write_run(root / f"w{i}", seed=40 + i, slow=1.5) for i in range(2)]}
+            "slow": [write_run(root / f"w{i}", seed=40 + i, slow=1.5) for i in range(2)],
+            "fastest": [write_run(root / f"x{i}", seed=50 + i, slow=0.3) for i in range(2)]}
 
 
 def test_pooled_repeats_tell_a_faster_config_from_noise(runs):
@@ -74,6 +75,33 @@ def test_a_finalist_that_improves_and_regresses_nothing_is_recommended(runs):
     out = decide(dirs, {"trial 1": "repeat 2: service died"}, ["ttfa_p95_s", "e2e_p50_s"], ["trial 1", "trial 3"])
     assert out["winner"] == "trial 3" and "ttfa_p95_s" in out["why"]
     assert next(r for r in out["finalists"] if r["label"] == "trial 1")["dropped"] == "repeat 2: service died"
+
+
+def test_of_finalists_that_all_beat_the_baseline_the_re_measurement_chooses_not_the_study_order(runs):
+    # the study ranked trial 1 first (its one run the luckiest); re-measured, trial 2 is the faster of the two
+    dirs = {BASELINE: [str(p) for p in runs["base"]], "trial 1": [str(p) for p in runs["fast"]],
+            "trial 2": [str(p) for p in runs["fastest"]]}
+    out = decide(dirs, {}, ["ttfa_p95_s"], ["trial 1", "trial 2"])
+    assert all(r["beats_baseline"] for r in out["finalists"])
+    assert out["winner"] == "trial 2" and "of the 2 that do, nearest the ideal point on the re-measured values" in out["why"]
+    # beating the baseline on more objectives still comes first, whatever the re-measured values
+    more = decide(dirs, {}, ["ttfa_p95_s", "e2e_p50_s"], ["trial 1", "trial 2"])
+    assert {r["label"]: len(r["improved"]) for r in more["finalists"]} == {"trial 1": 2, "trial 2": 2}
+    assert more["winner"] == "trial 2"
+
+
+def test_the_re_measured_pick_is_nearest_the_ideal_and_falls_back_to_the_study_order():
+    from vvbench.tuner.finalists import nearest_remeasured
+
+    def row(label, ttfa, goodput):
+        return {"label": label, "changes": [{"metric": "ttfa_p95_s", "direction": "lower", "new": ttfa},
+                                            {"metric": "goodput_rps", "direction": "higher", "new": goodput}]}
+
+    ranked = ["trial 4", "trial 9", "trial 2"]
+    # trial 9: 10% more TTFA for twice the goodput is nearer the ideal (0.20 s, 4 req/s) than trial 4's half goodput
+    assert nearest_remeasured([row("trial 4", 0.20, 2.0), row("trial 9", 0.22, 4.0)], ranked)["label"] == "trial 9"
+    assert nearest_remeasured([row("trial 9", 0.2, 4.0), row("trial 4", 0.2, 4.0)], ranked)["label"] == "trial 4"  # a tie
+    assert nearest_remeasured([row("trial 2", 0.1, 9.0), row("trial 9", None, 4.0)], ranked)["label"] == "trial 9"  # a gap
 
 
 def test_finalist_candidates_pool_a_config_measured_twice_and_leave_the_baseline_out():
