@@ -60,6 +60,7 @@ SPACE = {"diffusion_steps": {"low": 6, "high": 10},
          "batch_window_ms": {"choices": [0.0, 5.0, 25.0]}}
 OBJECTIVE = "ttfa_p95_s"
 KEPT_METRICS = (*TRIAL_METRICS, "ttfa_p50_s")
+TTFA_COLUMN = "ttfa_s"  # a row's measured TTFAs, the requests a finalist's re-measurement pools
 
 
 def grid_values(dist: optuna.distributions.BaseDistribution) -> list:
@@ -99,6 +100,16 @@ def read_grid(grid_dir: Path) -> list[dict]:
 # --- record ------------------------------------------------------------------------------------
 
 
+def measured_ttfas(run_dir: Path) -> list[float]:
+    """The TTFA of every measured successful request of a run (what its `ttfa_p95_s` and a pooled comparison read),
+    to 0.01 ms."""
+    from vvbench.artifacts.reader import load_run
+    from vvbench.reports.summary import measured_rows
+
+    _, ok = measured_rows(load_run(run_dir).requests)
+    return [round(float(v), 5) for v in ok[TTFA_COLUMN] if v == v]
+
+
 def row_of(params: dict, out: TrialOutcome, floor_db: float, cuda: bool, grid_dir: Path, wall_s: float) -> dict:
     cons = constraints(quality_db=out.quality_db, floor_db=floor_db, audio_failed=out.audio_failed,
                        peak_bytes=out.metrics.get("peak_gpu_bytes" if cuda else "peak_rss_bytes"), budget_bytes=None, slos=out.slos)
@@ -107,7 +118,7 @@ def row_of(params: dict, out: TrialOutcome, floor_db: float, cuda: bool, grid_di
             "metrics": {k: out.metrics.get(k) for k in KEPT_METRICS}, "quality_db": out.quality_db, "waveform_db": out.waveform_db,
             "audio_failed": out.audio_failed, "slos": [{k: s.get(k) for k in ("slo", "op", "threshold", "value")} for s in out.slos],
             "constraints": cons, "feasible": out.state == "complete" and feasible(cons.values()), "run_dir": run_dir,
-            "wall_s": round(wall_s, 1)}
+            "wall_s": round(wall_s, 1), TTFA_COLUMN: measured_ttfas(Path(out.run_dir)) if out.run_dir else []}
 
 
 def record(args) -> None:
@@ -326,6 +337,16 @@ def replay(args) -> None:
         print()
 
 
+def pack(args) -> None:
+    """Write GRID_DIR's grid with each row's measured TTFAs read from its run directory, where the row lacks them."""
+    rows = read_grid(args.grid)
+    for r in rows:
+        if TTFA_COLUMN not in r:
+            r[TTFA_COLUMN] = measured_ttfas(args.grid / r["run_dir"]) if r.get("run_dir") else []
+    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"{len(rows)} rows, {sum(len(r[TTFA_COLUMN]) for r in rows)} TTFAs -> {args.out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -345,11 +366,14 @@ def main() -> None:
                      help="also replay the tuner's finalist stage: the K best observed points re-measured by their unseen repeats")
     rep.add_argument("--observe", choices=["one", "mean"], action="append",
                      help="what a trial shows the tuner: one recorded repeat, drawn per seed, or the point's mean (repeat; default one)")
+    pk = sub.add_parser("pack", help="a grid.jsonl with every row's measured TTFAs, read from GRID_DIR's run directories")
+    pk.add_argument("grid", type=Path, help="GRID_DIR")
+    pk.add_argument("out", type=Path, help="the grid.jsonl to write")
     for p in (rec, rep):
         p.add_argument("--preset", default="tiny")
         p.add_argument("--quality-floor", type=float, default=30.0)
     args = ap.parse_args()
-    record(args) if args.cmd == "record" else replay(args)
+    {"record": record, "replay": replay, "pack": pack}[args.cmd](args)
 
 
 if __name__ == "__main__":
