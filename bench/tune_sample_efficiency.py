@@ -2,7 +2,8 @@
 
     python bench/tune_sample_efficiency.py record --preset tiny --out GRID_DIR [--duration 8] [--repeats 3]
     python bench/tune_sample_efficiency.py replay GRID_DIR [--seeds 10] [--budget 0.2 --budget 0.1 ...]
-        [--within 0.05] [--observe one --observe mean] [--tpe-startup N ...]
+        [--within 0.05] [--observe one --observe mean] [--tpe-startup N ...] [--finalists 3 [--repeats 3]]
+    python bench/tune_sample_efficiency.py pack GRID_DIR OUT.jsonl
 
 1. **record** measures every point of `SPACE` (hot knobs only, so one warm service serves them
    all, never restarted) with the tuner's own machinery: `Server` and `run_trial`
@@ -29,6 +30,16 @@
    5% (`--within`) of the grid's best mean. `--tpe-startup N` adds rows for TPE with
    `n_startup_trials=N`.
 
+   `--finalists K` also replays the tuner's finalist stage (`Tuner.finalise`) through the tuner's
+   own functions: `pick_finalists` chooses up to K from the study, each finalist and the baseline
+   is re-measured by up to `--repeats R` (3, `vvbench tune`'s default) of its recorded repeats that
+   no trial showed, and `decide` compares their pooled TTFAs with the baseline's
+   (`compare_pooled`: bootstrap interval, Mann-Whitney) and recommends. This needs each row's
+   measured TTFAs (`ttfa_s`), which `record` keeps; `pack GRID_DIR OUT.jsonl` adds them to a grid
+   recorded without them, from its run directories. With R repeats a trial shows one, so a grid of
+   R + 1 repeats gives every finalist R unseen ones, as a real finalist stage measures.
+3. **pack** writes a grid's rows with their measured TTFAs read from the run directories.
+
 Prints a Markdown table per budget. A trial outside the grid raises (the space is the grid).
 `replay` also takes a grid.jsonl file: `bench/data/sample-efficiency-tiny-x3.jsonl` (3 repeats)
 and `bench/data/sample-efficiency-tiny.jsonl` (one, an earlier recording) are the grids that
@@ -47,12 +58,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
+import pandas as pd
 
 from vvbench.runtime.config import RuntimeConfig
-from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
+from vvbench.tuner.finalists import BASELINE, decide, pick_finalists
+from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value
 from vvbench.tuner.outputs import complete_configs
 from vvbench.tuner.space import SearchSpace, parse_space
-from vvbench.tuner.study import Tuner, startup_trials, tuner_sampler
+from vvbench.tuner.study import Tuner, baseline_values, finalist_candidates, startup_trials, tuner_sampler
 from vvbench.tuner.trials import TRIAL_METRICS, TrialOutcome
 
 SPACE = {"diffusion_steps": {"low": 6, "high": 10},
@@ -267,19 +280,45 @@ def chosen_value(study: optuna.Study, rows: list[dict], floor_db: float = 30.0) 
     return None if not ranked else point_value(group(rows)[ranked[0][1]], floor_db)
 
 
-def finalist_value(study: optuna.Study, rows: list[dict], k: int, floor_db: float = 30.0) -> float | None:
-    """The tuner's finalist stage replayed: its `k` best observed feasible configs, each re-measured by the
-    repeats its trials did not show (all of them where every repeat was shown, or where the tuner saw the mean);
-    the pick is the best re-measured one, valued by the grid: that point's mean."""
+def recorded_run(row: dict) -> SimpleNamespace:
+    """A recorded measurement as `compare_pooled` reads a run: its measured TTFAs as the requests, its metrics as the
+    summary."""
+    if TTFA_COLUMN not in row:
+        raise SystemExit("the grid's rows have no TTFAs: replaying the finalist stage needs them "
+                         "(`pack GRID_DIR OUT.jsonl` reads them from the run directories)")
+    requests = pd.DataFrame({"warmup": False, "status": "ok", TTFA_COLUMN: pd.Series(row[TTFA_COLUMN], dtype=float)})
+    return SimpleNamespace(requests=requests, record=SimpleNamespace(summary=row["metrics"]))
+
+
+def finalist_value(study: optuna.Study, rows: list[dict], k: int, repeats: int, floor_db: float = 30.0) -> float | None:
+    """The tuner's finalist stage (`Tuner.finalise`) replayed through its own functions: `finalist_candidates` and
+    `pick_finalists` choose up to `k` finalists from the study, each of them and the baseline is re-measured by up to
+    `repeats` of its recorded repeats that no trial showed (in recorded order; all of them where every repeat was
+    shown), and `decide` compares their pooled TTFAs with the baseline's and recommends. The recommendation (the
+    baseline when no finalist beats it) is valued by the grid: its point's mean."""
     grid, shown = group(rows), getattr(study, "shown", {})
-    best, pick = None, None
-    for _, p in _configs_by_value(study)[:k]:
-        reps = grid[p]
-        fresh = [r for i, r in enumerate(reps) if i not in shown.get(p, set())] or reps
-        value = point_value(fresh, floor_db)
-        if value is not None and (best is None or value < best):
-            best, pick = value, p
-    return None if pick is None else point_value(grid[pick], floor_db)
+    trials = study.get_trials(deepcopy=False)
+    baseline = next(t for t in trials if t.user_attrs.get("baseline"))
+    chosen = pick_finalists(finalist_candidates(trials, baseline), directions([OBJECTIVE]), baseline_values(trials, baseline),
+                            k, [OBJECTIVE])
+    labels = {f"trial {n}": n for n in chosen}
+    runs: dict[str, dict] = {}
+    dirs: dict[str, list[str]] = {}
+    dropped: dict[str, str] = {}
+    for label, n in [(BASELINE, baseline.number), *labels.items()]:
+        point = key(trials[n].params)
+        reps = grid[point]
+        fresh = [i for i in range(len(reps)) if i not in shown.get(point, set())] or list(range(len(reps)))
+        dirs[label] = []
+        for i in fresh[:repeats]:
+            if reps[i]["state"] != "complete":
+                dropped.setdefault(label, f"repeat {i}: {reps[i].get('reason')}")
+                continue
+            runs[f"{label}#{i}"] = reps[i]
+            dirs[label].append(f"{label}#{i}")
+    result = decide(dirs, dropped, compared_metrics([OBJECTIVE]), list(labels), load=lambda run_id: recorded_run(runs[run_id]))
+    winner = labels[result["winner"]] if result["winner"] else baseline.number
+    return point_value(grid[key(trials[winner].params)], floor_db)
 
 
 def replay(args) -> None:
@@ -326,7 +365,7 @@ def replay(args) -> None:
                     ratios.append(found / best if found is not None else float("inf"))
                     distinct.append(len({key(t.params) for t in study.trials}))
                     if args.finalists:
-                        final = finalist_value(study, rows, args.finalists, args.quality_floor)
+                        final = finalist_value(study, rows, args.finalists, args.repeats, args.quality_floor)
                         finals.append(final / best if final is not None else float("inf"))
                 ok = sum(1 for r in ratios if r <= within)
                 seen = "one repeat" if observe == "one" else "the mean"
@@ -363,7 +402,8 @@ def main() -> None:
     rep.add_argument("--within", type=float, default=0.05, help="a seed succeeds within this fraction of the grid's best")
     rep.add_argument("--tpe-startup", type=int, action="append", help="also TPE with this n_startup_trials (repeat)")
     rep.add_argument("--finalists", type=int, default=0,
-                     help="also replay the tuner's finalist stage: the K best observed points re-measured by their unseen repeats")
+                     help="also replay the tuner's finalist stage (`vvbench tune --finalists K`), re-measured by unseen repeats")
+    rep.add_argument("--repeats", type=int, default=3, help="the finalist stage's re-measurements a config (`vvbench tune --repeats`)")
     rep.add_argument("--observe", choices=["one", "mean"], action="append",
                      help="what a trial shows the tuner: one recorded repeat, drawn per seed, or the point's mean (repeat; default one)")
     pk = sub.add_parser("pack", help="a grid.jsonl with every row's measured TTFAs, read from GRID_DIR's run directories")

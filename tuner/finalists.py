@@ -1,8 +1,11 @@
 """Finalists and noise: re-measure the best trials interleaved with the baseline before recommending.
 
 One trial's run is one sample of a noisy machine, so the study's best may only have been lucky.
-The finalists are the feasible Pareto-optimal configs (the baseline left out), at most `k` of them,
-nearest the ideal point first (`vvbench.tuner.objectives.closest_to_ideal`'s scaling). Each is run
+The finalists are at most `k` feasible configs, the Pareto-optimal ones first, nearest the ideal
+point first (`vvbench.tuner.objectives.closest_to_ideal`'s scaling); when the front holds fewer than
+`k` (with one objective it holds one), the next fronts fill the places, so that the re-measurement
+can still overturn a lucky first place. The baseline is left out, and so is a config the study saw
+no better than the baseline on any objective. Each is run
 `repeats` times, interleaved with the baseline round by round — B F1 F2 B F1 F2 … — so that a
 drift of the machine (another job starting, thermal state) falls on every config alike.
 
@@ -46,15 +49,24 @@ from vvbench.tuner.trials import Server
 BASELINE = "baseline"
 
 
-def pick_finalists(points: Mapping[int, Sequence[float]], dirs: Sequence[str], baseline: int | None, k: int,
+def pick_finalists(points: Mapping[int, Sequence[float]], dirs: Sequence[str], baseline: Sequence[float] | None, k: int,
                    objectives: Sequence[str]) -> list[int]:
-    """Up to `k` feasible Pareto-optimal trial numbers from number -> values, nearest the ideal first."""
-    front = {n: points[n] for n in pareto(points, dirs) if n != baseline}
-    order = []
-    while front and len(order) < k:
-        best = closest_to_ideal(front, dirs, objectives)
-        order.append(best)
-        front.pop(best)
+    """Up to `k` trial numbers from number -> values of feasible configs (the baseline's values apart): front by
+    front, each nearest the ideal first; none that the baseline's values dominate or equal."""
+    signs = [1 if d == "minimize" else -1 for d in dirs]
+
+    def no_better(values) -> bool:
+        return baseline is not None and all(s * v >= s * b for s, v, b in zip(signs, values, baseline))
+
+    rest = {n: v for n, v in points.items() if not no_better(v)}
+    order: list[int] = []
+    while rest and len(order) < k:
+        front = {n: rest[n] for n in pareto(rest, dirs)}
+        while front and len(order) < k:
+            best = closest_to_ideal(front, dirs, objectives)
+            order.append(best)
+            front.pop(best)
+            rest.pop(best)
     return order
 
 
@@ -122,15 +134,16 @@ def nearest_remeasured(rows: Sequence[dict], ranked: Sequence[str]) -> dict:
 
 
 def decide(run_dirs: Mapping[str, list[str]], dropped: Mapping[str, str], objectives: list[str], ranked: list[str],
-           seed: int = 0) -> dict:
-    """Compare each finalist with the baseline and choose (see the module docstring); plain data."""
-    base_runs = [load_run(p) for p in run_dirs.get(BASELINE, [])]
+           seed: int = 0, load=load_run) -> dict:
+    """Compare each finalist with the baseline and choose (see the module docstring); plain data. `load` reads a
+    run directory (`load_run`; a replay of recorded runs gives its own)."""
+    base_runs = [load(p) for p in run_dirs.get(BASELINE, [])]
     rows = []
     for label in ranked:
         row = {"label": label, "runs": run_dirs.get(label, []), "dropped": dropped.get(label), "changes": [],
                "improved": [], "regressed": [], "beats_baseline": False}
         if label not in dropped and len(base_runs) and run_dirs.get(label):
-            changes = compare_pooled(base_runs, [load_run(p) for p in run_dirs[label]], objectives, seed=seed)
+            changes = compare_pooled(base_runs, [load(p) for p in run_dirs[label]], objectives, seed=seed)
             row["changes"] = [asdict(c) for c in changes]
             row["improved"] = [c.metric for c in changes if c.verdict == "improved"]
             row["regressed"] = [c.metric for c in changes if c.verdict == "regressed"]

@@ -200,6 +200,11 @@ def finalist_candidates(trials: list, baseline) -> dict[int, list[float]]:
             if feasible(cons) and not (baseline is not None and trials[n].params == baseline.params)}
 
 
+def baseline_values(trials: list, baseline) -> list[float]:
+    """The baseline config's values as the study saw them: the mean over every complete trial of its params (`pooled`)."""
+    return next(values for n, (values, _) in complete_configs(trials).items() if trials[n].params == baseline.params)
+
+
 @dataclass
 class Tuner:
     """One tuning worker: a study, a space, a scenario and a target (see the module docstring)."""
@@ -313,9 +318,15 @@ class Tuner:
         """
         trials = self.study.get_trials(deepcopy=False)
         baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state == TrialState.COMPLETE), None)
+        if baseline is None:
+            return None
         points = finalist_candidates(trials, baseline)
-        chosen = pick_finalists(points, directions(self.objectives), baseline.number if baseline else None, k, self.objectives)
-        if baseline is None or not chosen or repeats < 1:
+        chosen = pick_finalists(points, directions(self.objectives), baseline_values(trials, baseline), k, self.objectives)
+        if not chosen and k >= 1 and repeats >= 1:
+            self.notes.append("finalists: none re-measured, " + (
+                f"none of the {len(points)} feasible configs besides the baseline's was better than it on any objective"
+                if points else "no feasible config besides the baseline's"))
+        if not chosen or repeats < 1:
             return None
         labels = {f"trial {n}": n for n in chosen}
         configs = {BASELINE: self.config_of(baseline.params), **{lab: self.config_of(trials[n].params) for lab, n in labels.items()}}

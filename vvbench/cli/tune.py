@@ -130,7 +130,7 @@ def _check_memory_is_readable(spec, objectives: list[str], budget: bool) -> None
 @click.option("--restart-each-trial", is_flag=True,
               help="start a fresh service for every trial, hot knobs too (what a per-trial-restart tuner costs; for comparison)")
 @click.option("--finalists", type=click.IntRange(0, 100), default=3, show_default=True,
-              help="re-measure up to K feasible Pareto-optimal trials against the baseline before recommending (0: off)")
+              help="re-measure up to K feasible configs against the baseline before recommending, the Pareto front first (0: off)")
 @click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
               help="runs per finalist and of the baseline, interleaved B F1 F2 B F1 F2 ...")
 @click.option("--warm-start", "warm_start", default=None, help="enqueue this study's feasible Pareto set first (a new study only)")

@@ -12,11 +12,21 @@ DIRS = ["minimize", "maximize"]
 OBJ = ["ttfa_p95_s", "goodput_rps"]
 
 
-def test_finalists_are_the_pareto_set_without_the_baseline_nearest_the_ideal_first():
-    points = {0: (1.0, 1.0), 1: (0.5, 2.0), 2: (0.9, 1.1), 3: (0.2, 0.5), 4: (2.0, 0.1)}
-    assert pick_finalists(points, DIRS, baseline=0, k=3, objectives=OBJ) == [1, 3]  # 0 is the baseline, 2 and 4 are dominated
-    assert pick_finalists(points, DIRS, baseline=0, k=1, objectives=OBJ) == [1]
-    assert pick_finalists({0: (1.0, 1.0)}, DIRS, baseline=0, k=3, objectives=OBJ) == []
+def test_finalists_are_the_pareto_set_first_then_the_next_front_never_what_the_baseline_dominates():
+    base = (1.0, 1.0)
+    points = {1: (0.5, 2.0), 2: (0.9, 1.1), 3: (0.2, 0.5), 4: (2.0, 0.1), 5: (1.0, 0.8)}
+    # the front {1, 3} nearest the ideal first, then 2 (dominated only by 1); the baseline dominates 4 and 5
+    assert pick_finalists(points, DIRS, baseline=base, k=3, objectives=OBJ) == [1, 3, 2]
+    assert pick_finalists(points, DIRS, baseline=base, k=5, objectives=OBJ) == [1, 3, 2]
+    assert pick_finalists(points, DIRS, baseline=base, k=1, objectives=OBJ) == [1]
+    assert pick_finalists({6: base}, DIRS, baseline=base, k=3, objectives=OBJ) == []  # no better on any objective
+    assert pick_finalists(points, DIRS, baseline=None, k=5, objectives=OBJ) == [1, 3, 2, 5, 4]
+
+
+def test_with_one_objective_the_places_after_the_best_go_to_the_next_best():
+    # a single objective's front is the one best: alone it would leave the re-measurement nothing to overturn
+    points = {1: (0.12,), 2: (0.095,), 3: (0.11,), 4: (0.30,), 5: (0.10,)}
+    assert pick_finalists(points, ["minimize"], baseline=(0.17,), k=3, objectives=["ttfa_p95_s"]) == [2, 5, 3]
 
 
 def test_a_few_percent_of_memory_does_not_outweigh_times_the_ttfa():
@@ -27,7 +37,7 @@ def test_a_few_percent_of_memory_does_not_outweigh_times_the_ttfa():
              11: (0.1528, 1.8, 447528960.0), 12: (0.1507, 1.8, 447574016.0), 13: (1.402, 0.9, 440651776.0),
              19: (0.05329, 3.9, 447913984.0)}
     dirs, names = ["minimize", "maximize", "minimize"], ["ttfa_p95_s", "goodput_rps", "peak_rss_bytes"]
-    assert pick_finalists(front, dirs, baseline=0, k=7, objectives=names) == [19, 10, 12, 11, 8, 7, 13]
+    assert pick_finalists(front, dirs, baseline=None, k=7, objectives=names) == [19, 10, 12, 11, 8, 7, 13]
 
 
 def test_the_gap_to_the_ideal_counts_above_each_metric_s_resolution():
@@ -107,7 +117,7 @@ def test_the_re_measured_pick_is_nearest_the_ideal_and_falls_back_to_the_study_o
 def test_finalist_candidates_pool_a_config_measured_twice_and_leave_the_baseline_out():
     import optuna
 
-    from vvbench.tuner.study import finalist_candidates
+    from vvbench.tuner.study import baseline_values, finalist_candidates
 
     dist = {"steps": optuna.distributions.IntDistribution(6, 10)}
     study = optuna.create_study(directions=["minimize"])
@@ -118,4 +128,27 @@ def test_finalist_candidates_pool_a_config_measured_twice_and_leave_the_baseline
     trials = study.get_trials()
     points = finalist_candidates(trials, trials[0])
     assert points == {1: [pytest.approx(0.12)], 2: [pytest.approx(0.11)]}  # 8 steps pooled; 10 (baseline) and 7 (infeasible) out
-    assert pick_finalists(points, ["minimize"], 0, 1, ["ttfa_p95_s"]) == [2]  # 8 steps' lucky first measurement (0.08) no longer leads
+    assert pick_finalists(points, ["minimize"], None, 1, ["ttfa_p95_s"]) == [2]  # 8 steps' lucky first measurement (0.08) no longer leads
+    assert baseline_values(trials, trials[0]) == [pytest.approx(0.29)]  # the baseline's two trials pooled
+
+
+def test_a_study_that_saw_nothing_better_than_the_baseline_re_measures_nothing_and_says_so(tmp_path):
+    import optuna
+
+    from vvbench.artifacts.scenarios import resolve_scenario
+    from vvbench.runtime.config import RuntimeConfig
+    from vvbench.tuner.space import parse_space
+    from vvbench.tuner.study import Tuner
+
+    base = RuntimeConfig(preset="tiny")
+    space = parse_space({"diffusion_steps": {"low": 6, "high": 10}}, base, cuda_available=False)
+    study = optuna.create_study(directions=["minimize"])
+    dist = space.distributions()
+    for steps, value in [(10, 0.10), (9, 0.12), (8, 0.10)]:  # 8 steps only equals the baseline
+        study.add_trial(optuna.trial.create_trial(params={"diffusion_steps": steps}, distributions=dist, values=[value],
+                                                  user_attrs={"constraints": {"q": -1.0}, "baseline": not study.trials}))
+    tuner = Tuner(study=study, space=space, scenario=resolve_scenario("smoke"), base=base, target_spec=None, out=tmp_path,
+                  objectives=["ttfa_p95_s"], trials=3)
+    assert tuner.finalise(k=3, repeats=3) is None  # returned before any service was started
+    assert tuner.notes == ["finalists: none re-measured, none of the 2 feasible configs besides the baseline's was better than it "
+                           "on any objective"]
