@@ -89,9 +89,18 @@ def comparison_rows(data: dict) -> tuple[list[str], list[list[str]]]:
     return header, [[k, _num(base.get(k)), _num(best.get(k)), _num(ratios.get(k))] for k in base]
 
 
+def remeasured_text(changes: list[dict]) -> str:
+    """A finalist's re-measured ratios to the baseline with their intervals: what the choice between finalists reads."""
+    return "; ".join(f"{c['metric']} x{_num(c.get('ratio'))} [{_num(c.get('ci_low'))}, {_num(c.get('ci_high'))}]"
+                     for c in changes) or "—"
+
+
 def finalist_rows(data: dict) -> list[list[str]]:
-    return [[f.get("label", ""), _num(f.get("trial")), str(len(f.get("runs", []))), ", ".join(f.get("improved", [])) or "—",
-             ", ".join(f.get("regressed", [])) or "—", "yes" if f.get("beats_baseline") else "no", f.get("dropped") or ""]
+    winner = data["finalists"].get("winner")
+    return [[f.get("label", "") + (" (recommended)" if winner is not None and f.get("label") == winner else ""),
+             _num(f.get("trial")), str(len(f.get("runs", []))), remeasured_text(f.get("changes") or []),
+             ", ".join(f.get("improved", [])) or "—", ", ".join(f.get("regressed", [])) or "—",
+             "yes" if f.get("beats_baseline") else "no", f.get("dropped") or ""]
             for f in data["finalists"].get("finalists", [])]
 
 
@@ -155,7 +164,8 @@ def trial_rows(data: dict) -> list[list[str]]:
 
 
 TRIAL_HEADER = ["trial", "state", "params", "values", "mel SNR dB", "feasible", "reason"]
-FINALIST_HEADER = ["finalist", "trial", "runs", "improved", "regressed", "beats baseline", "dropped"]
+FINALIST_HEADER = ["finalist", "trial", "runs", "re-measured / baseline: ratio [95% interval]", "improved", "regressed",
+                   "beats baseline", "dropped"]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:

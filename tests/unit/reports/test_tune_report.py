@@ -31,8 +31,11 @@ def tune_dir(path, *, remeasured: bool):
     (path / "pareto.json").write_text(json.dumps([trials[0], trials[2]]))
     (path / "importances.json").write_text(json.dumps({"ttfa_p95_s": {"diffusion_steps": 1.0}}))
     if remeasured:
-        (path / "finalists.json").write_text(json.dumps({"repeats": 3, "finalists": [
-            {"label": "trial 1", "trial": 1, "runs": ["a", "b", "c"], "improved": ["ttfa_p95_s"], "regressed": [], "beats_baseline": True}]}))
+        (path / "finalists.json").write_text(json.dumps({"repeats": 3, "winner": "trial 1", "finalists": [
+            {"label": "trial 1", "trial": 1, "runs": ["a", "b", "c"], "improved": ["ttfa_p95_s"], "regressed": [], "beats_baseline": True,
+             "changes": [CHANGE]},
+            {"label": "trial 2", "trial": 2, "runs": ["d", "e", "f"], "improved": [], "regressed": [], "beats_baseline": False,
+             "changes": [{**CHANGE, "ratio": 0.97, "ci_low": 0.9, "ci_high": 1.05, "verdict": "inconclusive"}]}]}))
     return path
 
 
@@ -42,7 +45,9 @@ def test_a_remeasured_recommendation_shows_its_interval(tmp_path):
     assert "recommended: trial 1 — beats the baseline" in md
     assert "| ttfa_p95_s | 0.5 | 0.4 | 0.8 | [0.7, 0.9] | improved | 60/58 |" in md
     assert "| violates quality_floor |" in md  # an infeasible trial says which constraint it broke
-    assert "| trial 1 | 1 | 3 | ttfa_p95_s | — | yes |  |" in md
+    # each finalist's re-measured ratios, the recommended one marked: what the choice between them read
+    assert "| trial 1 (recommended) | 1 | 3 | ttfa_p95_s x0.8 [0.7, 0.9] | ttfa_p95_s | — | yes |  |" in md
+    assert "| trial 2 | 2 | 3 | ttfa_p95_s x0.97 [0.9, 1.05] | — | — | no |  |" in md
     assert "stale: its worker" in md
     assert "diffusion_steps=10, threads=default" in md  # a knob sampled as None is the runtime's default, not a missing value
     # the front says what each member trades against the baseline, the direction read from the study
