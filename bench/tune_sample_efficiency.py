@@ -36,8 +36,8 @@
    no trial showed, and `decide` compares their pooled TTFAs with the baseline's
    (`compare_pooled`: bootstrap interval, Mann-Whitney) and recommends. This needs each row's
    measured TTFAs (`ttfa_s`), which `record` keeps; `pack GRID_DIR OUT.jsonl` adds them to a grid
-   recorded without them, from its run directories. With R repeats a trial shows one, so a grid of
-   R + 1 repeats gives every finalist R unseen ones, as a real finalist stage measures.
+   recorded without them, from its run directories. A grid of R + 1 repeats gives a finalist up to R
+   unseen ones (R, as a real finalist stage measures, unless the study measured it more than once).
 3. **pack** writes a grid's rows with their measured TTFAs read from the run directories.
 
 Prints a Markdown table per budget. A trial outside the grid raises (the space is the grid).
@@ -62,7 +62,7 @@ import pandas as pd
 
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists
-from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value
+from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
 from vvbench.tuner.outputs import complete_configs
 from vvbench.tuner.space import SearchSpace, parse_space
 from vvbench.tuner.study import Tuner, baseline_values, finalist_candidates, startup_trials, tuner_sampler
@@ -298,7 +298,9 @@ def finalist_value(study: optuna.Study, rows: list[dict], k: int, repeats: int, 
     baseline when no finalist beats it) is valued by the grid: its point's mean."""
     grid, shown = group(rows), getattr(study, "shown", {})
     trials = study.get_trials(deepcopy=False)
-    baseline = next(t for t in trials if t.user_attrs.get("baseline"))
+    baseline = next((t for t in trials if t.user_attrs.get("baseline") and t.state == optuna.trial.TrialState.COMPLETE), None)
+    if baseline is None:  # as `finalise`: nothing to compare with, the study's own pick
+        return chosen_value(study, rows, floor_db)
     chosen = pick_finalists(finalist_candidates(trials, baseline), directions([OBJECTIVE]), baseline_values(trials, baseline),
                             k, [OBJECTIVE])
     labels = {f"trial {n}": n for n in chosen}
@@ -310,13 +312,13 @@ def finalist_value(study: optuna.Study, rows: list[dict], k: int, repeats: int, 
         reps = grid[point]
         fresh = [i for i in range(len(reps)) if i not in shown.get(point, set())] or list(range(len(reps)))
         dirs[label] = []
-        for i in fresh[:repeats]:
-            if reps[i]["state"] != "complete":
-                dropped.setdefault(label, f"repeat {i}: {reps[i].get('reason')}")
-                continue
+        for r, i in enumerate(fresh[:repeats], 1):
+            if reps[i]["state"] != "complete":  # as `remeasure`: a failed repeat drops the config
+                dropped[label] = f"repeat {r}: {reps[i].get('reason')}"
+                break
             runs[f"{label}#{i}"] = reps[i]
             dirs[label].append(f"{label}#{i}")
-    result = decide(dirs, dropped, compared_metrics([OBJECTIVE]), list(labels), load=lambda run_id: recorded_run(runs[run_id]))
+    result = decide(dirs, dropped, [OBJECTIVE], list(labels), load=lambda run_id: recorded_run(runs[run_id]))
     winner = labels[result["winner"]] if result["winner"] else baseline.number
     return point_value(grid[key(trials[winner].params)], floor_db)
 

@@ -43,7 +43,7 @@ from vvbench.core.errors import TargetError
 from vvbench.harness.run import run
 from vvbench.reports.compare import compare_pooled
 from vvbench.runtime.config import RuntimeConfig
-from vvbench.tuner.objectives import closest_to_ideal, pareto
+from vvbench.tuner.objectives import closest_to_ideal, compared_metrics, directions, objective_value, pareto
 from vvbench.tuner.trials import Server
 
 BASELINE = "baseline"
@@ -118,32 +118,35 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def nearest_remeasured(rows: Sequence[dict], ranked: Sequence[str]) -> dict:
-    """The row nearest the ideal point on its re-measured values (`closest_to_ideal` over each change's `new`);
-    the first in `ranked` order on a tie, or when a row lacks a finite value for any compared metric."""
+def nearest_remeasured(rows: Sequence[dict], ranked: Sequence[str], objectives: Sequence[str]) -> tuple[dict, list[str]]:
+    """(the row nearest the ideal point on its re-measured objective values, the objectives that measured it).
+
+    A row's value of an objective is `objective_value` over its changes' `new` (a weighted objective its weighted
+    sum); an objective some row has no finite value of (peak memory at one repeat has no mean compared) is left out.
+    The first in `ranked` order on a tie, or, with no objective left, by `ranked` order alone ([] as the second)."""
     rows = sorted(rows, key=lambda r: ranked.index(r["label"]))
-    metrics = [c["metric"] for c in rows[0]["changes"]]
-    points = {}
-    for i, r in enumerate(rows):
-        values = {c["metric"]: c["new"] for c in r["changes"]}
-        if [c["metric"] for c in r["changes"]] != metrics or not all(_finite(values[m]) for m in metrics):
-            return rows[0]
-        points[i] = [values[m] for m in metrics]
-    dirs = ["minimize" if c["direction"] == "lower" else "maximize" for c in rows[0]["changes"]]
-    return rows[closest_to_ideal(points, dirs, metrics)]
+    values = [[objective_value(o, {c["metric"]: c.get("new") for c in r["changes"]}) for o in objectives] for r in rows]
+    used = [i for i in range(len(objectives)) if all(_finite(v[i]) for v in values)]
+    if not used:
+        return rows[0], []
+    names = [objectives[i] for i in used]
+    points = {n: [v[i] for i in used] for n, v in enumerate(values)}
+    return rows[closest_to_ideal(points, directions(names), names)], names
 
 
 def decide(run_dirs: Mapping[str, list[str]], dropped: Mapping[str, str], objectives: list[str], ranked: list[str],
            seed: int = 0, load=load_run) -> dict:
-    """Compare each finalist with the baseline and choose (see the module docstring); plain data. `load` reads a
-    run directory (`load_run`; a replay of recorded runs gives its own)."""
+    """Compare each finalist with the baseline on the study's `objectives` (a weighted one on its component metrics,
+    `compared_metrics`) and choose (see the module docstring); plain data. `load` reads a run directory (`load_run`;
+    a replay of recorded runs gives its own)."""
+    metrics = compared_metrics(objectives)
     base_runs = [load(p) for p in run_dirs.get(BASELINE, [])]
     rows = []
     for label in ranked:
         row = {"label": label, "runs": run_dirs.get(label, []), "dropped": dropped.get(label), "changes": [],
                "improved": [], "regressed": [], "beats_baseline": False}
         if label not in dropped and len(base_runs) and run_dirs.get(label):
-            changes = compare_pooled(base_runs, [load(p) for p in run_dirs[label]], objectives, seed=seed)
+            changes = compare_pooled(base_runs, [load(p) for p in run_dirs[label]], metrics, seed=seed)
             row["changes"] = [asdict(c) for c in changes]
             row["improved"] = [c.metric for c in changes if c.verdict == "improved"]
             row["regressed"] = [c.metric for c in changes if c.verdict == "regressed"]
@@ -158,11 +161,12 @@ def decide(run_dirs: Mapping[str, list[str]], dropped: Mapping[str, str], object
     else:
         most = max(len(r["improved"]) for r in beating)
         tied = [r for r in beating if len(r["improved"]) == most]
-        best = nearest_remeasured(tied, ranked)
+        best, by = nearest_remeasured(tied, ranked, objectives)
         winner = best["label"]
         why = (f"beats the baseline on {', '.join(best['improved'])} (the whole bootstrap ratio interval beyond "
                f"the 5% threshold, Holm-adjusted Mann-Whitney p < 0.05) and regressed on none")
         if len(tied) > 1:
-            why += f"; of the {len(tied)} that do, nearest the ideal point on the re-measured values"
+            why += (f"; of the {len(tied)} that do, nearest the ideal point on the re-measured {', '.join(by)}" if by else
+                    f"; of the {len(tied)} that do, the study's first (no objective re-measured for all of them)")
     return {"finalists": rows, "winner": winner, "why": why, "baseline_runs": run_dirs.get(BASELINE, []),
             "baseline_dropped": dropped.get(BASELINE)}

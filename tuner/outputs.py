@@ -13,8 +13,9 @@
     OUT/plots/*.png        Pareto front, optimisation history, importances (`vvbench.tuner.plots`)
 
 With finalists, the recommendation is theirs: the finalist that beat the baseline, or the
-baseline when none did. Without (`--finalists 0`, or nothing feasible to re-measure) it is the
-study's own pick, and the summary says it was not re-measured.
+baseline when none did. Without (`--finalists 0`, nothing feasible to re-measure, or nothing the
+study saw better than the baseline) it is the study's own pick, and the summary says it was not
+re-measured.
     OUT/runs/              every trial's run directory;  OUT/reference/  the reference audio
 
 The time saved is estimated against a restart per trial: every trial applied hot (or unchanged)

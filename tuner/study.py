@@ -53,7 +53,7 @@ from vvbench.core.errors import ConfigError
 from vvbench.core.interrupts import interrupted_by
 from vvbench.runtime.config import RuntimeConfig, merge, validate_config
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists, remeasure
-from vvbench.tuner.objectives import compared_metrics, constraints, directions, feasible, objective_value
+from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
 from vvbench.tuner.outputs import complete_configs
 from vvbench.tuner.quality import Reference, scenario_probes, synthesise
 from vvbench.tuner.space import SearchSpace, baseline_params, params_to_knobs, reference_knobs
@@ -200,9 +200,11 @@ def finalist_candidates(trials: list, baseline) -> dict[int, list[float]]:
             if feasible(cons) and not (baseline is not None and trials[n].params == baseline.params)}
 
 
-def baseline_values(trials: list, baseline) -> list[float]:
-    """The baseline config's values as the study saw them: the mean over every complete trial of its params (`pooled`)."""
-    return next(values for n, (values, _) in complete_configs(trials).items() if trials[n].params == baseline.params)
+def baseline_values(trials: list, baseline) -> list[float] | None:
+    """The baseline config's values as the study saw them, the mean over every complete trial of its params
+    (`pooled`); None when it was infeasible: what it dominates may still be the best there is."""
+    values, cons = next(vc for n, vc in complete_configs(trials).items() if trials[n].params == baseline.params)
+    return values if feasible(cons) else None
 
 
 @dataclass
@@ -335,7 +337,7 @@ class Tuner:
             dirs, dropped, order = remeasure(server, self.scenario, configs, repeats, self.out / "finalists", on_run)
         finally:
             self._close(server)
-        result = decide(dirs, dropped, compared_metrics(self.objectives), list(labels))
+        result = decide(dirs, dropped, self.objectives, list(labels))
         for row in result["finalists"]:
             row["trial"] = labels[row["label"]]
         result.update(repeats=repeats, order=order, baseline_trial=baseline.number,

@@ -93,7 +93,7 @@ def test_of_finalists_that_all_beat_the_baseline_the_re_measurement_chooses_not_
             "trial 2": [str(p) for p in runs["fastest"]]}
     out = decide(dirs, {}, ["ttfa_p95_s"], ["trial 1", "trial 2"])
     assert all(r["beats_baseline"] for r in out["finalists"])
-    assert out["winner"] == "trial 2" and "of the 2 that do, nearest the ideal point on the re-measured values" in out["why"]
+    assert out["winner"] == "trial 2" and "of the 2 that do, nearest the ideal point on the re-measured ttfa_p95_s" in out["why"]
     # beating the baseline on more objectives still comes first, whatever the re-measured values
     more = decide(dirs, {}, ["ttfa_p95_s", "e2e_p50_s"], ["trial 1", "trial 2"])
     assert {r["label"]: len(r["improved"]) for r in more["finalists"]} == {"trial 1": 2, "trial 2": 2}
@@ -103,15 +103,28 @@ def test_of_finalists_that_all_beat_the_baseline_the_re_measurement_chooses_not_
 def test_the_re_measured_pick_is_nearest_the_ideal_and_falls_back_to_the_study_order():
     from vvbench.tuner.finalists import nearest_remeasured
 
-    def row(label, ttfa, goodput):
+    def row(label, ttfa, goodput, memory=4e8):
         return {"label": label, "changes": [{"metric": "ttfa_p95_s", "direction": "lower", "new": ttfa},
-                                            {"metric": "goodput_rps", "direction": "higher", "new": goodput}]}
+                                            {"metric": "goodput_rps", "direction": "higher", "new": goodput},
+                                            {"metric": "peak_rss_bytes", "direction": "lower", "new": memory}]}
 
-    ranked = ["trial 4", "trial 9", "trial 2"]
+    ranked, two = ["trial 4", "trial 9", "trial 2"], ["ttfa_p95_s", "goodput_rps"]
+
+    def pick(rows, objectives=two):
+        best, by = nearest_remeasured(rows, ranked, objectives)
+        return best["label"], by
+
     # trial 9: 10% more TTFA for twice the goodput is nearer the ideal (0.20 s, 4 req/s) than trial 4's half goodput
-    assert nearest_remeasured([row("trial 4", 0.20, 2.0), row("trial 9", 0.22, 4.0)], ranked)["label"] == "trial 9"
-    assert nearest_remeasured([row("trial 9", 0.2, 4.0), row("trial 4", 0.2, 4.0)], ranked)["label"] == "trial 4"  # a tie
-    assert nearest_remeasured([row("trial 2", 0.1, 9.0), row("trial 9", None, 4.0)], ranked)["label"] == "trial 9"  # a gap
+    assert pick([row("trial 4", 0.20, 2.0), row("trial 9", 0.22, 4.0)]) == ("trial 9", two)
+    assert pick([row("trial 9", 0.2, 4.0), row("trial 4", 0.2, 4.0)]) == ("trial 4", two)  # a tie: the study's order
+    # peak memory at one repeat has no mean compared (new is None): the choice is made on the rest, and says so
+    three = [*two, "peak_rss_bytes"]
+    assert pick([row("trial 4", 0.20, 2.0, None), row("trial 9", 0.22, 4.0, None)], three) == ("trial 9", two)
+    assert pick([row("trial 2", 0.1, 9.0), row("trial 9", None, None)]) == ("trial 9", [])  # nothing left: the study's order
+    # a weighted objective is the study's one objective: its weighted sum of the re-measured values chooses, not the
+    # unweighted distance over its components (which would take trial 9, nearer on TTFA)
+    weighted = ["weighted(ttfa_p95_s:-10,goodput_rps:1)"]
+    assert pick([row("trial 4", 0.30, 5.0), row("trial 9", 0.20, 3.0)], weighted) == ("trial 4", weighted)  # 2.0 against 1.0
 
 
 def test_finalist_candidates_pool_a_config_measured_twice_and_leave_the_baseline_out():
@@ -152,3 +165,19 @@ def test_a_study_that_saw_nothing_better_than_the_baseline_re_measures_nothing_a
     assert tuner.finalise(k=3, repeats=3) is None  # returned before any service was started
     assert tuner.notes == ["finalists: none re-measured, none of the 2 feasible configs besides the baseline's was better than it "
                            "on any objective"]
+
+
+def test_an_infeasible_baseline_does_not_keep_feasible_configs_from_the_finalists():
+    import optuna
+
+    from vvbench.tuner.study import baseline_values, finalist_candidates
+
+    dist = {"steps": optuna.distributions.IntDistribution(6, 10)}
+    study = optuna.create_study(directions=["minimize"])
+    # the baseline measured fastest but over the memory budget; the feasible configs are all slower
+    for steps, value, cons in [(10, 0.05, {"memory": 1.0}), (8, 0.08, {"memory": -1.0}), (9, 0.11, {"memory": -1.0})]:
+        study.add_trial(optuna.trial.create_trial(params={"steps": steps}, distributions=dist, values=[value],
+                                                  user_attrs={"constraints": cons, "baseline": not study.trials}))
+    trials = study.get_trials()
+    assert baseline_values(trials, trials[0]) is None
+    assert pick_finalists(finalist_candidates(trials, trials[0]), ["minimize"], None, 3, ["ttfa_p95_s"]) == [1, 2]
