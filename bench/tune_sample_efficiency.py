@@ -41,9 +41,10 @@
 3. **pack** writes a grid's rows with their measured TTFAs read from the run directories.
 
 Prints a Markdown table per budget. A trial outside the grid raises (the space is the grid).
-`replay` also takes a grid.jsonl file: `bench/data/sample-efficiency-tiny-x3.jsonl` (3 repeats)
-and `bench/data/sample-efficiency-tiny.jsonl` (one, an earlier recording) are the grids that
-docs/benchmarks.md quotes (Tuner, "Sample efficiency").
+`replay` also takes a grid.jsonl file: `bench/data/sample-efficiency-tiny-x4.jsonl` (4 repeats, with
+TTFAs), `bench/data/sample-efficiency-tiny-x3.jsonl` (3 repeats, packed with TTFAs) and
+`bench/data/sample-efficiency-tiny.jsonl` (one, an earlier recording, no TTFAs: no finalist replay)
+are the grids that docs/benchmarks.md quotes (Tuner, "Sample efficiency").
 """
 
 from __future__ import annotations
