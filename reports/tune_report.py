@@ -20,7 +20,7 @@ from vvbench.core.errors import InputError
 from vvbench.reports.page import page
 from vvbench.reports.render import html_table
 
-PLOTS = (("pareto", "Pareto front (first two objectives)"), ("history", "Optimisation history"),
+PLOTS = (("pareto", "Pareto front (first two objectives; Optuna's plot, one point per trial, where the table above pools a config's trials)"), ("history", "Optimisation history"),
          ("importances", "Parameter importances (first objective)"))
 
 
@@ -126,9 +126,14 @@ def against_baseline(values: dict | None, summary: dict) -> str:
     return ", ".join(parts) or "—"
 
 
+def _pooled_note(trials: list[int]) -> str:
+    return f" (mean of trials {', '.join(map(str, trials))})" if len(trials) > 1 else ""
+
+
 def pareto_rows(data: dict) -> list[list[str]]:
     s = data["summary"]
-    return [[str(t["number"]) + (" (baseline)" if t.get("baseline") else ""), params_text(t["params"]), _values(t["values"]),
+    return [[str(t["number"]) + (" (baseline)" if t.get("baseline") else "") + _pooled_note(t.get("trials") or []),
+             params_text(t["params"]), _values(t["values"]),
              "—" if t.get("baseline") else against_baseline(t["values"], s), _num(t.get("quality_db"))] for t in data["pareto"]]
 
 

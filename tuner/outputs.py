@@ -2,7 +2,7 @@
 
     OUT/recommended.yaml   the recommended RuntimeConfig; its first line is the command that serves it
     OUT/trials.json        every trial: number, state, params, values, constraints, feasible, reason, run dir
-    OUT/pareto.json        the feasible Pareto front
+    OUT/pareto.json        the feasible Pareto front of distinct configs, each the mean of its trials (`trials`)
     OUT/importances.json   parameter importances per objective (PED-ANOVA, Optuna's default evaluator; what
                            they rest on, the best 10% of the complete trials, is `importances_basis` in the summary)
     OUT/summary.json       counts (complete, failed, pruned), the recommendation and why, baseline vs
@@ -128,6 +128,13 @@ def _config_values(number: int | None, configs: dict, by_number: dict, objective
     return by_number[number]["values"] if number in by_number else None
 
 
+def _front_row(number: int, values, trials: list[FrozenTrial], objectives: list[str], by_number: dict) -> dict:
+    """A Pareto-front member as pareto.json holds it: its first trial's row with the config's values (the mean of
+    its trials, `pooled`) and, in `trials`, every complete trial of its params."""
+    same = [t.number for t in trials if t.state == TrialState.COMPLETE and t.params == trials[number].params]
+    return {**by_number[number], "values": dict(zip(objectives, values)), "trials": same}
+
+
 def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: list[str], base: RuntimeConfig,
                   config_of, notes: list[str], final: dict | None = None, plots: bool = True) -> dict:
     """Write the tune directory (see the module docstring); returns the summary."""
@@ -145,7 +152,8 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
         why += " (not re-measured against the baseline: no finalists)"
         (out / "finalists.json").unlink(missing_ok=True)
     ok = {k: v for k, (v, c) in complete.items() if feasible(c)}
-    front = sorted(pareto(ok, dirs)) if ok else []
+    distinct = {k: v for k, (v, c) in configs.items() if feasible(c)}  # the front as the pick sees it: configs, pooled
+    front = sorted(pareto(distinct, dirs)) if distinct else []
     config = config_of(trials[chosen].params) if chosen is not None else base
     header = (f"# vvbench serve --config {out / 'recommended.yaml'}\n"
               f"# study {study.study_name}, trial {chosen}: {why}\n")
@@ -163,7 +171,8 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
                "baseline_vs_finalist": _interval_rows(final),
                "recommended_yaml": str(out / "recommended.yaml")}
     write_atomic(out / "trials.json", json.dumps(rows, indent=2, default=str))
-    write_atomic(out / "pareto.json", json.dumps([by_number[n] for n in front], indent=2, default=str))
+    write_atomic(out / "pareto.json", json.dumps([_front_row(n, distinct[n], trials, objectives, by_number) for n in front],
+                                                 indent=2, default=str))
     importances, summary["importances_basis"] = _importances(study, objectives)
     write_atomic(out / "importances.json", json.dumps(importances, indent=2, default=str))
     if plots:

@@ -1,9 +1,9 @@
 """Warm start: enqueue another study's feasible Pareto set as the first trials of a new one.
 
-`pareto_params(study)` reads the old study's complete trials whose recorded constraints are all
-met (`constraints` user attribute, as this tuner writes it; a trial without any counts as
-feasible), takes the non-dominated ones under that study's own directions, and returns their
-params. `warm_start` keeps, of each, the params the new space knows and whose value lies inside
+`pareto_params(study)` reads the old study's complete trials, one entry per distinct config (the
+mean of its trials), keeps those whose recorded constraints are all met (`constraints` user
+attribute, as this tuner writes it; a trial without any counts as feasible), takes the
+non-dominated ones under that study's own directions, and returns their params. `warm_start` keeps, of each, the params the new space knows and whose value lies inside
 the new distribution (a param the old space lacked is left to the sampler), drops duplicates and
 the baseline's own params, and enqueues them after the baseline. What was kept or skipped is
 returned as notes for the summary.
@@ -15,15 +15,17 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from vvbench.tuner.objectives import feasible, pareto
+from vvbench.tuner.objectives import feasible, pareto, pooled
 
 
 def pareto_params(study: optuna.Study) -> list[dict]:
-    """The params of `study`'s feasible Pareto-optimal trials, in trial order."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if feasible((t.user_attrs.get("constraints") or {}).values())]
+    """The params of `study`'s feasible Pareto-optimal configs, in the order of their first trials; a config measured
+    by several trials counts once, as their mean, feasible only when every one was (`pooled`, as the pick and
+    pareto.json read the study)."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    configs = pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {}) for t in done])
     dirs = ["minimize" if d == optuna.study.StudyDirection.MINIMIZE else "maximize" for d in study.directions]
-    points = {t.number: t.values for t in done}
+    points = {n: values for n, (values, cons) in configs.items() if feasible(cons)}
     front = set(pareto(points, dirs)) if points else set()
     return [t.params for t in done if t.number in front]
 
