@@ -64,7 +64,7 @@ import pandas as pd
 from vvbench.runtime.config import RuntimeConfig
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists
 from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
-from vvbench.tuner.outputs import complete_configs
+from vvbench.tuner.outputs import feasible_configs
 from vvbench.tuner.space import SearchSpace, parse_space
 from vvbench.tuner.study import Tuner, baseline_values, finalist_candidates, startup_trials, tuner_sampler
 from vvbench.tuner.trials import TRIAL_METRICS, TrialOutcome
@@ -263,10 +263,9 @@ def search(rows: list[dict], space: SearchSpace, base: RuntimeConfig, sampler: o
 
 def _configs_by_value(study: optuna.Study) -> list[tuple[float, tuple]]:
     """(observed value, point) of the study's distinct feasible configs, best first, as the tuner ranks them
-    (`vvbench.tuner.outputs.complete_configs`): a config measured by several trials is the mean of them, feasible only
+    (`vvbench.tuner.outputs.feasible_configs`): a config measured by several trials is the mean of them, feasible only
     when every one was."""
-    return sorted((values[0], key(study.trials[n].params)) for n, (values, cons) in complete_configs(study.trials).items()
-                  if feasible(cons))
+    return sorted((values[0], key(study.trials[n].params)) for n, values in feasible_configs(study.trials).items())
 
 
 def best_found(study: optuna.Study) -> float | None:

@@ -121,6 +121,12 @@ def complete_configs(trials: list[FrozenTrial]) -> dict[int, tuple[list[float], 
                    for t in trials if t.state == TrialState.COMPLETE])
 
 
+def feasible_configs(trials: list[FrozenTrial]) -> dict[int, list[float]]:
+    """First trial number -> mean values of each distinct config every trial of which was feasible: the configs
+    the pick, the front, the finalists and a warm start read."""
+    return {n: values for n, (values, cons) in complete_configs(trials).items() if feasible(cons)}
+
+
 def _config_values(number: int | None, configs: dict, by_number: dict, objectives: list[str]) -> dict | None:
     """Objective -> value of the config first measured by trial `number`: the mean of all its trials (`pooled`)."""
     if number in configs:
@@ -152,7 +158,7 @@ def write_outputs(study: optuna.Study, out: Path, objectives: list[str], dirs: l
         why += " (not re-measured against the baseline: no finalists)"
         (out / "finalists.json").unlink(missing_ok=True)
     ok = {k: v for k, (v, c) in complete.items() if feasible(c)}
-    distinct = {k: v for k, (v, c) in configs.items() if feasible(c)}  # the front as the pick sees it: configs, pooled
+    distinct = feasible_configs(trials)  # the front as the pick sees it: configs, pooled
     front = sorted(pareto(distinct, dirs)) if distinct else []
     config = config_of(trials[chosen].params) if chosen is not None else base
     header = (f"# vvbench serve --config {out / 'recommended.yaml'}\n"

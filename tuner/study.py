@@ -54,7 +54,7 @@ from vvbench.core.interrupts import interrupted_by
 from vvbench.runtime.config import RuntimeConfig, merge, validate_config
 from vvbench.tuner.finalists import BASELINE, decide, pick_finalists, remeasure
 from vvbench.tuner.objectives import constraints, directions, feasible, objective_value
-from vvbench.tuner.outputs import complete_configs
+from vvbench.tuner.outputs import complete_configs, feasible_configs
 from vvbench.tuner.quality import Reference, scenario_probes, synthesise
 from vvbench.tuner.space import SearchSpace, baseline_params, params_to_knobs, reference_knobs
 from vvbench.tuner.trials import Server, TrialContext, TrialOutcome, run_trial
@@ -196,8 +196,8 @@ def worker_id() -> str:
 def finalist_candidates(trials: list, baseline) -> dict[int, list[float]]:
     """First trial number -> mean values of each distinct feasible config (`pooled`), the baseline's params left
     out: re-measuring those measures the baseline."""
-    return {n: values for n, (values, cons) in complete_configs(trials).items()
-            if feasible(cons) and not (baseline is not None and trials[n].params == baseline.params)}
+    return {n: values for n, values in feasible_configs(trials).items()
+            if not (baseline is not None and trials[n].params == baseline.params)}
 
 
 def baseline_values(trials: list, baseline) -> list[float] | None:

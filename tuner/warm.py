@@ -1,9 +1,9 @@
 """Warm start: enqueue another study's feasible Pareto set as the first trials of a new one.
 
-`pareto_params(study)` reads the old study's complete trials, one entry per distinct config (the
-mean of its trials), keeps those whose recorded constraints are all met (`constraints` user
-attribute, as this tuner writes it; a trial without any counts as feasible), takes the
-non-dominated ones under that study's own directions, and returns their params. `warm_start` keeps, of each, the params the new space knows and whose value lies inside
+`pareto_params(study)` reads the old study's feasible configs (`feasible_configs`: one per distinct
+config, the mean of its complete trials, feasible when every trial's recorded `constraints` were
+met; a trial without any counts as feasible), takes the non-dominated ones under that study's own
+directions, and returns their params. `warm_start` keeps, of each, the params the new space knows and whose value lies inside
 the new distribution (a param the old space lacked is left to the sampler), drops duplicates and
 the baseline's own params, and enqueues them after the baseline. What was kept or skipped is
 returned as notes for the summary.
@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.trial import TrialState
 
-from vvbench.tuner.objectives import feasible, pareto, pooled
+from vvbench.tuner.objectives import pareto
+from vvbench.tuner.outputs import feasible_configs
 
 
 def pareto_params(study: optuna.Study) -> list[dict]:
     """The params of `study`'s feasible Pareto-optimal configs, in the order of their first trials; a config measured
     by several trials counts once, as their mean, feasible only when every one was (`pooled`, as the pick and
     pareto.json read the study)."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    configs = pooled([(t.number, t.params, t.values, t.user_attrs.get("constraints") or {}) for t in done])
+    trials = study.get_trials(deepcopy=False)
+    points = feasible_configs(trials)
     dirs = ["minimize" if d == optuna.study.StudyDirection.MINIMIZE else "maximize" for d in study.directions]
-    points = {n: values for n, (values, cons) in configs.items() if feasible(cons)}
-    front = set(pareto(points, dirs)) if points else set()
-    return [t.params for t in done if t.number in front]
+    return [trials[n].params for n in sorted(pareto(points, dirs))] if points else []
 
 
 def _fits(dist: BaseDistribution, value) -> bool:
