@@ -39,7 +39,7 @@ def _two_objective_study(points):
 
 
 def test_the_importances_say_which_trials_they_rest_on(tmp_path):
-    from reports.tune_report import importance_rows, load_tune
+    from vvbench.reports.tune_report import importance_rows, load_tune
 
     # six trials, one of them best on both objectives: PED-ANOVA's best 10% is that one trial for both, so both
     # objectives get the same importances; the report must say they rest on one trial
